@@ -1,0 +1,57 @@
+// swift-tools-version:6.0
+//
+// Descent: a deep-learning training library with a Swift core, shipped as libdescent.so
+// with a generated C header (include/descent.h) and a plugin ABI (include/descent_plugin.h).
+//
+//   CDescentKernels  C11 + OpenMP: optimizer update kernels and the parallel step runner
+//   Descent          the Swift core (optimizer registry, optimizers, plugins); a Swift API too
+//   DescentC         the C API surface only (@c functions): argument checks, handles, errors
+//   descent          the shared library C programs and Python load
+import PackageDescription
+import Foundation
+
+/// Debian's libomp-dev puts omp.h beside clang 14's builtin headers, which Swift's own clang
+/// does not search. It is added with -idirafter so clang 14's other builtins never shadow
+/// the toolchain's own (TOOLCHAIN.md).
+func openMPIncludeDirectory() -> String? {
+    let root = "/usr/lib"
+    let fm = FileManager.default
+    let llvms = ((try? fm.contentsOfDirectory(atPath: root)) ?? []).filter { $0.hasPrefix("llvm-") }.sorted().reversed()
+    for llvm in llvms {
+        let clangDir = "\(root)/\(llvm)/lib/clang"
+        for version in ((try? fm.contentsOfDirectory(atPath: clangDir)) ?? []).sorted().reversed() {
+            let include = "\(clangDir)/\(version)/include"
+            if fm.fileExists(atPath: "\(include)/omp.h") { return include }
+        }
+    }
+    return nil
+}
+
+var kernelFlags = ["-fopenmp", "-O3", "-fno-math-errno", "-std=c11"]
+if let omp = openMPIncludeDirectory() { kernelFlags += ["-idirafter", omp] }
+#if arch(x86_64)
+// AVX2 + FMA: every x86_64 server of the last decade; the updates are memory-bound anyway.
+kernelFlags += ["-march=x86-64-v3"]
+#endif
+
+let package = Package(
+    name: "Descent",
+    products: [
+        .library(name: "descent", type: .dynamic, targets: ["DescentC"]),
+        .library(name: "Descent", targets: ["Descent"]),
+    ],
+    targets: [
+        .target(
+            name: "CDescentKernels",
+            cSettings: [.unsafeFlags(kernelFlags)],
+            linkerSettings: [.linkedLibrary("omp5"), .linkedLibrary("dl"), .linkedLibrary("m")]
+        ),
+        .target(name: "Descent", dependencies: ["CDescentKernels"]),
+        .target(
+            name: "DescentC",
+            dependencies: ["Descent", "CDescentKernels"],
+            linkerSettings: [.unsafeFlags(["-Xlinker", "-soname=libdescent.so"])]
+        ),
+        .testTarget(name: "DescentTests", dependencies: ["Descent", "CDescentKernels"]),
+    ]
+)

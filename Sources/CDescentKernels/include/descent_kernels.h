@@ -1,0 +1,83 @@
+/*
+ * descent_kernels.h -- the C layer under the Swift core: OpenMP kernels and small runtime
+ * services (thread count, thread-local error text). Internal: not installed, not a public API.
+ */
+#ifndef DESCENT_KERNELS_H
+#define DESCENT_KERNELS_H
+
+#include <stdint.h>
+#include "descent_plugin.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- handle tags -------------------------------------------------------------------------
+ * The public handles are opaque to C users. Swift needs a named pointee type so that the
+ * generated header prints `descent_optimizer *` rather than `void *`; the content is never read. */
+struct descent_optimizer { char opaque_; };
+struct descent_net { char opaque_; };
+
+/* Function-like macros do not reach Swift; these constants do. */
+static const uint32_t dk_plugin_abi_version = DESCENT_PLUGIN_ABI_VERSION;
+
+/* Writes one line to stderr (Swift 6 cannot touch the C global `stderr` safely). */
+void dk_write_stderr(const char *line);
+
+/* ---- built-in optimizers -----------------------------------------------------------------
+ * The built-ins are a plugin like any other, registered by the host at start-up. */
+const descent_plugin *dk_builtin_plugin(void);
+
+/* ---- threads -----------------------------------------------------------------------------*/
+/* Threads used by parallel kernels: DESCENT_NUM_THREADS if set (>= 1), else OpenMP's default. */
+int32_t dk_get_threads(void);
+/* n >= 1 sets the count; n == 0 restores the default. Returns the count now in force. */
+int32_t dk_set_threads(int32_t n);
+/* The default the library starts with (environment or OpenMP). */
+int32_t dk_default_threads(void);
+
+/* ---- thread-local error text -------------------------------------------------------------*/
+/* Copies message into this thread's buffer; dk_error_get returns it ("" before any error). */
+void dk_error_set(const char *message);
+const char *dk_error_get(void);
+
+/* ---- the step runner ---------------------------------------------------------------------*/
+/* Work smaller than this many elements in total runs on the calling thread: an OpenMP
+ * parallel region costs ~1 us, more than a small update takes (TOOLCHAIN.md measurements). */
+#define DK_PARALLEL_MIN_ELEMENTS 32768
+/* Elements per chunk handed to step(); also the size of the per-thread weight-decay scratch. */
+#define DK_CHUNK 4096
+
+/*
+ * Finds the first NaN/Inf in grads[0..count) (tensor-major, then index). Returns 1 and sets
+ * *tensor, *index when one exists, else 0. Reads each gradient once, in parallel when large.
+ */
+int32_t dk_find_nonfinite(int64_t count, const float *const *grads, const int64_t *lengths,
+                          int32_t threads, int64_t *tensor, int64_t *index);
+
+/*
+ * Runs one optimizer step over count tensors.
+ *   state[i * desc->state_count + s] is state slot s of tensor i.
+ *   l2 > 0 passes grad + l2 * param to step() (computed chunk-wise in cache, not in memory).
+ * ctx must be filled in (step count, hyperparameters, scalars from prepare()).
+ * Returns DESCENT_PLUGIN_OK, or DESCENT_PLUGIN_ERROR when any step() call failed; then the
+ * arrays are partly updated and the caller restores them.
+ */
+int32_t dk_run_step(const descent_optimizer_desc *desc, const descent_step_context *ctx,
+                    int64_t count, float *const *params, const float *const *grads,
+                    const int64_t *lengths, float *const *state, float l2, int32_t threads);
+
+/* Where a step's report_error() messages go: ctx->host_data points at one. The first message
+ * of a step wins; later ones are dropped. Zero it (dk_step_report_clear) before each step. */
+typedef struct dk_step_report {
+    int32_t claimed;          /* atomic flag, 0 = no message yet */
+    char message[512];
+} dk_step_report;
+void dk_step_report_clear(dk_step_report *report);
+void dk_report_error(const descent_step_context *ctx, const char *message);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* DESCENT_KERNELS_H */

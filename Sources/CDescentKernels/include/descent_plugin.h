@@ -1,0 +1,1 @@
+../../../include/descent_plugin.h

@@ -1,0 +1,176 @@
+/*
+ * step_runner.c -- how the host drives an optimizer's elementwise step() over many tensors:
+ * the gradient finiteness scan, host-side L2 weight decay, and the split of the work into
+ * chunks for OpenMP threads. One parallel region per step, not one per tensor.
+ */
+#include <omp.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "descent_kernels.h"
+
+static int64_t chunks_of(int64_t length) { return (length + DK_CHUNK - 1) / DK_CHUNK; }
+
+/* The slice of the flattened chunk sequence [0, total) that thread tid of nth owns. Static,
+ * contiguous slices keep each thread on its own pages from step to step. */
+static void thread_slice(int64_t total, int tid, int nth, int64_t *k0, int64_t *k1) {
+    *k0 = total * tid / nth;
+    *k1 = total * (tid + 1) / nth;
+}
+
+/* Calls visit(i, begin, end) for every element range of tensor i that lies in chunks
+ * [k0, k1). Stops early and returns the first non-zero visit() result. */
+#define FOR_EACH_SEGMENT(count, lengths, k0, k1, BODY)                                   \
+    do {                                                                                 \
+        int64_t first_chunk_ = 0;                                                        \
+        for (int64_t i = 0; i < (count) && first_chunk_ < (k1); i++) {                   \
+            int64_t c_ = chunks_of((lengths)[i]);                                        \
+            int64_t a_ = (k0) > first_chunk_ ? (k0) : first_chunk_;                      \
+            int64_t b_ = (k1) < first_chunk_ + c_ ? (k1) : first_chunk_ + c_;            \
+            if (a_ < b_) {                                                               \
+                int64_t begin = (a_ - first_chunk_) * DK_CHUNK;                          \
+                int64_t end = (b_ - first_chunk_) * DK_CHUNK;                            \
+                if (end > (lengths)[i]) end = (lengths)[i];                              \
+                BODY                                                                     \
+            }                                                                            \
+            first_chunk_ += c_;                                                          \
+        }                                                                                \
+    } while (0)
+
+/* ---- finiteness scan ---------------------------------------------------------------------*/
+
+/* Index of the first NaN/Inf in x[begin, end), or -1. A float is not finite exactly when its
+ * exponent bits are all ones; max() over the masked bits vectorises, so the scan runs at
+ * memory speed and only a block that holds a bad value is searched element by element. */
+static int64_t first_nonfinite(const float *x, int64_t begin, int64_t end) {
+    const uint32_t exponent = 0x7f800000u;
+    for (int64_t b = begin; b < end; b += 1024) {
+        int64_t e = b + 1024 < end ? b + 1024 : end;
+        uint32_t worst = 0;
+        for (int64_t j = b; j < e; j++) {
+            uint32_t u;
+            memcpy(&u, &x[j], sizeof u);
+            uint32_t bits = u & exponent;
+            worst = bits > worst ? bits : worst;
+        }
+        if (worst == exponent)
+            for (int64_t j = b; j < e; j++) {
+                uint32_t u;
+                memcpy(&u, &x[j], sizeof u);
+                if ((u & exponent) == exponent) return j;
+            }
+    }
+    return -1;
+}
+
+int32_t dk_find_nonfinite(int64_t count, const float *const *grads, const int64_t *lengths,
+                          int32_t threads, int64_t *tensor, int64_t *index) {
+    int64_t total_chunks = 0, total_elements = 0;
+    for (int64_t i = 0; i < count; i++) {
+        total_chunks += chunks_of(lengths[i]);
+        total_elements += lengths[i];
+    }
+    int nth = total_elements >= DK_PARALLEL_MIN_ELEMENTS && threads > 1 ? threads : 1;
+
+    /* Lexicographic minimum (tensor, index) over the threads' first finds. */
+    int64_t best_tensor = -1, best_index = -1;
+#pragma omp parallel num_threads(nth) if (nth > 1)
+    {
+        int64_t k0, k1;
+        thread_slice(total_chunks, omp_get_thread_num(), omp_get_num_threads(), &k0, &k1);
+        int64_t found_tensor = -1, found_index = -1;
+        FOR_EACH_SEGMENT(count, lengths, k0, k1, {
+            if (found_tensor < 0) {
+                int64_t j = first_nonfinite(grads[i], begin, end);
+                if (j >= 0) { found_tensor = i; found_index = j; }
+            }
+        });
+        if (found_tensor >= 0) {
+#pragma omp critical(dk_find_nonfinite)
+            if (best_tensor < 0 || found_tensor < best_tensor ||
+                (found_tensor == best_tensor && found_index < best_index)) {
+                best_tensor = found_tensor;
+                best_index = found_index;
+            }
+        }
+    }
+    if (best_tensor < 0) return 0;
+    *tensor = best_tensor;
+    *index = best_index;
+    return 1;
+}
+
+/* ---- the step ----------------------------------------------------------------------------*/
+
+/* Runs step() on elements [begin, end) of one tensor. With l2 > 0 the optimizer sees
+ * grad + l2 * param, built one cache-sized chunk at a time in scratch, so weight decay adds
+ * no memory traffic. */
+static int32_t run_segment(const descent_optimizer_desc *desc, const descent_step_context *ctx,
+                           float *param, const float *grad, float *const *state, float l2,
+                           int64_t begin, int64_t end, float *scratch) {
+    float *slots[DESCENT_PLUGIN_MAX_STATE];
+    uint32_t state_count = desc->state_count;
+    if (l2 == 0.0f) {
+        for (uint32_t s = 0; s < state_count; s++) slots[s] = state[s] + begin;
+        return desc->step(ctx, param + begin, grad + begin, slots, end - begin);
+    }
+    for (int64_t offset = begin; offset < end; offset += DK_CHUNK) {
+        int64_t n = end - offset < DK_CHUNK ? end - offset : DK_CHUNK;
+        const float *restrict g = grad + offset;
+        const float *restrict p = param + offset;
+        for (int64_t j = 0; j < n; j++) scratch[j] = g[j] + l2 * p[j];
+        for (uint32_t s = 0; s < state_count; s++) slots[s] = state[s] + offset;
+        int32_t rc = desc->step(ctx, param + offset, scratch, slots, n);
+        if (rc != DESCENT_PLUGIN_OK) return rc;
+    }
+    return DESCENT_PLUGIN_OK;
+}
+
+int32_t dk_run_step(const descent_optimizer_desc *desc, const descent_step_context *ctx,
+                    int64_t count, float *const *params, const float *const *grads,
+                    const int64_t *lengths, float *const *state, float l2, int32_t threads) {
+    int64_t total_chunks = 0, total_elements = 0;
+    for (int64_t i = 0; i < count; i++) {
+        total_chunks += chunks_of(lengths[i]);
+        total_elements += lengths[i];
+    }
+    int nth = total_elements >= DK_PARALLEL_MIN_ELEMENTS && threads > 1 ? threads : 1;
+    uint32_t state_count = desc->state_count;
+
+    atomic_int failed = 0;
+#pragma omp parallel num_threads(nth) if (nth > 1)
+    {
+        _Alignas(64) float scratch[DK_CHUNK];
+        int64_t k0, k1;
+        thread_slice(total_chunks, omp_get_thread_num(), omp_get_num_threads(), &k0, &k1);
+        FOR_EACH_SEGMENT(count, lengths, k0, k1, {
+            if (!atomic_load_explicit(&failed, memory_order_relaxed)) {
+                int32_t rc = run_segment(desc, ctx, params[i], grads[i],
+                                         state + (size_t)i * state_count, l2, begin, end, scratch);
+                if (rc != DESCENT_PLUGIN_OK) atomic_store(&failed, 1);
+            }
+        });
+    }
+    return atomic_load(&failed) ? DESCENT_PLUGIN_ERROR : DESCENT_PLUGIN_OK;
+}
+
+/* ---- error reports from plugins ---------------------------------------------------------*/
+
+void dk_step_report_clear(dk_step_report *report) {
+    __atomic_store_n(&report->claimed, 0, __ATOMIC_RELAXED);
+    report->message[0] = '\0';
+}
+
+void dk_report_error(const descent_step_context *ctx, const char *message) {
+    dk_step_report *report = ctx ? (dk_step_report *)ctx->host_data : NULL;
+    if (!report) return;
+    int32_t expected = 0;
+    if (!__atomic_compare_exchange_n(&report->claimed, &expected, 1, 0, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_RELAXED))
+        return;   /* an earlier message of this step wins */
+    if (!message) message = "(no message)";
+    size_t n = strlen(message);
+    if (n >= sizeof report->message) n = sizeof report->message - 1;
+    memcpy(report->message, message, n);
+    report->message[n] = '\0';
+}

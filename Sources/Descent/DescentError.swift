@@ -1,0 +1,53 @@
+/// What went wrong, as a code. The C API returns these values as `int32_t` statuses.
+public enum Status: Int32, Sendable, CaseIterable {
+    case ok = 0
+    /// An argument is NULL, out of range, malformed or of the wrong size.
+    case invalidArgument = 1
+    /// A name (optimizer, hyperparameter, file) does not exist.
+    case notFound = 2
+    /// NaN or Inf where finite numbers are required.
+    case numeric = 3
+    /// Tensor count or lengths differ from the ones the state was created for.
+    case shapeMismatch = 4
+    /// Reading or writing a file failed.
+    case io = 5
+    /// A file's contents are not in the expected format.
+    case format = 6
+    /// A plugin could not be loaded, or its optimizer failed.
+    case plugin = 7
+    /// Memory could not be allocated.
+    case outOfMemory = 8
+    /// The caller's buffer is too small; the needed size was reported.
+    case bufferTooSmall = 9
+
+    /// The status's C name, e.g. `DESCENT_ERR_NUMERIC`.
+    public var cName: String {
+        switch self {
+        case .ok: "DESCENT_OK"
+        case .invalidArgument: "DESCENT_ERR_INVALID_ARGUMENT"
+        case .notFound: "DESCENT_ERR_NOT_FOUND"
+        case .numeric: "DESCENT_ERR_NUMERIC"
+        case .shapeMismatch: "DESCENT_ERR_SHAPE"
+        case .io: "DESCENT_ERR_IO"
+        case .format: "DESCENT_ERR_FORMAT"
+        case .plugin: "DESCENT_ERR_PLUGIN"
+        case .outOfMemory: "DESCENT_ERR_OUT_OF_MEMORY"
+        case .bufferTooSmall: "DESCENT_ERR_BUFFER_TOO_SMALL"
+        }
+    }
+}
+
+/// An error with a status and a message that names the argument and the problem.
+public struct DescentError: Error, Equatable, CustomStringConvertible, Sendable {
+    public let status: Status
+    public let message: String
+
+    public init(_ status: Status, _ message: String) {
+        self.status = status
+        self.message = message
+    }
+
+    public var description: String { "\(status.cName): \(message)" }
+
+    static func invalid(_ message: String) -> DescentError { DescentError(.invalidArgument, message) }
+}

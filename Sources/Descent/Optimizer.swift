@@ -1,0 +1,265 @@
+import CDescentKernels
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An optimizer instance: hyperparameter values, the step count, and per-tensor state.
+///
+/// `step` updates parameters in place from gradients, the book's `optimizer.update(params, grads)`.
+/// State (velocities, moment estimates) is kept per tensor position and created on the first
+/// step; later steps must pass the same number of tensors with the same lengths.
+///
+/// One instance is used by one thread at a time; separate instances may run concurrently.
+public final class Optimizer {
+    /// What this optimizer is: name, hyperparameter table, state count.
+    public let kind: OptimizerKind
+    /// Updates taken since creation or the last reset (the `t` of bias corrections).
+    public private(set) var stepCount: Int64 = 0
+
+    /// Current hyperparameter values, in the kind's table order; stable address for C.
+    private let values: UnsafeMutablePointer<Double>
+    private let scalars: UnsafeMutablePointer<Double>
+    private let report: UnsafeMutablePointer<dk_step_report>
+    /// Lengths of the tensors the state belongs to; empty before the first step.
+    private var shape: [Int64] = []
+    /// state[i * stateCount + s]: state slot s of tensor i, 64-byte aligned, zero at creation.
+    private var state: UnsafeMutablePointer<UnsafeMutablePointer<Float>?>? = nil
+    /// Rollback copy for fallible plugin optimizers: params then state, per tensor.
+    private var snapshot: UnsafeMutablePointer<Float>? = nil
+    private var snapshotCount = 0
+
+    /// Creates an optimizer by registered name, with hyperparameters from a `"k=v,k=v"` list
+    /// (nil or empty: the defaults).
+    public init(_ name: String, hyperparameters: String? = nil) throws {
+        kind = try OptimizerRegistry.kind(named: name)
+        var initial = kind.defaults
+        for (key, value) in try parseHyperparameterList(hyperparameters ?? "") {
+            guard let i = kind.index(of: key) else { throw Self.unknownKey(key, kind) }
+            try kind.hyperparameters[i].validate(value)
+            initial[i] = value
+        }
+        values = .allocate(capacity: max(1, initial.count))
+        values.initialize(from: initial, count: initial.count)
+        scalars = .allocate(capacity: Int(DESCENT_PLUGIN_MAX_SCALARS))
+        scalars.initialize(repeating: 0, count: Int(DESCENT_PLUGIN_MAX_SCALARS))
+        report = .allocate(capacity: 1)
+        report.initialize(to: dk_step_report())
+    }
+
+    /// Creates an optimizer with hyperparameters given as a dictionary.
+    public convenience init(_ name: String, _ hyperparameters: [String: Double]) throws {
+        let text = hyperparameters.sorted { $0.key < $1.key }
+            .map { "\($0.key)=\(Hyperparameter.format($0.value))" }.joined(separator: ",")
+        try self.init(name, hyperparameters: text)
+    }
+
+    deinit {
+        freeState()
+        values.deallocate()
+        scalars.deallocate()
+        report.deallocate()
+    }
+
+    /// The current value of a hyperparameter. The read-only key `step` gives the step count.
+    public func value(_ key: String) throws -> Double {
+        if key == "step" { return Double(stepCount) }
+        guard let i = kind.index(of: key) else { throw Self.unknownKey(key, kind) }
+        return values[i]
+    }
+
+    /// Changes a hyperparameter; state and step count are kept (a learning-rate schedule).
+    public func set(_ key: String, _ value: Double) throws {
+        guard let i = kind.index(of: key) else { throw Self.unknownKey(key, kind) }
+        try kind.hyperparameters[i].validate(value)
+        values[i] = value
+    }
+
+    /// Current values by name.
+    public var hyperparameters: [String: Double] {
+        Dictionary(uniqueKeysWithValues: kind.hyperparameters.enumerated().map { ($1.name, values[$0]) })
+    }
+
+    /// Forgets the state and the step count: the next step is t = 1 with zero state.
+    public func reset() {
+        freeState()
+        stepCount = 0
+    }
+
+    /// Tensor lengths the state was created for (empty before the first step).
+    public var stateShape: [Int64] { shape }
+
+    /// Read access to state slot `slot` of tensor `tensor` (nil before the first step).
+    public func state(tensor: Int, slot: Int) -> UnsafeBufferPointer<Float>? {
+        guard let state, tensor >= 0, tensor < shape.count, slot >= 0, slot < kind.stateCount else { return nil }
+        return UnsafeBufferPointer(start: state[tensor * kind.stateCount + slot], count: Int(shape[tensor]))
+    }
+
+    /// Updates parameters in place: Swift convenience over buffers.
+    public func step(parameters: [UnsafeMutableBufferPointer<Float>], gradients: [UnsafeBufferPointer<Float>]) throws {
+        guard parameters.count == gradients.count else {
+            throw DescentError.invalid("\(parameters.count) parameter tensors but \(gradients.count) gradient tensors")
+        }
+        var lengths: [Int64] = []
+        for (i, (p, g)) in zip(parameters, gradients).enumerated() {
+            guard p.count == g.count else {
+                throw DescentError.invalid("params[\(i)] has \(p.count) elements but grads[\(i)] has \(g.count)")
+            }
+            lengths.append(Int64(p.count))
+        }
+        let params = parameters.map { $0.baseAddress }
+        let grads = gradients.map { $0.baseAddress }
+        try params.withUnsafeBufferPointer { pp in
+            try grads.withUnsafeBufferPointer { gp in
+                try lengths.withUnsafeBufferPointer { lp in
+                    try step(count: Int64(parameters.count), params: pp.baseAddress, grads: gp.baseAddress,
+                             lengths: lp.baseAddress)
+                }
+            }
+        }
+    }
+
+    /// Updates `count` tensors in place: `params[i][0..<lengths[i]] -= update(grads[i], state)`.
+    /// Validates everything before touching anything: on any error, parameters, state and the
+    /// step count are as they were. Allocates only on the first step (the state).
+    public func step(count: Int64, params: UnsafePointer<UnsafeMutablePointer<Float>?>?,
+                     grads: UnsafePointer<UnsafePointer<Float>?>?, lengths: UnsafePointer<Int64>?) throws {
+        guard count >= 1 else { throw DescentError.invalid("count is \(count): must be >= 1") }
+        guard let params else { throw DescentError.invalid("params is NULL") }
+        guard let grads else { throw DescentError.invalid("grads is NULL") }
+        guard let lengths else { throw DescentError.invalid("lengths is NULL") }
+        let n = Int(count)
+        for i in 0..<n {
+            let length = lengths[i]
+            guard length >= 0 else { throw DescentError.invalid("lengths[\(i)] is \(length): must be >= 0") }
+            if length > 0 {
+                guard params[i] != nil else { throw DescentError.invalid("params[\(i)] is NULL") }
+                guard grads[i] != nil else { throw DescentError.invalid("grads[\(i)] is NULL") }
+            }
+        }
+        if state != nil {
+            var same = shape.count == n
+            if same { for i in 0..<n where shape[i] != lengths[i] { same = false; break } }
+            guard same else {
+                let got = (0..<n).map { String(lengths[$0]) }.joined(separator: ", ")
+                throw DescentError(.shapeMismatch,
+                    "the state was created for \(shape.count) tensors of lengths [\(shape.map(String.init).joined(separator: ", "))], "
+                        + "but this step has \(n) tensors of lengths [\(got)]; call reset to start over")
+            }
+        }
+        let threads = dk_get_threads()
+        var badTensor: Int64 = 0, badIndex: Int64 = 0
+        if dk_find_nonfinite(count, grads, lengths, threads, &badTensor, &badIndex) != 0 {
+            let value = grads[Int(badTensor)]![Int(badIndex)]
+            throw DescentError(.numeric,
+                "grads[\(badTensor)] contains \(value.isNaN ? "NaN" : (value < 0 ? "-Inf" : "Inf")) at index \(badIndex)")
+        }
+        if state == nil { try allocateState(lengths: UnsafeBufferPointer(start: lengths, count: n)) }
+
+        let l2 = kind.hostWeightDecayIndex.map { Float(values[$0]) } ?? 0
+        var ctx = descent_step_context(
+            struct_size: UInt32(MemoryLayout<descent_step_context>.size), reserved: 0,
+            step: stepCount + 1, hparams: UnsafePointer(values), scalars: UnsafePointer(scalars),
+            report_error: dk_report_error, host_data: UnsafeMutableRawPointer(report))
+        let desc = kind.descriptor.pointee
+        dk_step_report_clear(report)
+        if let prepare = desc.prepare {
+            guard prepare(&ctx, scalars) == DESCENT_PLUGIN_OK else {
+                throw pluginFailure(during: "prepare")
+            }
+        }
+        if kind.isFallible { try takeSnapshot(params: params, n: n) }
+        let rc = dk_run_step(kind.descriptor, &ctx, count, params, grads, lengths, state, l2, threads)
+        guard rc == DESCENT_PLUGIN_OK else {
+            restoreSnapshot(params: params, n: n)
+            throw pluginFailure(during: "step")
+        }
+        stepCount += 1
+    }
+
+    // MARK: - internals
+
+    static func unknownKey(_ key: String, _ kind: OptimizerKind) -> DescentError {
+        DescentError(.notFound,
+            "unknown hyperparameter '\(key)' for \(kind.name); known: \(kind.hyperparameters.map(\.name).joined(separator: ", "))")
+    }
+
+    private func pluginFailure(during phase: String) -> DescentError {
+        let text = withUnsafeBytes(of: report.pointee.message) { raw in
+            String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
+        }
+        let reason = text.isEmpty ? "it gave no reason" : text
+        return DescentError(.plugin,
+            "optimizer '\(kind.name)' (\(kind.origin)) failed in \(phase): \(reason); parameters and state are unchanged")
+    }
+
+    private func allocateState(lengths: UnsafeBufferPointer<Int64>) throws {
+        let slots = kind.stateCount
+        let table = UnsafeMutablePointer<UnsafeMutablePointer<Float>?>.allocate(capacity: max(1, lengths.count * slots))
+        table.initialize(repeating: nil, count: max(1, lengths.count * slots))
+        for (i, length) in lengths.enumerated() {
+            for s in 0..<slots {
+                let bytes = max(64, (Int(length) * MemoryLayout<Float>.size + 63) / 64 * 64)
+                guard let raw = aligned_alloc(64, bytes) else {
+                    for j in 0..<(lengths.count * slots) { free(table[j]) }
+                    table.deallocate()
+                    throw DescentError(.outOfMemory, "cannot allocate \(bytes) bytes of optimizer state for tensor \(i)")
+                }
+                memset(raw, 0, bytes)
+                table[i * slots + s] = raw.assumingMemoryBound(to: Float.self)
+            }
+        }
+        state = table
+        shape = Array(lengths)
+    }
+
+    private func freeState() {
+        if let state {
+            for j in 0..<(shape.count * kind.stateCount) { free(state[j]) }
+            state.deallocate()
+        }
+        state = nil
+        shape = []
+        snapshot?.deallocate()
+        snapshot = nil
+        snapshotCount = 0
+    }
+
+    /// Copies params and state of every tensor, so a failing plugin step can be undone.
+    private func takeSnapshot(params: UnsafePointer<UnsafeMutablePointer<Float>?>, n: Int) throws {
+        let total = shape.reduce(0) { $0 + Int($1) } * (1 + kind.stateCount)
+        if snapshotCount < total {
+            snapshot?.deallocate()
+            snapshot = nil
+            snapshotCount = 0
+            guard let raw = malloc(max(1, total) * MemoryLayout<Float>.size) else {
+                throw DescentError(.outOfMemory, "cannot allocate the rollback copy (\(total) floats)")
+            }
+            snapshot = raw.assumingMemoryBound(to: Float.self)
+            snapshotCount = total
+        }
+        forEachBuffer(params: params, n: n) { buffer, copy, length in copy.update(from: buffer, count: length) }
+    }
+
+    private func restoreSnapshot(params: UnsafePointer<UnsafeMutablePointer<Float>?>, n: Int) {
+        guard snapshot != nil else { return }
+        forEachBuffer(params: params, n: n) { buffer, copy, length in buffer.update(from: copy, count: length) }
+    }
+
+    /// Visits (live buffer, its place in the snapshot, length) for every param and state buffer.
+    private func forEachBuffer(params: UnsafePointer<UnsafeMutablePointer<Float>?>, n: Int,
+                               _ body: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void) {
+        guard let snapshot, let state else { return }
+        var offset = 0
+        for i in 0..<n {
+            let length = Int(shape[i])
+            guard length > 0 else { continue }
+            body(params[i]!, snapshot + offset, length)
+            offset += length
+            for s in 0..<kind.stateCount {
+                body(state[i * kind.stateCount + s]!, snapshot + offset, length)
+                offset += length
+            }
+        }
+    }
+}

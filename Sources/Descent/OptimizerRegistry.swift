@@ -1,0 +1,178 @@
+import CDescentKernels
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Every optimizer Descent knows by name: the built-ins, then plugins in load order.
+///
+/// Safe to use from any thread: one lock guards the table. Plugins found through
+/// `DESCENT_PLUGIN_PATH` (colon-separated folders) are loaded on first use.
+public enum OptimizerRegistry {
+    struct Table {
+        var kinds: [OptimizerKind] = []
+        var pluginPathScanned = false
+    }
+
+    static let table: Mutex<Table> = {
+        var t = Table()
+        do {
+            t.kinds = try kinds(of: dk_builtin_plugin(), origin: "built-in", library: nil)
+        } catch {
+            // The built-ins are checked by the tests; a failure here is a build defect.
+            fatalError("built-in optimizer table is invalid: \(error)")
+        }
+        return Mutex(t)
+    }()
+
+    /// Runs `body` on the table, after the first-use scan of `DESCENT_PLUGIN_PATH`.
+    static func withTable<R>(_ body: (inout Table) throws -> R) rethrows -> R {
+        try table.withLock { t in
+            if !t.pluginPathScanned {
+                t.pluginPathScanned = true
+                scanPluginPath(into: &t)
+            }
+            return try body(&t)
+        }
+    }
+
+    /// Names of all registered optimizers, built-ins first.
+    public static var names: [String] { withTable { $0.kinds.map(\.name) } }
+
+    /// The optimizer registered under `name`.
+    public static func kind(named name: String) throws -> OptimizerKind {
+        try withTable { t in
+            guard let kind = t.kinds.first(where: { $0.name == name }) else {
+                throw DescentError(.notFound,
+                    "unknown optimizer '\(name)'; known: \(t.kinds.map(\.name).joined(separator: ", "))")
+            }
+            return kind
+        }
+    }
+
+    /// Loads a plugin library and registers its optimizers, all or none. Loading the same
+    /// library again is a no-op; an optimizer name that another library registered is an error.
+    /// Returns the names it provides.
+    @discardableResult
+    public static func loadPlugin(path: String) throws -> [String] {
+        try withTable { t in try load(path: path, into: &t) }
+    }
+
+    /// Loads every `*.so` in `directory` (sorted by name). Returns the names they provide.
+    /// Stops at the first library that fails; those loaded before it stay loaded.
+    @discardableResult
+    public static func loadPlugins(directory: String) throws -> [String] {
+        try withTable { t in
+            var names: [String] = []
+            for path in try sharedLibraries(in: directory) { names += try load(path: path, into: &t) }
+            return names
+        }
+    }
+
+    // MARK: - internals
+
+    static func kinds(of plugin: UnsafePointer<descent_plugin>, origin: String,
+                      library: UnsafeMutableRawPointer?) throws -> [OptimizerKind] {
+        let p = plugin.pointee
+        let hostMajor = DESCENT_PLUGIN_ABI_MAJOR
+        let major = p.abi_version >> 16, minor = p.abi_version & 0xffff
+        guard major == hostMajor else {
+            throw DescentError(.plugin,
+                "\(origin): built for plugin ABI \(major).\(minor), but this host speaks ABI \(hostMajor).\(DESCENT_PLUGIN_ABI_MINOR)")
+        }
+        let needed = MemoryLayout<descent_plugin>.size
+        guard Int(p.struct_size) >= needed else {
+            throw DescentError(.plugin, "\(origin): descent_plugin struct_size \(p.struct_size) is smaller than ABI 1.0's \(needed)")
+        }
+        guard p.optimizer_count >= 1, p.optimizer_count <= 256, let list = p.optimizers else {
+            throw DescentError(.plugin, "\(origin): declares \(p.optimizer_count) optimizers; need 1 to 256 and a list")
+        }
+        var kinds: [OptimizerKind] = []
+        for i in 0..<Int(p.optimizer_count) {
+            let kind = try makeOptimizerKind(list[i], origin: origin, library: library)
+            guard !kinds.contains(where: { $0.name == kind.name }) else {
+                throw DescentError(.plugin, "\(origin): optimizer '\(kind.name)' appears twice")
+            }
+            kinds.append(kind)
+        }
+        return kinds
+    }
+
+    static func load(path: String, into t: inout Table) throws -> [String] {
+        guard !path.isEmpty else { throw DescentError.invalid("path is empty") }
+        guard access(path, F_OK) == 0 else { throw DescentError(.notFound, "no such file: \(path)") }
+        guard let handle = dlopen(path, RTLD_NOW | RTLD_LOCAL) else {
+            let reason = dlerror().map { String(cString: $0) } ?? "unknown reason"
+            throw DescentError(.plugin, "cannot load '\(path)': \(reason)")
+        }
+        // The same library loaded twice: dlopen hands back the same handle.
+        if t.kinds.contains(where: { $0.library == handle }) {
+            dlclose(handle)
+            return t.kinds.filter { $0.library == handle }.map { $0.name }
+        }
+        do {
+            guard let symbol = dlsym(handle, DESCENT_PLUGIN_ENTRY_SYMBOL) else {
+                throw DescentError(.plugin, "'\(path)' is not a Descent plugin: it does not export \(DESCENT_PLUGIN_ENTRY_SYMBOL)")
+            }
+            let entry = unsafeBitCast(symbol, to: descent_plugin_entry_fn.self)
+            guard let plugin = withUnsafePointer(to: &pluginHost, { entry($0) }) else {
+                throw DescentError(.plugin, "'\(path)' refused to load (its entry point returned NULL)")
+            }
+            let loaded = try kinds(of: plugin, origin: path, library: handle)
+            for kind in loaded {
+                if let taken = t.kinds.first(where: { $0.name == kind.name }) {
+                    throw DescentError(.plugin,
+                        "\(path): optimizer '\(kind.name)' collides with the one from \(taken.origin)")
+                }
+            }
+            t.kinds += loaded
+            return loaded.map(\.name)
+        } catch {
+            dlclose(handle)
+            throw error
+        }
+    }
+
+    static func sharedLibraries(in directory: String) throws -> [String] {
+        guard !directory.isEmpty else { throw DescentError.invalid("directory is empty") }
+        guard let dir = opendir(directory) else {
+            throw DescentError(.notFound, "cannot open directory '\(directory)': \(String(cString: strerror(errno)))")
+        }
+        defer { closedir(dir) }
+        var paths: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
+            }
+            if name.hasSuffix(".so") { paths.append(directory.hasSuffix("/") ? directory + name : directory + "/" + name) }
+        }
+        return paths.sorted()
+    }
+
+    /// Plugins from DESCENT_PLUGIN_PATH. A failure is reported on stderr and the scan goes on:
+    /// there is no caller to return it to on first use.
+    static func scanPluginPath(into t: inout Table) {
+        guard let raw = getenv("DESCENT_PLUGIN_PATH") else { return }
+        for directory in String(cString: raw).split(separator: ":").map(String.init) where !directory.isEmpty {
+            do {
+                for path in try sharedLibraries(in: directory) {
+                    do { _ = try load(path: path, into: &t) } catch { warn("DESCENT_PLUGIN_PATH: \(error)") }
+                }
+            } catch { warn("DESCENT_PLUGIN_PATH: \(error)") }
+        }
+    }
+}
+
+func warn(_ message: String) {
+    dk_write_stderr("descent: \(message)")
+}
+
+/// What plugins see of the host: its ABI version and a log function.
+nonisolated(unsafe) var pluginHost = descent_host(
+    struct_size: UInt32(MemoryLayout<descent_host>.size), abi_version: dk_plugin_abi_version,
+    host_version: descentVersionCString,
+    log: { level, message in
+        let label = ["debug", "info", "warning", "error"][Int(max(0, min(3, level)))]
+        dk_write_stderr("descent plugin \(label): \(message.map { String(cString: $0) } ?? "")")
+    })

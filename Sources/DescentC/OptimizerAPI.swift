@@ -1,0 +1,143 @@
+import CDescentKernels
+import Descent
+
+/// Creates an optimizer by name: a built-in ("sgd", "momentum", "nesterov", "adagrad",
+/// "rmsprop", "adam", "adamw") or one a plugin registered.
+///
+/// `hparams` is a comma-separated list of key=value pairs, e.g. "lr=0.01,momentum=0.9";
+/// NULL or "" keeps every default. Keys must be hyperparameters of that optimizer and values
+/// finite and inside their ranges (`descent_optimizer_describe` lists them). Every optimizer
+/// without its own weight_decay also takes `weight_decay` (L2: the gradient becomes
+/// g + weight_decay*p).
+///
+/// On success `*out` receives a new handle; on failure `*out` is set to NULL.
+/// Errors: DESCENT_ERR_INVALID_ARGUMENT (NULL name or out, malformed list, value out of
+/// range), DESCENT_ERR_NOT_FOUND (unknown optimizer or key; the message lists the known ones).
+/// Memory: the caller owns the handle and frees it with `descent_optimizer_free`.
+/// Threads: safe from any thread.
+@c(descent_optimizer_create) public func descent_optimizer_create(
+    _ name: UnsafePointer<CChar>?, _ hparams: UnsafePointer<CChar>?,
+    _ out: UnsafeMutablePointer<UnsafeMutablePointer<descent_optimizer>?>?
+) -> Int32 {
+    out?.pointee = nil
+    return guarded("descent_optimizer_create") {
+        let out = try required(out, "out")
+        let optimizer = try Optimizer(try string(name, "name"),
+                                      hyperparameters: hparams.map { String(cString: $0) })
+        out.pointee = box(optimizer, as: descent_optimizer.self)
+    }
+}
+
+/// Takes one optimizer step: updates `count` parameter tensors in place from their gradients.
+/// Tensor i is `params[i][0 .. lengths[i])` with gradient `grads[i][0 .. lengths[i])`.
+///
+/// State (velocities, moments) is kept per tensor position and created, zeroed, on the first
+/// step after creation or `descent_optimizer_reset`; later steps must pass the same count and
+/// lengths. Before anything is written, every gradient is checked for NaN/Inf.
+///
+/// Errors leave parameters, state and the step count exactly as they were:
+/// DESCENT_ERR_INVALID_ARGUMENT (NULL pointers, count <= 0, a negative length),
+/// DESCENT_ERR_NUMERIC (a gradient holds NaN/Inf; the message names tensor and index),
+/// DESCENT_ERR_SHAPE (count or lengths differ from the state's; the message names both),
+/// DESCENT_ERR_PLUGIN (a plugin's step failed; its message is included),
+/// DESCENT_ERR_OUT_OF_MEMORY (state could not be allocated on the first step).
+/// Memory: the caller owns all arrays; the library keeps no pointer to them after the call.
+/// Threads: one handle is used by one thread at a time; separate handles may step
+/// concurrently. The update itself runs on `descent_get_num_threads()` threads when the
+/// tensors hold at least 32768 elements in total, and gives bit-identical results either way.
+@c(descent_optimizer_step) public func descent_optimizer_step(
+    _ opt: UnsafeMutablePointer<descent_optimizer>?, _ count: Int64,
+    _ params: UnsafePointer<UnsafeMutablePointer<Float>?>?,
+    _ grads: UnsafePointer<UnsafePointer<Float>?>?, _ lengths: UnsafePointer<Int64>?
+) -> Int32 {
+    guarded("descent_optimizer_step") {
+        let optimizer = unbox(try required(opt, "opt"), as: Optimizer.self)
+        try optimizer.step(count: count, params: params, grads: grads, lengths: lengths)
+    }
+}
+
+/// Sets a hyperparameter, e.g. ("lr", 0.001). State and step count are kept, so this is how
+/// learning-rate schedules are written.
+///
+/// Errors: DESCENT_ERR_INVALID_ARGUMENT (NULL, non-finite or out-of-range value; the optimizer
+/// is unchanged), DESCENT_ERR_NOT_FOUND (unknown key; the message lists the known ones).
+/// Threads: one handle, one thread at a time.
+@c(descent_optimizer_set) public func descent_optimizer_set(
+    _ opt: UnsafeMutablePointer<descent_optimizer>?, _ key: UnsafePointer<CChar>?, _ value: Double
+) -> Int32 {
+    guarded("descent_optimizer_set") {
+        let optimizer = unbox(try required(opt, "opt"), as: Optimizer.self)
+        try optimizer.set(try string(key, "key"), value)
+    }
+}
+
+/// Reads a hyperparameter's current value into `*value`. The read-only key "step" gives the
+/// number of steps taken since creation or the last reset.
+///
+/// Errors: DESCENT_ERR_INVALID_ARGUMENT (NULL), DESCENT_ERR_NOT_FOUND (unknown key).
+/// Threads: one handle, one thread at a time.
+@c(descent_optimizer_get) public func descent_optimizer_get(
+    _ opt: UnsafePointer<descent_optimizer>?, _ key: UnsafePointer<CChar>?,
+    _ value: UnsafeMutablePointer<Double>?
+) -> Int32 {
+    guarded("descent_optimizer_get") {
+        let optimizer = unbox(try required(opt, "opt"), as: Optimizer.self)
+        let out = try required(value, "value")
+        out.pointee = try optimizer.value(try string(key, "key"))
+    }
+}
+
+/// Forgets all state and the step count; hyperparameters are kept. The next step starts at
+/// t = 1 with zero state and may use new tensor shapes.
+///
+/// Errors: DESCENT_ERR_INVALID_ARGUMENT (NULL). Threads: one handle, one thread at a time.
+@c(descent_optimizer_reset) public func descent_optimizer_reset(
+    _ opt: UnsafeMutablePointer<descent_optimizer>?
+) -> Int32 {
+    guarded("descent_optimizer_reset") {
+        unbox(try required(opt, "opt"), as: Optimizer.self).reset()
+    }
+}
+
+/// Frees an optimizer and its state. NULL is ignored. The handle must not be used afterwards.
+///
+/// Threads: not while another thread uses the same handle.
+@c(descent_optimizer_free) public func descent_optimizer_free(
+    _ opt: UnsafeMutablePointer<descent_optimizer>?
+) {
+    if let opt { release(opt, as: Optimizer.self) }
+}
+
+/// Writes the names of all registered optimizers, comma-separated and NUL-terminated, e.g.
+/// "sgd,momentum,nesterov,adagrad,rmsprop,adam,adamw,lion": built-ins first, then plugins
+/// in load order.
+///
+/// `*needed` always receives the size the text needs, NUL included. Call with buf = NULL and
+/// cap = 0 to measure. Errors: DESCENT_ERR_BUFFER_TOO_SMALL (cap < *needed; buf untouched),
+/// DESCENT_ERR_INVALID_ARGUMENT (cap < 0, or buf NULL with cap > 0).
+/// Memory: buf is the caller's. Threads: safe from any thread.
+@c(descent_optimizer_names) public func descent_optimizer_names(
+    _ buf: UnsafeMutablePointer<CChar>?, _ cap: Int64, _ needed: UnsafeMutablePointer<Int64>?
+) -> Int32 {
+    guarded("descent_optimizer_names") {
+        try copyOut(OptimizerRegistry.names.joined(separator: ","), buf, cap, needed)
+    }
+}
+
+/// Writes a JSON description of an optimizer: {"name", "description", "origin" ("built-in" or
+/// the plugin's path), "state_buffers", "hyperparameters": [{"name", "default", "min", "max"
+/// (null when unbounded), "min_exclusive", "max_exclusive", "boolean", "range" (e.g. "[0, 1)"),
+/// "provided_by" ("optimizer" or "host"), "help"}]}.
+///
+/// Buffer contract as `descent_optimizer_names`. Errors: DESCENT_ERR_NOT_FOUND (unknown
+/// name), DESCENT_ERR_INVALID_ARGUMENT, DESCENT_ERR_BUFFER_TOO_SMALL.
+/// Threads: safe from any thread.
+@c(descent_optimizer_describe) public func descent_optimizer_describe(
+    _ name: UnsafePointer<CChar>?, _ buf: UnsafeMutablePointer<CChar>?, _ cap: Int64,
+    _ needed: UnsafeMutablePointer<Int64>?
+) -> Int32 {
+    guarded("descent_optimizer_describe") {
+        let kind = try OptimizerRegistry.kind(named: try string(name, "name"))
+        try copyOut(kind.describeJSON, buf, cap, needed)
+    }
+}

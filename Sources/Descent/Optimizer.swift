@@ -177,6 +177,40 @@ public final class Optimizer {
         stepCount += 1
     }
 
+    /// Replaces the state with zeroed buffers for tensors of `lengths`, lets `fill` write
+    /// each (tensor, slot) buffer, and sets the step count: how checkpoints are restored.
+    /// If `fill` throws, the optimizer is left as it was.
+    public func restoreState(stepCount: Int64, lengths: [Int64],
+                             fill: (_ tensor: Int, _ slot: Int, UnsafeMutableBufferPointer<Float>) throws -> Void) throws {
+        guard stepCount >= 0, lengths.allSatisfy({ $0 >= 0 }) else {
+            throw DescentError.invalid("step count and lengths must be >= 0")
+        }
+        let oldState = state, oldShape = shape
+        state = nil
+        shape = []
+        do {
+            if stepCount > 0 {
+                try lengths.withUnsafeBufferPointer { try allocateState(lengths: $0) }
+                for tensor in 0..<lengths.count {
+                    for slot in 0..<kind.stateCount {
+                        try fill(tensor, slot, UnsafeMutableBufferPointer(start: state![tensor * kind.stateCount + slot],
+                                                                          count: Int(lengths[tensor])))
+                    }
+                }
+            }
+        } catch {
+            freeState()
+            state = oldState
+            shape = oldShape
+            throw error
+        }
+        if let oldState {
+            for j in 0..<(oldShape.count * kind.stateCount) { free(oldState[j]) }
+            oldState.deallocate()
+        }
+        self.stepCount = stepCount
+    }
+
     // MARK: - internals
 
     static func unknownKey(_ key: String, _ kind: OptimizerKind) -> DescentError {

@@ -76,6 +76,52 @@ typedef struct dk_step_report {
 void dk_step_report_clear(dk_step_report *report);
 void dk_report_error(const descent_step_context *ctx, const char *message);
 
+/* ---- random numbers (rng.c) --------------------------------------------------------------*/
+typedef struct dk_rng { uint64_t s[4]; } dk_rng;
+void dk_rng_seed(dk_rng *rng, uint64_t seed);
+uint64_t dk_rng_next(dk_rng *rng);
+float dk_rng_uniform(dk_rng *rng);
+void dk_rng_normal(dk_rng *rng, float *x, int64_t n, double std);
+
+/* ---- matrix products (blas.c) ------------------------------------------------------------*/
+/* Loads OpenBLAS once (choosing its kernel set for this CPU); 1 when sgemm is usable. */
+int32_t dk_blas_ready(void);
+/* What was loaded and which kernels run, or why loading failed. */
+const char *dk_blas_description(void);
+void dk_blas_set_threads(int32_t n);
+/* Row-major C = alpha * op(A) * op(B) + beta * C, op = transpose when trans_* != 0. */
+void dk_sgemm(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k, float alpha,
+              const float *a, int32_t lda, const float *b, int32_t ldb, float beta, float *c,
+              int32_t ldc);
+
+/* ---- layer loops (layer_kernels.c); matrices are row-major [rows][cols] -----------------*/
+void dk_broadcast_rows(float *y, const float *bias, int64_t rows, int64_t cols);
+void dk_column_sums(const float *x, int64_t rows, int64_t cols, float *sums);
+void dk_scale(const float *x, float scale, float *y, int64_t n);
+double dk_sum_squares(const float *x, int64_t n);
+void dk_relu_forward(const float *x, float *y, int64_t n);
+void dk_relu_backward(const float *y, const float *dy, float *dx, int64_t n);
+void dk_sigmoid_forward(const float *x, float *y, int64_t n);
+void dk_sigmoid_backward(const float *y, const float *dy, float *dx, int64_t n);
+void dk_tanh_forward(const float *x, float *y, int64_t n);
+void dk_tanh_backward(const float *y, const float *dy, float *dx, int64_t n);
+void dk_dropout_forward(const float *x, float *y, float *mask, int64_t n, float ratio, dk_rng *rng);
+void dk_multiply(const float *a, const float *b, float *out, int64_t n);
+void dk_batchnorm_forward_train(const float *x, int64_t rows, int64_t cols, const float *gamma,
+                                const float *beta, float eps, float *mean, float *var,
+                                float *inv_std, float *xhat, float *y);
+void dk_batchnorm_update_running(const float *mean, const float *var, int64_t cols, float momentum,
+                                 float *running_mean, float *running_var);
+void dk_batchnorm_forward_eval(const float *x, int64_t rows, int64_t cols, const float *gamma,
+                               const float *beta, float eps, const float *running_mean,
+                               const float *running_var, float *y);
+void dk_batchnorm_backward(const float *dy, const float *xhat, const float *inv_std,
+                           const float *gamma, int64_t rows, int64_t cols, float *dgamma,
+                           float *dbeta, float *dx);
+double dk_softmax_cross_entropy(const float *scores, const int32_t *labels, int64_t rows,
+                                int64_t classes, float *probs, float *dscores);
+void dk_argmax_rows(const float *x, int64_t rows, int64_t cols, int32_t *out);
+
 #ifdef __cplusplus
 }
 #endif

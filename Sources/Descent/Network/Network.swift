@@ -1,0 +1,283 @@
+import CDescentKernels
+
+/// A multi-layer perceptron: the book's MultiLayerNetExtend.
+///
+/// Hidden block: Affine -> BatchNorm (if on) -> activation -> Dropout (if > 0); the last block
+/// is Affine -> softmax with cross-entropy. Parameters are `W1, b1, gamma1, beta1, W2, ...`.
+/// Training allocates nothing once a batch size has been seen. Same spec, same inputs and the
+/// same thread count give bit-identical losses and weights.
+///
+/// One network is used by one thread at a time; separate networks may train concurrently.
+public final class Network {
+    public let spec: NetworkSpec
+    /// In the book's order: W1, b1, [gamma1, beta1,] W2, ...
+    public let parameters: [Parameter]
+    /// Batch-norm running averages per hidden layer (empty without batch norm).
+    public let runningStatistics: [(mean: FloatBuffer, variance: FloatBuffer)]
+    /// The optimizer that apply_update uses; sgd (lr 0.01) until set.
+    public private(set) var optimizer: Optimizer
+
+    let rng: UnsafeMutablePointer<dk_rng>
+    private let layers: [Layer]
+    private let activationLayers: [ActivationLayer]
+    private let scores = try! FloatBuffer(count: 0)
+    private let probabilities = try! FloatBuffer(count: 0)
+    private let scoreGradient = try! FloatBuffer(count: 0)
+    private var reservedRows = 0
+    /// Pointer tables handed to the optimizer, built once.
+    private let parameterPointers: UnsafeMutablePointer<UnsafeMutablePointer<Float>?>
+    private let gradientPointers: UnsafeMutablePointer<UnsafePointer<Float>?>
+    private let parameterLengths: UnsafeMutablePointer<Int64>
+    /// Gradients from forwardBackward that apply_update has not used yet.
+    public private(set) var hasPendingGradients = false
+
+    /// Builds and initialises a network from a spec.
+    public init(spec: NetworkSpec) throws {
+        try spec.validate()
+        guard dk_blas_ready() != 0 else {
+            throw DescentError(.notFound, String(cString: dk_blas_description()))
+        }
+        self.spec = spec
+        rng = .allocate(capacity: 1)
+        dk_rng_seed(rng, spec.seed)
+
+        var parameters: [Parameter] = []
+        var running: [(mean: FloatBuffer, variance: FloatBuffer)] = []
+        var layers: [Layer] = []
+        var activationLayers: [ActivationLayer] = []
+        let decay = Float(spec.weightDecay)
+        for i in 1..<spec.sizes.count {
+            let fanIn = spec.sizes[i - 1], fanOut = spec.sizes[i]
+            let w = try Parameter(name: "W\(i)", shape: [fanIn, fanOut], isWeight: true)
+            let b = try Parameter(name: "b\(i)", shape: [fanOut], isWeight: false)
+            let std = spec.initializer.standardDeviation(fanIn: fanIn)
+            if std > 0 { dk_rng_normal(rng, w.value.pointer, Int64(w.count), std) }
+            parameters += [w, b]
+            layers.append(AffineLayer(weight: w, bias: b, weightDecay: decay, needsInputGradient: i > 1))
+            guard i < spec.sizes.count - 1 else { break }
+            if spec.batchNorm {
+                let gamma = try Parameter(name: "gamma\(i)", shape: [fanOut], isWeight: false)
+                let beta = try Parameter(name: "beta\(i)", shape: [fanOut], isWeight: false)
+                gamma.value.fill(1)
+                let stats = (mean: try FloatBuffer(count: fanOut), variance: try FloatBuffer(count: fanOut))
+                stats.variance.fill(1)
+                parameters += [gamma, beta]
+                running.append(stats)
+                layers.append(try BatchNormLayer(gamma: gamma, beta: beta, runningMean: stats.mean,
+                                                 runningVariance: stats.variance))
+            }
+            let activation = ActivationLayer(spec.activation, width: fanOut)
+            layers.append(activation)
+            activationLayers.append(activation)
+            if spec.dropout > 0 { layers.append(DropoutLayer(ratio: Float(spec.dropout), width: fanOut, rng: rng)) }
+        }
+        self.parameters = parameters
+        self.runningStatistics = running
+        self.layers = layers
+        self.activationLayers = activationLayers
+        optimizer = try Optimizer("sgd")
+
+        parameterPointers = .allocate(capacity: parameters.count)
+        gradientPointers = .allocate(capacity: parameters.count)
+        parameterLengths = .allocate(capacity: parameters.count)
+        for (i, p) in parameters.enumerated() {
+            parameterPointers[i] = p.value.pointer
+            gradientPointers[i] = UnsafePointer(p.gradient.pointer)
+            parameterLengths[i] = Int64(p.count)
+        }
+    }
+
+    /// Builds a network from a JSON spec (see `NetworkSpec`).
+    public convenience init(json: String) throws {
+        try self.init(spec: try NetworkSpec.parse(json: json))
+    }
+
+    deinit {
+        rng.deallocate()
+        parameterPointers.deallocate()
+        gradientPointers.deallocate()
+        parameterLengths.deallocate()
+    }
+
+    public var classes: Int { spec.classes }
+    public var inputSize: Int { spec.inputSize }
+
+    /// Replaces the optimizer by name; weights are kept, the new optimizer's state starts fresh.
+    public func setOptimizer(_ name: String, hyperparameters: String? = nil) throws {
+        optimizer = try Optimizer(name, hyperparameters: hyperparameters)
+    }
+
+    /// Installs an existing optimizer (checkpoint loading). Its state, if any, must match.
+    func install(_ optimizer: Optimizer) { self.optimizer = optimizer }
+
+    // MARK: - training
+
+    /// One step: forward, backward, optimizer update. Returns the loss before the update
+    /// (cross-entropy plus 0.5*lambda*sum W^2). On error nothing changed: parameters,
+    /// optimizer state, batch-norm averages and the random generator are as they were.
+    @discardableResult
+    public func trainStep(x: UnsafePointer<Float>?, labels: UnsafePointer<Int32>?, batch: Int) throws -> Float {
+        let saved = rng.pointee
+        let loss = try computeGradients(x: x, labels: labels, batch: batch, commit: false)
+        do {
+            try applyUpdate()
+        } catch {
+            rng.pointee = saved
+            for layer in layers { layer.discard() }
+            throw error
+        }
+        for layer in layers { layer.commit() }
+        return loss
+    }
+
+    /// Forward and backward only: fills the gradients (readable and writable through
+    /// `parameters`, e.g. to all-reduce them) without updating. Batch-norm running averages
+    /// are updated. `applyUpdate` then takes the optimizer step.
+    @discardableResult
+    public func forwardBackward(x: UnsafePointer<Float>?, labels: UnsafePointer<Int32>?, batch: Int) throws -> Float {
+        try computeGradients(x: x, labels: labels, batch: batch, commit: true)
+    }
+
+    /// The optimizer step on the current gradients. Needs a forwardBackward since the last update.
+    public func applyUpdate() throws {
+        guard hasPendingGradients else {
+            throw DescentError.invalid("no gradients to apply: run forward_backward first (each result is applied once)")
+        }
+        do {
+            try optimizer.step(count: Int64(parameters.count), params: UnsafePointer(parameterPointers),
+                               grads: UnsafePointer(gradientPointers), lengths: UnsafePointer(parameterLengths))
+        } catch let error as DescentError {
+            throw renamingTensors(error)
+        }
+        hasPendingGradients = false
+    }
+
+    private func computeGradients(x: UnsafePointer<Float>?, labels: UnsafePointer<Int32>?, batch: Int,
+                                  commit: Bool) throws -> Float {
+        let (x, labels) = try validate(x: x, labels: labels, rows: batch, needLabels: true)
+        try reserve(rows: batch)
+        let saved = rng.pointee
+        let loss = forward(x, rows: batch, training: true, labels: labels!)
+        guard loss.isFinite else {
+            rng.pointee = saved
+            for layer in layers { layer.discard() }
+            throw DescentError(.numeric, "the loss is \(loss) (the weights or inputs are too large, or the learning rate is)")
+        }
+        var gradient: UnsafePointer<Float>? = UnsafePointer(scoreGradient.pointer)
+        for layer in layers.reversed() {
+            guard let dy = gradient else { break }
+            gradient = layer.backward(dy, rows: batch)
+        }
+        if commit { for layer in layers { layer.commit() } }
+        hasPendingGradients = true
+        return Float(loss)
+    }
+
+    // MARK: - inference
+
+    /// Class probabilities [batch][classes] in evaluation mode (running averages, no dropout).
+    public func predict(x: UnsafePointer<Float>?, batch: Int, probabilities out: UnsafeMutablePointer<Float>?) throws {
+        guard let out else { throw DescentError.invalid("probs is NULL") }
+        let (x, _) = try validate(x: x, labels: nil, rows: batch, needLabels: false)
+        try reserve(rows: batch)
+        _ = forward(x, rows: batch, training: false, labels: nil)
+        out.update(from: probabilities.pointer, count: batch * classes)
+    }
+
+    /// Mean loss and accuracy over n samples in evaluation mode, in chunks of at most
+    /// `evaluationChunk` rows (so memory stays bounded). The loss includes weight decay, as the
+    /// training loss does.
+    public func evaluate(x: UnsafePointer<Float>?, labels: UnsafePointer<Int32>?, count n: Int) throws -> (loss: Double, accuracy: Double) {
+        let (x, labels) = try validate(x: x, labels: labels, rows: n, needLabels: true)
+        let chunk = min(n, Self.evaluationChunk)
+        try reserve(rows: chunk)
+        var totalLoss = 0.0, correct = 0
+        var predicted = [Int32](repeating: 0, count: chunk)
+        var start = 0
+        while start < n {
+            let rows = min(chunk, n - start)
+            let loss = forward(x + start * inputSize, rows: rows, training: false, labels: labels! + start)
+            totalLoss += (loss - decayPenalty()) * Double(rows)
+            dk_argmax_rows(probabilities.pointer, Int64(rows), Int64(classes), &predicted)
+            for r in 0..<rows where predicted[r] == labels![start + r] { correct += 1 }
+            start += rows
+        }
+        return (totalLoss / Double(n) + decayPenalty(), Double(correct) / Double(n))
+    }
+
+    public static let evaluationChunk = 1000
+
+    /// The output of hidden layer `layer` (0-based, after its activation function, before
+    /// dropout) from the last forward pass: [rows][width].
+    public func activations(layer: Int) throws -> (data: UnsafePointer<Float>, rows: Int, columns: Int) {
+        guard layer >= 0, layer < activationLayers.count else {
+            throw DescentError.invalid("layer is \(layer): must be in [0, \(activationLayers.count)) (hidden layers)")
+        }
+        let a = activationLayers[layer]
+        guard a.rows > 0 else { throw DescentError.invalid("no forward pass has run yet") }
+        return (UnsafePointer(a.output.pointer), a.rows, a.width)
+    }
+
+    // MARK: - internals
+
+    /// Runs the layers and the softmax; returns the mean loss (with the decay penalty) when
+    /// labels are given. In training also writes the score gradient for backward.
+    private func forward(_ x: UnsafePointer<Float>, rows: Int, training: Bool, labels: UnsafePointer<Int32>?) -> Double {
+        var h = x
+        for layer in layers { h = layer.forward(h, rows: rows, training: training) }
+        // The last layer is affine: h is the scores [rows][classes].
+        let ce = dk_softmax_cross_entropy(h, labels, Int64(rows), Int64(classes), probabilities.pointer,
+                                          training ? scoreGradient.pointer : nil)
+        return labels == nil ? 0 : ce + decayPenalty()
+    }
+
+    /// 0.5 * lambda * sum of squared weights.
+    private func decayPenalty() -> Double {
+        guard spec.weightDecay > 0 else { return 0 }
+        var sum = 0.0
+        for p in parameters where p.isWeight { sum += dk_sum_squares(p.value.pointer, Int64(p.count)) }
+        return 0.5 * spec.weightDecay * sum
+    }
+
+    private func reserve(rows: Int) throws {
+        guard rows > reservedRows else { return }
+        for layer in layers { try layer.reserve(rows: rows) }
+        try scores.reserve(rows * classes)
+        try probabilities.reserve(rows * classes)
+        try scoreGradient.reserve(rows * classes)
+        reservedRows = rows
+    }
+
+    private func validate(x: UnsafePointer<Float>?, labels: UnsafePointer<Int32>?, rows: Int,
+                          needLabels: Bool) throws -> (UnsafePointer<Float>, UnsafePointer<Int32>?) {
+        guard rows >= 1, rows <= Int(Int32.max) / max(inputSize, classes) else {
+            throw DescentError.invalid("batch is \(rows): must be >= 1 (and batch*features < 2^31)")
+        }
+        guard let x else { throw DescentError.invalid("x is NULL") }
+        if needLabels {
+            guard let labels else { throw DescentError.invalid("labels is NULL") }
+            for i in 0..<rows where labels[i] < 0 || Int(labels[i]) >= classes {
+                throw DescentError.invalid("labels[\(i)] is \(labels[i]): must be in [0, \(classes))")
+            }
+        }
+        var one: UnsafePointer<Float>? = x
+        var length = Int64(rows * inputSize)
+        var tensor: Int64 = 0, index: Int64 = 0
+        if dk_find_nonfinite(1, &one, &length, dk_get_threads(), &tensor, &index) != 0 {
+            let value = x[Int(index)]
+            let what = value.isNaN ? "NaN" : (value < 0 ? "-Inf" : "Inf")
+            throw DescentError(.numeric,
+                "x contains \(what) at index \(index) (row \(Int(index) / inputSize), column \(Int(index) % inputSize))")
+        }
+        return (x, labels)
+    }
+
+    /// The optimizer names tensors by position ("grads[3]"); here they have names.
+    private func renamingTensors(_ error: DescentError) -> DescentError {
+        var message = error.message
+        for (i, p) in parameters.enumerated().reversed() {
+            message = message.replacing("grads[\(i)]", with: "the gradient of \(p.name)")
+        }
+        return DescentError(error.status, message)
+    }
+}

@@ -1,0 +1,175 @@
+/// The hidden layers' activation function.
+public enum Activation: String, Sendable, CaseIterable {
+    case relu, sigmoid, tanh
+}
+
+/// How weights start. Biases always start at zero, batch-norm gamma at one and beta at zero.
+public enum Initializer: Sendable, Equatable, CustomStringConvertible {
+    /// N(0, 2/fan_in): He et al. 2015, for ReLU.
+    case he
+    /// N(0, 1/fan_in): the book's "Xavier" (Glorot's 1/n form), for sigmoid and tanh.
+    case xavier
+    /// N(0, std^2) with a fixed std, e.g. the book's 0.01.
+    case std(Double)
+    /// All zeros: every unit of a layer stays identical, which is why it fails (the book's lesson).
+    case zeros
+
+    /// The standard deviation for a layer with `fanIn` inputs.
+    public func standardDeviation(fanIn: Int) -> Double {
+        switch self {
+        case .he: (2.0 / Double(fanIn)).squareRoot()
+        case .xavier: (1.0 / Double(fanIn)).squareRoot()
+        case .std(let s): s
+        case .zeros: 0
+        }
+    }
+
+    /// The spec's text: "he", "xavier", "std:0.01", "zeros".
+    public var description: String {
+        switch self {
+        case .he: "he"
+        case .xavier: "xavier"
+        case .std(let s): "std:\(Hyperparameter.format(s))"
+        case .zeros: "zeros"
+        }
+    }
+
+    /// Parses the spec's text; nil when it is none of the forms.
+    public init?(_ text: String) {
+        switch text {
+        case "he": self = .he
+        case "xavier": self = .xavier
+        case "zeros": self = .zeros
+        default:
+            guard text.hasPrefix("std:"), let s = Double(text.dropFirst(4)), s.isFinite, s > 0 else { return nil }
+            self = .std(s)
+        }
+    }
+}
+
+/// What a network is: the book's MultiLayerNetExtend, as a JSON spec
+/// `{"sizes":[784,100,10], "activation":"relu", "init":"he", "batchnorm":false,
+///   "dropout":0.0, "weight_decay":0.0, "seed":42}`. Only `sizes` is required.
+public struct NetworkSpec: Sendable, Equatable {
+    /// Input features, hidden widths..., classes. At least two entries, all >= 1
+    /// (and classes >= 2).
+    public var sizes: [Int]
+    public var activation: Activation = .relu
+    public var initializer: Initializer = .he
+    /// Batch normalisation after every hidden affine layer.
+    public var batchNorm = false
+    /// Dropout ratio after every hidden activation, in [0, 1).
+    public var dropout = 0.0
+    /// Network weight decay lambda: 0.5*lambda*sum(W^2) in the loss, lambda*W on weight gradients.
+    public var weightDecay = 0.0
+    /// Seeds initialisation and dropout masks.
+    public var seed: UInt64 = 42
+
+    public init(sizes: [Int], activation: Activation = .relu, initializer: Initializer = .he,
+                batchNorm: Bool = false, dropout: Double = 0, weightDecay: Double = 0, seed: UInt64 = 42) throws {
+        self.sizes = sizes
+        self.activation = activation
+        self.initializer = initializer
+        self.batchNorm = batchNorm
+        self.dropout = dropout
+        self.weightDecay = weightDecay
+        self.seed = seed
+        try validate()
+    }
+
+    private init(unvalidatedSizes sizes: [Int]) { self.sizes = sizes }
+
+    public var inputSize: Int { sizes[0] }
+    public var classes: Int { sizes[sizes.count - 1] }
+    public var hiddenLayers: Int { sizes.count - 2 }
+
+    /// Throws, naming the field, unless every value is usable.
+    public func validate() throws {
+        guard sizes.count >= 2 else {
+            throw DescentError.invalid("spec field 'sizes' needs at least 2 entries (inputs and classes), got \(sizes.count)")
+        }
+        for (i, size) in sizes.enumerated() where size <= 0 || size > 1 << 24 {
+            throw DescentError.invalid("spec field 'sizes[\(i)]' is \(size): must be in 1...\(1 << 24)")
+        }
+        guard classes >= 2 else {
+            throw DescentError.invalid("spec field 'sizes': the last entry (classes) is \(classes): must be >= 2")
+        }
+        guard dropout.isFinite, dropout >= 0, dropout < 1 else {
+            throw DescentError.invalid("spec field 'dropout' is \(Hyperparameter.format(dropout)): must be in [0, 1)")
+        }
+        guard weightDecay.isFinite, weightDecay >= 0 else {
+            throw DescentError.invalid("spec field 'weight_decay' is \(Hyperparameter.format(weightDecay)): must be >= 0")
+        }
+    }
+
+    /// Parses and validates a JSON spec. Unknown keys, wrong types and bad values are errors
+    /// that name the field.
+    public static func parse(json: String) throws -> NetworkSpec {
+        guard case .object(let fields) = try JSONValue.parse(Array(json.utf8), what: "the network spec") else {
+            throw DescentError.invalid("the network spec must be a JSON object")
+        }
+        let known = ["sizes", "activation", "init", "batchnorm", "dropout", "weight_decay", "seed"]
+        if let unknown = fields.keys.sorted().first(where: { !known.contains($0) }) {
+            throw DescentError.invalid("unknown spec field '\(unknown)'; known: \(known.joined(separator: ", "))")
+        }
+        func wrongType(_ key: String, _ expected: String, _ got: JSONValue) -> DescentError {
+            DescentError.invalid("spec field '\(key)' must be \(expected), got \(got.kindName)")
+        }
+        func integer(_ key: String, _ value: JSONValue, _ range: ClosedRange<Double>) throws -> Double {
+            guard case .number(let n) = value, n == n.rounded(), range.contains(n) else {
+                throw DescentError.invalid("spec field '\(key)' must be a whole number in \(Int64(range.lowerBound))...\(UInt64(range.upperBound)), got \(value.kindName == "a number" ? describe(value) : value.kindName)")
+            }
+            return n
+        }
+        guard let sizesValue = fields["sizes"] else { throw DescentError.invalid("spec field 'sizes' is missing") }
+        guard case .array(let items) = sizesValue else { throw wrongType("sizes", "an array of whole numbers", sizesValue) }
+        var spec = NetworkSpec(unvalidatedSizes: [])
+        for (i, item) in items.enumerated() {
+            spec.sizes.append(Int(try integer("sizes[\(i)]", item, -1e9...1e9)))
+        }
+        if let v = fields["activation"] {
+            guard case .string(let s) = v else { throw wrongType("activation", "a string", v) }
+            guard let a = Activation(rawValue: s) else {
+                throw DescentError.invalid("spec field 'activation' is \"\(s)\": must be one of relu, sigmoid, tanh")
+            }
+            spec.activation = a
+        }
+        if let v = fields["init"] {
+            guard case .string(let s) = v else { throw wrongType("init", "a string", v) }
+            guard let i = Initializer(s) else {
+                throw DescentError.invalid("spec field 'init' is \"\(s)\": must be he, xavier, zeros or std:X with X > 0")
+            }
+            spec.initializer = i
+        }
+        if let v = fields["batchnorm"] {
+            guard case .bool(let b) = v else { throw wrongType("batchnorm", "true or false", v) }
+            spec.batchNorm = b
+        }
+        if let v = fields["dropout"] {
+            guard case .number(let d) = v else { throw wrongType("dropout", "a number", v) }
+            spec.dropout = d
+        }
+        if let v = fields["weight_decay"] {
+            guard case .number(let d) = v else { throw wrongType("weight_decay", "a number", v) }
+            spec.weightDecay = d
+        }
+        if let v = fields["seed"] {
+            spec.seed = UInt64(try integer("seed", v, 0...9007199254740992))
+        }
+        try spec.validate()
+        return spec
+    }
+
+    /// The spec as JSON, in the field order of the documentation; `parse` reads it back.
+    public var json: String {
+        "{\"sizes\":[\(sizes.map(String.init).joined(separator: ","))],"
+            + "\"activation\":\(jsonString(activation.rawValue)),\"init\":\(jsonString(initializer.description)),"
+            + "\"batchnorm\":\(batchNorm),\"dropout\":\(jsonNumber(dropout)),"
+            + "\"weight_decay\":\(jsonNumber(weightDecay)),\"seed\":\(seed)}"
+    }
+}
+
+private func describe(_ value: JSONValue) -> String {
+    if case .number(let n) = value { return Hyperparameter.format(n) }
+    return value.kindName
+}

@@ -1,0 +1,208 @@
+import CDescentKernels
+import Descent
+
+/// Creates a network from a JSON spec, e.g.
+/// {"sizes":[784,100,100,10], "activation":"relu", "init":"he", "batchnorm":false,
+///  "dropout":0.0, "weight_decay":0.0, "seed":42}.
+/// Only "sizes" is required (inputs, hidden widths..., classes; at least 2 entries, all >= 1,
+/// classes >= 2). activation: relu | sigmoid | tanh; init: he (std sqrt(2/fan_in)), xavier
+/// (sqrt(1/fan_in)), std:X, zeros; dropout in [0, 1); weight_decay >= 0 (0.5*lambda*sum W^2 in
+/// the loss); seed: a whole number that fixes initialisation and dropout masks.
+/// The optimizer starts as sgd with lr 0.01; see `descent_net_set_optimizer`.
+///
+/// On success `*out` receives a new handle, else NULL.
+/// Errors: DESCENT_ERR_INVALID_ARGUMENT (NULL, unknown field, bad value: the message names the
+/// field), DESCENT_ERR_FORMAT (not JSON), DESCENT_ERR_NOT_FOUND (OpenBLAS cannot be loaded),
+/// DESCENT_ERR_OUT_OF_MEMORY.
+/// Memory: free the handle with `descent_net_free`. Threads: safe from any thread.
+@c(descent_net_create) public func descent_net_create(
+    _ spec_json: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<UnsafeMutablePointer<descent_net>?>?
+) -> Int32 {
+    out?.pointee = nil
+    return guarded("descent_net_create") {
+        let out = try required(out, "out")
+        let network = try Network(json: try string(spec_json, "spec_json"))
+        out.pointee = box(network, as: descent_net.self)
+    }
+}
+
+/// Frees a network, its buffers and its optimizer. NULL is ignored. Pointers obtained from
+/// `descent_net_param` and `descent_net_activations` become invalid.
+///
+/// Threads: not while another thread uses the same handle.
+@c(descent_net_free) public func descent_net_free(_ net: UnsafeMutablePointer<descent_net>?) {
+    if let net { release(net, as: Network.self) }
+}
+
+/// Swaps the network's optimizer by name (a built-in or a plugin's), at any time: weights are
+/// kept, the new optimizer's state starts fresh. `hparams` as in `descent_optimizer_create`.
+///
+/// Errors: as `descent_optimizer_create`; on error the old optimizer stays, untouched.
+/// Threads: one handle, one thread at a time.
+@c(descent_net_set_optimizer) public func descent_net_set_optimizer(
+    _ net: UnsafeMutablePointer<descent_net>?, _ name: UnsafePointer<CChar>?, _ hparams: UnsafePointer<CChar>?
+) -> Int32 {
+    guarded("descent_net_set_optimizer") {
+        let network = unbox(try required(net, "net"), as: Network.self)
+        try network.setOptimizer(try string(name, "name"), hyperparameters: hparams.map { String(cString: $0) })
+    }
+}
+
+/// One training step on a mini-batch: forward, backward, optimizer update.
+/// `x` is [batch][features] row-major floats, `labels` [batch] class indices in [0, classes).
+/// `*loss` receives the mean cross-entropy plus the weight-decay term, before the update
+/// (`loss` may be NULL).
+///
+/// Errors change nothing (weights, optimizer state, batch-norm averages, random state):
+/// DESCENT_ERR_INVALID_ARGUMENT (NULL, batch <= 0, a label out of range: the message names the
+/// index), DESCENT_ERR_NUMERIC (NaN/Inf in x, or a non-finite loss or gradient).
+/// Memory: the caller's arrays are only read during the call.
+/// Threads: one handle, one thread at a time. Allocates only when a larger batch is first seen.
+@c(descent_net_train_step) public func descent_net_train_step(
+    _ net: UnsafeMutablePointer<descent_net>?, _ x: UnsafePointer<Float>?, _ labels: UnsafePointer<Int32>?,
+    _ batch: Int64, _ loss: UnsafeMutablePointer<Float>?
+) -> Int32 {
+    guarded("descent_net_train_step") {
+        let network = unbox(try required(net, "net"), as: Network.self)
+        let value = try network.trainStep(x: x, labels: labels, batch: Int(clamping: batch))
+        loss?.pointee = value
+    }
+}
+
+/// The first half of `descent_net_train_step`: forward and backward, filling the gradients
+/// without updating. Between this and `descent_net_apply_update` the gradients may be read
+/// and rewritten through `descent_net_param` (e.g. averaged across processes with MPI).
+/// Batch-norm running averages are updated here.
+///
+/// Errors: as `descent_net_train_step`. Threads: one handle, one thread at a time.
+@c(descent_net_forward_backward) public func descent_net_forward_backward(
+    _ net: UnsafeMutablePointer<descent_net>?, _ x: UnsafePointer<Float>?, _ labels: UnsafePointer<Int32>?,
+    _ batch: Int64, _ loss: UnsafeMutablePointer<Float>?
+) -> Int32 {
+    guarded("descent_net_forward_backward") {
+        let network = unbox(try required(net, "net"), as: Network.self)
+        let value = try network.forwardBackward(x: x, labels: labels, batch: Int(clamping: batch))
+        loss?.pointee = value
+    }
+}
+
+/// The second half of `descent_net_train_step`: one optimizer step on the current gradients.
+/// Each `descent_net_forward_backward` result is applied at most once.
+///
+/// Errors: DESCENT_ERR_INVALID_ARGUMENT (no gradients pending), DESCENT_ERR_NUMERIC (a gradient
+/// holds NaN/Inf: the message names the parameter and index; nothing changes), and the
+/// optimizer's errors. Threads: one handle, one thread at a time.
+@c(descent_net_apply_update) public func descent_net_apply_update(_ net: UnsafeMutablePointer<descent_net>?) -> Int32 {
+    guarded("descent_net_apply_update") {
+        try unbox(try required(net, "net"), as: Network.self).applyUpdate()
+    }
+}
+
+/// Class probabilities for a batch, in evaluation mode (batch-norm running averages, no
+/// dropout): `probs` receives [batch][classes] floats.
+///
+/// Errors: DESCENT_ERR_INVALID_ARGUMENT (NULL, batch <= 0), DESCENT_ERR_NUMERIC (NaN/Inf in x).
+/// Threads: one handle, one thread at a time.
+@c(descent_net_predict) public func descent_net_predict(
+    _ net: UnsafeMutablePointer<descent_net>?, _ x: UnsafePointer<Float>?, _ batch: Int64,
+    _ probs: UnsafeMutablePointer<Float>?
+) -> Int32 {
+    guarded("descent_net_predict") {
+        let network = unbox(try required(net, "net"), as: Network.self)
+        try network.predict(x: x, batch: Int(clamping: batch), probabilities: probs)
+    }
+}
+
+/// Mean loss (cross-entropy plus the weight-decay term) and accuracy (fraction of argmax hits)
+/// over n samples in evaluation mode, processed in chunks of 1000 rows. Either output may be
+/// NULL.
+///
+/// Errors: as `descent_net_train_step` (n plays the role of batch); nothing is trained.
+/// Threads: one handle, one thread at a time.
+@c(descent_net_evaluate) public func descent_net_evaluate(
+    _ net: UnsafeMutablePointer<descent_net>?, _ x: UnsafePointer<Float>?, _ labels: UnsafePointer<Int32>?,
+    _ n: Int64, _ loss: UnsafeMutablePointer<Float>?, _ accuracy: UnsafeMutablePointer<Float>?
+) -> Int32 {
+    guarded("descent_net_evaluate") {
+        let network = unbox(try required(net, "net"), as: Network.self)
+        let result = try network.evaluate(x: x, labels: labels, count: Int(clamping: n))
+        loss?.pointee = Float(result.loss)
+        accuracy?.pointee = Float(result.accuracy)
+    }
+}
+
+/// The number of parameter tensors (W1, b1, [gamma1, beta1,] W2, ...), or -1 for NULL.
+///
+/// Threads: one handle, one thread at a time.
+@c(descent_net_param_count) public func descent_net_param_count(_ net: UnsafePointer<descent_net>?) -> Int64 {
+    guard let net else {
+        dk_error_set("descent_net_param_count: net is NULL")
+        return -1
+    }
+    return Int64(unbox(net, as: Network.self).parameters.count)
+}
+
+/// Zero-copy access to parameter `index` (0-based, in the order of `descent_net_param_count`):
+/// its name ("W1", "b1", "gamma1", "beta1", ...), its values and its gradient (both `*length`
+/// floats; weights are [fan_in][fan_out] row-major). Writing through `*data` changes the
+/// network; `*grad` holds the last backward pass's gradient. Any output may be NULL.
+///
+/// Errors: DESCENT_ERR_INVALID_ARGUMENT (NULL net, index out of range).
+/// Memory: all pointers are owned by the network and valid until `descent_net_free`.
+/// Threads: one handle, one thread at a time.
+@c(descent_net_param) public func descent_net_param(
+    _ net: UnsafeMutablePointer<descent_net>?, _ index: Int64, _ name: UnsafeMutablePointer<UnsafePointer<CChar>?>?,
+    _ data: UnsafeMutablePointer<UnsafeMutablePointer<Float>?>?,
+    _ grad: UnsafeMutablePointer<UnsafeMutablePointer<Float>?>?, _ length: UnsafeMutablePointer<Int64>?
+) -> Int32 {
+    guarded("descent_net_param") {
+        let network = unbox(try required(net, "net"), as: Network.self)
+        guard index >= 0, index < Int64(network.parameters.count) else {
+            throw DescentError(.invalidArgument, "index is \(index): must be in [0, \(network.parameters.count))")
+        }
+        let p = network.parameters[Int(index)]
+        name?.pointee = UnsafePointer(p.cNamePointer)
+        data?.pointee = p.value.pointer
+        grad?.pointee = p.gradient.pointer
+        length?.pointee = Int64(p.count)
+    }
+}
+
+/// The output of hidden layer `layer` (0-based; after its activation function, before dropout)
+/// from the last forward pass: `*data` is [*rows][*cols] row-major.
+///
+/// Errors: DESCENT_ERR_INVALID_ARGUMENT (NULL, layer out of range, no forward pass yet).
+/// Memory: owned by the network, valid until its next forward pass or `descent_net_free`.
+/// Threads: one handle, one thread at a time.
+@c(descent_net_activations) public func descent_net_activations(
+    _ net: UnsafeMutablePointer<descent_net>?, _ layer: Int64, _ data: UnsafeMutablePointer<UnsafePointer<Float>?>?,
+    _ rows: UnsafeMutablePointer<Int64>?, _ cols: UnsafeMutablePointer<Int64>?
+) -> Int32 {
+    guarded("descent_net_activations") {
+        let network = unbox(try required(net, "net"), as: Network.self)
+        let a = try network.activations(layer: Int(clamping: layer))
+        data?.pointee = a.data
+        rows?.pointee = Int64(a.rows)
+        cols?.pointee = Int64(a.columns)
+    }
+}
+
+/// Writes the network's spec as JSON (all fields, defaults filled in).
+///
+/// Buffer contract as `descent_optimizer_names`. Threads: one handle, one thread at a time.
+@c(descent_net_spec) public func descent_net_spec(
+    _ net: UnsafePointer<descent_net>?, _ buf: UnsafeMutablePointer<CChar>?, _ cap: Int64,
+    _ needed: UnsafeMutablePointer<Int64>?
+) -> Int32 {
+    guarded("descent_net_spec") {
+        try copyOut(unbox(try required(net, "net"), as: Network.self).spec.json, buf, cap, needed)
+    }
+}
+
+/// Which BLAS does the matrix products and which kernel set it runs, e.g.
+/// "OpenBLAS 0.3.21 ... ; kernels SkylakeX (chosen by Descent for this CPU)". Loads it if needed.
+///
+/// Memory: a static string. Threads: safe from any thread.
+@c(descent_blas_info) public func descent_blas_info() -> UnsafePointer<CChar>? {
+    dk_blas_description()
+}

@@ -44,7 +44,7 @@ let package = Package(
         .target(
             name: "CDescentKernels",
             cSettings: [.unsafeFlags(kernelFlags)],
-            linkerSettings: [.linkedLibrary("omp5"), .linkedLibrary("dl"), .linkedLibrary("m")]
+            linkerSettings: [.linkedLibrary("omp5"), .linkedLibrary("dl"), .linkedLibrary("m"), .linkedLibrary("z")]
         ),
         .target(name: "Descent", dependencies: ["CDescentKernels"]),
         .target(

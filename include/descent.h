@@ -31,6 +31,7 @@ extern "C" {
 #endif
 
 /* Opaque handles. */
+typedef struct descent_net descent_net;
 typedef struct descent_optimizer descent_optimizer;
 
 /// Status codes. Every function that can fail returns one of these as an `int32_t`; 0 is
@@ -59,6 +60,40 @@ typedef enum descent_status {
     DESCENT_ERR_BUFFER_TOO_SMALL = 9,
 } descent_status;
 
+/// Which BLAS does the matrix products and which kernel set it runs, e.g.
+/// "OpenBLAS 0.3.21 … ; kernels SkylakeX (chosen by Descent for this CPU)". Loads it if needed.
+/// Memory: a static string. Threads: safe from any thread.
+char const * descent_blas_info(void);
+
+/// Frees the arrays that `descent_dataset_load_idx` returned. Either pointer may be NULL
+/// (ignored); do not pass other pointers, and free each array only once.
+/// Threads: safe from any thread.
+void descent_dataset_free(float * images, int32_t * labels);
+
+/// Loads a labelled data set from two IDX (MNIST-format) files, e.g. Fashion-MNIST's
+/// "train-images-idx3-ubyte.gz" and "train-labels-idx1-ubyte.gz" (Debian's
+/// dataset-fashion-mnist installs them in /usr/share/datasets/fashion-mnist). Each file may be
+/// raw or gzip-compressed; gzip is recognised by its magic bytes, not by the file name.
+/// Images: type 0x08 (unsigned byte) with at least 2 dimensions (count, then the sample's
+/// shape, e.g. 0x00000803: count x rows x columns). Labels: type 0x08 with 1 dimension (count).
+/// `*images` receives [*count][*features] row-major floats, each pixel byte divided by 255
+/// (so in [0, 1]), and `*labels` *count class indices as stored (0..255). `*features` is
+/// the product of the image dimensions after the first (784 for 28 x 28).
+/// Every header field is validated before data are read: magic bytes, data type, dimension
+/// count, every dimension > 0, at most 2^31 elements per file, equal image and label counts,
+/// and the exact file length (after decompression): a file cut short and a file with extra
+/// bytes are both errors that give the expected and the actual size. A header claiming more
+/// data than the file holds never causes an allocation of the claimed size.
+/// Errors: DESCENT_ERR_INVALID_ARGUMENT (a NULL argument), DESCENT_ERR_NOT_FOUND (a file does
+/// not exist; the message names it), DESCENT_ERR_IO (a file cannot be opened or read, or is a
+/// directory), DESCENT_ERR_FORMAT (bad contents or corrupt gzip data: the message names the
+/// file and the field, e.g. "magic is 0x00000D03: data type 0x0D (32-bit float) is not
+/// supported"), DESCENT_ERR_OUT_OF_MEMORY. On error `*images` and `*labels` are set to NULL
+/// and `*count` and `*features` to 0 (those that are not NULL), and nothing is allocated.
+/// Memory: the caller owns both arrays (allocated by the library, 64-byte aligned) and frees
+/// them with `descent_dataset_free`. Threads: safe from any thread.
+int32_t descent_dataset_load_idx(char const * images_path, char const * labels_path, float * * images, int32_t * * labels, int64_t * count, int64_t * features);
+
 /// The number of threads the parallel kernels use now (>= 1).
 /// Threads: safe from any thread.
 int32_t descent_get_num_threads(void);
@@ -69,6 +104,130 @@ int32_t descent_get_num_threads(void);
 /// Memory: owned by the library, valid until the next failing call on this thread; copy it
 /// to keep it. Threads: each thread has its own message.
 char const * descent_last_error(void);
+
+/// The output of hidden layer `layer` (0-based; after its activation function, before dropout)
+/// from the last forward pass: `*data` is [*rows][*cols] row-major.
+/// Errors: DESCENT_ERR_INVALID_ARGUMENT (NULL, layer out of range, no forward pass yet).
+/// Memory: owned by the network, valid until its next forward pass or `descent_net_free`.
+/// Threads: one handle, one thread at a time.
+int32_t descent_net_activations(descent_net * net, int64_t layer, float const * * data, int64_t * rows, int64_t * cols);
+
+/// The second half of `descent_net_train_step`: one optimizer step on the current gradients.
+/// Each `descent_net_forward_backward` result is applied at most once.
+/// Errors: DESCENT_ERR_INVALID_ARGUMENT (no gradients pending), DESCENT_ERR_NUMERIC (a gradient
+/// holds NaN/Inf: the message names the parameter and index; nothing changes), and the
+/// optimizer's errors. Threads: one handle, one thread at a time.
+int32_t descent_net_apply_update(descent_net * net);
+
+/// Creates a network from a JSON spec, e.g.
+/// {"sizes":[784,100,100,10], "activation":"relu", "init":"he", "batchnorm":false,
+/// "dropout":0.0, "weight_decay":0.0, "seed":42}.
+/// Only "sizes" is required (inputs, hidden widths…, classes; at least 2 entries, all >= 1,
+/// classes >= 2). activation: relu | sigmoid | tanh; init: he (std sqrt(2/fan_in)), xavier
+/// (sqrt(1/fan_in)), std:X, zeros; dropout in [0, 1); weight_decay >= 0 (0.5<em>lambda</em>sum W^2 in
+/// the loss); seed: a whole number that fixes initialisation and dropout masks.
+/// The optimizer starts as sgd with lr 0.01; see `descent_net_set_optimizer`.
+/// On success `*out` receives a new handle, else NULL.
+/// Errors: DESCENT_ERR_INVALID_ARGUMENT (NULL, unknown field, bad value: the message names the
+/// field), DESCENT_ERR_FORMAT (not JSON), DESCENT_ERR_NOT_FOUND (OpenBLAS cannot be loaded),
+/// DESCENT_ERR_OUT_OF_MEMORY.
+/// Memory: free the handle with `descent_net_free`. Threads: safe from any thread.
+int32_t descent_net_create(char const * spec_json, descent_net * * out);
+
+/// Mean loss (cross-entropy plus the weight-decay term) and accuracy (fraction of argmax hits)
+/// over n samples in evaluation mode, processed in chunks of 1000 rows. Either output may be
+/// NULL.
+/// Errors: as `descent_net_train_step` (n plays the role of batch); nothing is trained.
+/// Threads: one handle, one thread at a time.
+int32_t descent_net_evaluate(descent_net * net, float const * x, int32_t const * labels, int64_t n, float * loss, float * accuracy);
+
+/// The first half of `descent_net_train_step`: forward and backward, filling the gradients
+/// without updating. Between this and `descent_net_apply_update` the gradients may be read
+/// and rewritten through `descent_net_param` (e.g. averaged across processes with MPI).
+/// Batch-norm running averages are updated here.
+/// Errors: as `descent_net_train_step`. Threads: one handle, one thread at a time.
+int32_t descent_net_forward_backward(descent_net * net, float const * x, int32_t const * labels, int64_t batch, float * loss);
+
+/// Frees a network, its buffers and its optimizer. NULL is ignored. Pointers obtained from
+/// `descent_net_param` and `descent_net_activations` become invalid.
+/// Threads: not while another thread uses the same handle.
+void descent_net_free(descent_net * net);
+
+/// Loads a checkpoint written by `descent_net_save` into a new network: parameters, batch-norm
+/// running averages, the optimizer with its hyperparameters, step count and state, and the
+/// dropout generator's state. A checkpoint made with a plugin's optimizer needs that plugin
+/// loaded first.
+/// Everything is checked before the network is built: the safetensors structure (sizes and
+/// offsets against the real file size; the header is at most 100 MB), the metadata, the spec,
+/// the optimizer and its hyperparameters, and every tensor's name, dtype (F32) and shape. A
+/// truncated, oversized or hostile file is an error, never a crash or an out-of-bounds read.
+/// On success `*out` receives a new handle, else NULL.
+/// Errors (the message starts with the path): DESCENT_ERR_INVALID_ARGUMENT (NULL, empty path),
+/// DESCENT_ERR_NOT_FOUND (no such file; or the checkpoint's optimizer is not registered: the
+/// message names it), DESCENT_ERR_IO (cannot be read, a directory), DESCENT_ERR_FORMAT (not
+/// safetensors, not a Descent checkpoint, an unsupported format_version, or any inconsistency:
+/// the message names the tensor or metadata field), DESCENT_ERR_NUMERIC (a tensor holds NaN or
+/// Inf), DESCENT_ERR_OUT_OF_MEMORY.
+/// Memory: free the handle with `descent_net_free`. Threads: safe from any thread.
+int32_t descent_net_load(char const * path, descent_net * * out);
+
+/// Zero-copy access to parameter `index` (0-based, in the order of `descent_net_param_count`):
+/// its name ("W1", "b1", "gamma1", "beta1", …), its values and its gradient (both `*length`
+/// floats; weights are [fan_in][fan_out] row-major). Writing through `*data` changes the
+/// network; `*grad` holds the last backward pass's gradient. Any output may be NULL.
+/// Errors: DESCENT_ERR_INVALID_ARGUMENT (NULL net, index out of range).
+/// Memory: all pointers are owned by the network and valid until `descent_net_free`.
+/// Threads: one handle, one thread at a time.
+int32_t descent_net_param(descent_net * net, int64_t index, char const * * name, float * * data, float * * grad, int64_t * length);
+
+/// The number of parameter tensors (W1, b1, [gamma1, beta1,] W2, …), or -1 for NULL.
+/// Threads: one handle, one thread at a time.
+int64_t descent_net_param_count(descent_net const * net);
+
+/// Class probabilities for a batch, in evaluation mode (batch-norm running averages, no
+/// dropout): `probs` receives [batch][classes] floats.
+/// Errors: DESCENT_ERR_INVALID_ARGUMENT (NULL, batch <= 0), DESCENT_ERR_NUMERIC (NaN/Inf in x).
+/// Threads: one handle, one thread at a time.
+int32_t descent_net_predict(descent_net * net, float const * x, int64_t batch, float * probs);
+
+/// Saves a network as a checkpoint in safetensors format, readable by numpy, PyTorch and the
+/// `safetensors` package: every parameter under its name (W1 [fan_in][fan_out], b1, gamma1,
+/// beta1, …), the batch-norm running averages (running_mean1, running_var1, …), the
+/// optimizer's state buffers ("optimizer.W1.0", "optimizer.W1.1", … once it has taken a
+/// step), all F32; and in `__metadata__` the spec, the optimizer's name, hyperparameters and
+/// step count, and the dropout generator's state. `descent_net_load` then continues training
+/// exactly as if it had never stopped (same inputs, same thread count: bit-identical losses).
+/// Gradients are not saved: save after `descent_net_train_step` or `descent_net_apply_update`.
+/// Atomic: the file is written to a temporary file in the same directory, fsync'd and renamed
+/// over `path`, so a crash or an error never leaves a partial file, and a previous file at
+/// `path` stays intact unless the save succeeds. The network is not changed.
+/// Errors: DESCENT_ERR_INVALID_ARGUMENT (NULL, empty path), DESCENT_ERR_IO (the directory does
+/// not exist or is not writable, `path` is a directory, the disk is full, …: the message names
+/// the path and the system's reason).
+/// Memory: `path` is only read during the call.
+/// Threads: one handle, one thread at a time (saving reads the network).
+int32_t descent_net_save(descent_net const * net, char const * path);
+
+/// Swaps the network's optimizer by name (a built-in or a plugin's), at any time: weights are
+/// kept, the new optimizer's state starts fresh. `hparams` as in `descent_optimizer_create`.
+/// Errors: as `descent_optimizer_create`; on error the old optimizer stays, untouched.
+/// Threads: one handle, one thread at a time.
+int32_t descent_net_set_optimizer(descent_net * net, char const * name, char const * hparams);
+
+/// Writes the network's spec as JSON (all fields, defaults filled in).
+/// Buffer contract as `descent_optimizer_names`. Threads: one handle, one thread at a time.
+int32_t descent_net_spec(descent_net const * net, char * buf, int64_t cap, int64_t * needed);
+
+/// One training step on a mini-batch: forward, backward, optimizer update.
+/// `x` is [batch][features] row-major floats, `labels` [batch] class indices in [0, classes).
+/// `*loss` receives the mean cross-entropy plus the weight-decay term, before the update
+/// (`loss` may be NULL).
+/// Errors change nothing (weights, optimizer state, batch-norm averages, random state):
+/// DESCENT_ERR_INVALID_ARGUMENT (NULL, batch <= 0, a label out of range: the message names the
+/// index), DESCENT_ERR_NUMERIC (NaN/Inf in x, or a non-finite loss or gradient).
+/// Memory: the caller's arrays are only read during the call.
+/// Threads: one handle, one thread at a time. Allocates only when a larger batch is first seen.
+int32_t descent_net_train_step(descent_net * net, float const * x, int32_t const * labels, int64_t batch, float * loss);
 
 /// Creates an optimizer by name: a built-in ("sgd", "momentum", "nesterov", "adagrad",
 /// "rmsprop", "adam", "adamw") or one a plugin registered.

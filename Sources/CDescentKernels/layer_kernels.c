@@ -41,7 +41,7 @@ double dk_sum_squares(const float *restrict x, int64_t n) {
 /* ---- activations: forward y = f(x); backward dx = dy * f'(x), written with y ------------*/
 
 void dk_relu_forward(const float *restrict x, float *restrict y, int64_t n) {
-    for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+    for (int64_t i = 0; i < n; i++) y[i] = x[i] <= 0.0f ? 0.0f : x[i];
 }
 
 void dk_relu_backward(const float *restrict y, const float *restrict dy, float *restrict dx, int64_t n) {

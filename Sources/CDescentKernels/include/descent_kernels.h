@@ -122,6 +122,26 @@ double dk_softmax_cross_entropy(const float *scores, const int32_t *labels, int6
                                 int64_t classes, float *probs, float *dscores);
 void dk_argmax_rows(const float *x, int64_t rows, int64_t cols, int32_t *out);
 
+/* ---- IDX data files (idx_io.c) -----------------------------------------------------------*/
+/* zlib's gzip reader under an opaque name (this header does not include zlib.h). */
+typedef struct dk_gzip dk_gzip;
+/* What dk_gzip_error reports: corrupt or truncated data, a failed read, no memory. */
+static const int32_t dk_gzip_format_error = 0, dk_gzip_io_error = 1, dk_gzip_memory_error = 2;
+/* Reads the decompressed bytes of the gzip file open on fd. On success the handle owns fd
+ * (dk_gzip_close closes it); NULL when out of memory, and then fd stays the caller's. */
+dk_gzip *dk_gzip_open_fd(int32_t fd);
+/* Reads up to n decompressed bytes into buffer: the count (less than n only at the end of the
+ * data), or -1 when the data are corrupt or truncated or the file cannot be read. */
+int64_t dk_gzip_read(dk_gzip *gz, void *buffer, int64_t n);
+/* Why the last dk_gzip_read failed; *kind (may be NULL) receives a dk_gzip_*_error. */
+const char *dk_gzip_error(dk_gzip *gz, int32_t *kind);
+void dk_gzip_close(dk_gzip *gz);   /* NULL is ignored */
+/* Writes n bytes as a gzip file (used by tests). 0 on success, -1 on failure (errno may say why). */
+int32_t dk_gzip_write_file(const char *path, const void *data, int64_t n);
+/* out[i] = bytes[i] / 255.0f (pixels to [0, 1]); out[i] = bytes[i] (labels). */
+void dk_bytes_to_unit_floats(const uint8_t *bytes, float *out, int64_t n);
+void dk_bytes_to_int32(const uint8_t *bytes, int32_t *out, int64_t n);
+
 #ifdef __cplusplus
 }
 #endif

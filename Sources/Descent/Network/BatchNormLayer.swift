@@ -67,4 +67,12 @@ final class BatchNormLayer: Layer {
     }
 
     func discard() { pending = false }
+
+    /// False after a training forward whose batch mean or variance overflowed: committing
+    /// them would poison every later evaluation.
+    var statisticsAreFinite: Bool {
+        guard pending else { return true }
+        for c in 0..<width where !batchMean.pointer[c].isFinite || !batchVariance.pointer[c].isFinite { return false }
+        return true
+    }
 }

@@ -15,9 +15,12 @@ protocol Layer: AnyObject {
     func commit()
     /// Drops such effects instead.
     func discard()
+    /// False when a training forward produced non-finite statistics (batch norm).
+    var statisticsAreFinite: Bool { get }
 }
 
 extension Layer {
     func commit() {}
     func discard() {}
+    var statisticsAreFinite: Bool { true }
 }

@@ -118,12 +118,14 @@ public final class Network {
     @discardableResult
     public func trainStep(x: UnsafePointer<Float>?, labels: UnsafePointer<Int32>?, batch: Int) throws -> Float {
         let saved = rng.pointee
-        let loss = try computeGradients(x: x, labels: labels, batch: batch, commit: false)
+        // The optimizer scans the gradients itself before it writes anything.
+        let loss = try computeGradients(x: x, labels: labels, batch: batch, commit: false, scanGradients: false)
         do {
             try applyUpdate()
         } catch {
             rng.pointee = saved
             for layer in layers { layer.discard() }
+            hasPendingGradients = false
             throw error
         }
         for layer in layers { layer.commit() }
@@ -135,7 +137,7 @@ public final class Network {
     /// are updated. `applyUpdate` then takes the optimizer step.
     @discardableResult
     public func forwardBackward(x: UnsafePointer<Float>?, labels: UnsafePointer<Int32>?, batch: Int) throws -> Float {
-        try computeGradients(x: x, labels: labels, batch: batch, commit: true)
+        try computeGradients(x: x, labels: labels, batch: batch, commit: true, scanGradients: true)
     }
 
     /// The optimizer step on the current gradients. Needs a forwardBackward since the last update.
@@ -153,20 +155,35 @@ public final class Network {
     }
 
     private func computeGradients(x: UnsafePointer<Float>?, labels: UnsafePointer<Int32>?, batch: Int,
-                                  commit: Bool) throws -> Float {
+                                  commit: Bool, scanGradients: Bool) throws -> Float {
         let (x, labels) = try validate(x: x, labels: labels, rows: batch, needLabels: true)
         try reserve(rows: batch)
         let saved = rng.pointee
         let loss = forward(x, rows: batch, training: true, labels: labels!)
-        guard loss.isFinite else {
+        func refuse(_ message: String) -> DescentError {
             rng.pointee = saved
             for layer in layers { layer.discard() }
-            throw DescentError(.numeric, "the loss is \(loss) (the weights or inputs are too large, or the learning rate is)")
+            return DescentError(.numeric, message)
+        }
+        guard loss.isFinite, Float(loss).isFinite else {
+            let shown = loss.isNaN ? "NaN" : Float(loss).isFinite ? "\(loss)" : "too large for float32 (\(loss))"
+            throw refuse("the loss is \(shown) (the weights or inputs are too large, or the learning rate is)")
+        }
+        guard layers.allSatisfy({ $0.statisticsAreFinite }) else {
+            throw refuse("a batch-norm mean or variance overflowed float32 (the inputs or weights are too large)")
         }
         var gradient: UnsafePointer<Float>? = UnsafePointer(scoreGradient.pointer)
         for layer in layers.reversed() {
             guard let dy = gradient else { break }
             gradient = layer.backward(dy, rows: batch)
+        }
+        var badTensor: Int64 = 0, badIndex: Int64 = 0
+        if scanGradients, dk_find_nonfinite(Int64(parameters.count), UnsafePointer(gradientPointers),
+                                            UnsafePointer(parameterLengths), dk_get_threads(), &badTensor, &badIndex) != 0 {
+            hasPendingGradients = false
+            let p = parameters[Int(badTensor)]
+            let value = p.gradient.pointer[Int(badIndex)]
+            throw refuse("the gradient of \(p.name) contains \(value.isNaN ? "NaN" : (value < 0 ? "-Inf" : "Inf")) at index \(badIndex)")
         }
         if commit { for layer in layers { layer.commit() } }
         hasPendingGradients = true

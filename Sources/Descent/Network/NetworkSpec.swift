@@ -89,13 +89,19 @@ public struct NetworkSpec: Sendable, Equatable {
             throw DescentError.invalid("spec field 'sizes' needs at least 2 entries (inputs and classes), got \(sizes.count)")
         }
         for (i, size) in sizes.enumerated() where size <= 0 || size > 1 << 24 {
-            throw DescentError.invalid("spec field 'sizes[\(i)]' is \(size): must be in 1...\(1 << 24)")
+            throw DescentError.invalid("spec field 'sizes[\(i)]' must be a whole number in 1...\(1 << 24), got \(size)")
         }
         guard classes >= 2 else {
             throw DescentError.invalid("spec field 'sizes': the last entry (classes) is \(classes): must be >= 2")
         }
         guard dropout.isFinite, dropout >= 0, dropout < 1 else {
             throw DescentError.invalid("spec field 'dropout' is \(Hyperparameter.format(dropout)): must be in [0, 1)")
+        }
+        if case .std(let s) = initializer, !(s.isFinite && s > 0) {
+            throw DescentError.invalid("spec field 'init' is \"\(initializer)\": must be he, xavier, zeros or std:X with X > 0")
+        }
+        guard seed <= 1 << 53 else {
+            throw DescentError.invalid("spec field 'seed' is \(seed): must be a whole number in 0...9007199254740992")
         }
         guard weightDecay.isFinite, weightDecay >= 0 else {
             throw DescentError.invalid("spec field 'weight_decay' is \(Hyperparameter.format(weightDecay)): must be >= 0")
@@ -125,7 +131,7 @@ public struct NetworkSpec: Sendable, Equatable {
         guard case .array(let items) = sizesValue else { throw wrongType("sizes", "an array of whole numbers", sizesValue) }
         var spec = NetworkSpec(unvalidatedSizes: [])
         for (i, item) in items.enumerated() {
-            spec.sizes.append(Int(try integer("sizes[\(i)]", item, -1e9...1e9)))
+            spec.sizes.append(Int(try integer("sizes[\(i)]", item, 1...Double(1 << 24))))
         }
         if let v = fields["activation"] {
             guard case .string(let s) = v else { throw wrongType("activation", "a string", v) }

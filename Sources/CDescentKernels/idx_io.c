@@ -1,0 +1,87 @@
+/*
+ * idx_io.c -- the C side of the IDX (MNIST-format) reader: zlib's gzip stream for compressed
+ * files, and the byte -> float/int32 conversions (vectorised here at -O3 whatever the Swift
+ * build configuration). Header validation and all error messages live in Swift
+ * (Sources/Descent/Data/IDXReader.swift).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "descent_kernels.h"
+
+/* A dk_gzip is zlib's gzFile under an opaque name, so descent_kernels.h need not include
+ * zlib.h (and Swift never sees zlib's API). */
+static gzFile as_gz(dk_gzip *gz) { return (gzFile)(void *)gz; }
+
+dk_gzip *dk_gzip_open_fd(int32_t fd) {
+    gzFile file = gzdopen(fd, "rb");
+    if (!file) return NULL;
+    gzbuffer(file, 1u << 18);   /* 256 KiB of compressed input per read(2), not zlib's 8 KiB */
+    return (dk_gzip *)(void *)file;
+}
+
+int64_t dk_gzip_read(dk_gzip *gz, void *buffer, int64_t n) {
+    gzFile file = as_gz(gz);
+    unsigned char *out = buffer;
+    int64_t total = 0;
+    while (total < n) {
+        int64_t want = n - total;
+        if (want > (1 << 30)) want = 1 << 30;   /* gzread counts in int */
+        int got = gzread(file, out + total, (unsigned)want);
+        if (got < 0) return -1;
+        total += got;
+        if (got < want) {
+            /* End of data, or a truncated/corrupt stream that zlib reports only through gzerror
+             * (a stream cut short is Z_BUF_ERROR, which gzread does not turn into -1). */
+            int code = Z_OK;
+            gzerror(file, &code);
+            return code == Z_OK ? total : -1;
+        }
+    }
+    return total;
+}
+
+const char *dk_gzip_error(dk_gzip *gz, int32_t *kind) {
+    int code = Z_OK;
+    const char *message = gzerror(as_gz(gz), &code);
+    if (kind) *kind = code == Z_ERRNO ? dk_gzip_io_error
+                    : code == Z_MEM_ERROR ? dk_gzip_memory_error
+                    : dk_gzip_format_error;
+    if (code == Z_BUF_ERROR) return "the gzip stream ends early (unexpected end of file)";
+    if (!message || !*message) return "unknown zlib error";
+    /* zlib prefixes the file's name, which for gzdopen is "<fd:N>: "; the caller names the file. */
+    if (strncmp(message, "<fd:", 4) == 0) {
+        const char *rest = strstr(message, ">: ");
+        if (rest) return rest + 3;
+    }
+    return message;
+}
+
+void dk_gzip_close(dk_gzip *gz) {
+    if (gz) gzclose_r(as_gz(gz));
+}
+
+int32_t dk_gzip_write_file(const char *path, const void *data, int64_t n) {
+    gzFile file = gzopen(path, "wb");
+    if (!file) return -1;
+    const unsigned char *in = data;
+    int ok = 1;
+    for (int64_t done = 0; ok && done < n;) {
+        int64_t chunk = n - done > (1 << 30) ? (1 << 30) : n - done;
+        int wrote = gzwrite(file, in + done, (unsigned)chunk);
+        ok = wrote == (int)chunk;
+        done += chunk;
+    }
+    if (gzclose_w(file) != Z_OK) ok = 0;
+    return ok ? 0 : -1;
+}
+
+void dk_bytes_to_unit_floats(const uint8_t *restrict bytes, float *restrict out, int64_t n) {
+    for (int64_t i = 0; i < n; i++) out[i] = (float)bytes[i] / 255.0f;
+}
+
+void dk_bytes_to_int32(const uint8_t *restrict bytes, int32_t *restrict out, int64_t n) {
+    for (int64_t i = 0; i < n; i++) out[i] = bytes[i];
+}

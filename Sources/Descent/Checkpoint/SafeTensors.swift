@@ -1,0 +1,375 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// Tensor bytes are copied between memory and file as they are; the format is little-endian.
+#if !_endian(little)
+#error("Descent's safetensors I/O assumes a little-endian machine")
+#endif
+
+/// The safetensors file format (huggingface/safetensors), which Descent checkpoints use so
+/// that numpy, PyTorch and the `safetensors` package read them directly:
+///
+///     8 bytes    N, the header length, unsigned little-endian
+///     N bytes    a JSON object: {"name": {"dtype": "F32", "shape": [2, 3],
+///                "data_offsets": [begin, end]}, ..., "__metadata__": {"key": "value", ...}}
+///                (UTF-8, may end in spaces)
+///     the rest   the data section: each tensor's raw little-endian elements, row-major, at
+///                [begin, end) counted from the start of the data section
+///
+/// Reading follows the reference implementation's rules, so every file accepted here is one
+/// `safetensors` accepts too: the header is at most 100 MB and starts with `{`; every entry has
+/// exactly dtype, shape and data_offsets; the byte range matches dtype and shape; the tensors
+/// tile the data section exactly (no overlap, no gap, nothing left over); metadata values are
+/// strings. Nothing is read, and nothing large is allocated, before the sizes are checked
+/// against the real file size.
+enum SafeTensors {
+    /// The largest header accepted (the reference implementation's limit).
+    static let maxHeaderBytes = 100_000_000
+    /// Integers in a header are read as JSON numbers (doubles), exact up to 2^53.
+    static let maxInteger = 9_007_199_254_740_992.0
+
+    /// Bits per element of the dtypes safetensors defines.
+    static let elementBits: [String: Int] = [
+        "BOOL": 8, "U8": 8, "I8": 8, "F8_E5M2": 8, "F8_E4M3": 8, "F8_E8M0": 8, "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6,
+        "I16": 16, "U16": 16, "F16": 16, "BF16": 16, "I32": 32, "U32": 32, "F32": 32, "I64": 64, "U64": 64,
+        "F64": 64, "C64": 64,
+    ]
+
+    /// One tensor entry of a header.
+    struct Tensor: Equatable, Sendable {
+        var name: String
+        var dtype: String
+        var shape: [Int]
+        /// The byte range in the data section.
+        var begin: Int
+        var end: Int
+
+        var byteCount: Int { end - begin }
+        /// The number of elements (checked not to overflow when the header was parsed).
+        var elementCount: Int { shape.reduce(1, *) }
+    }
+
+    /// A parsed and validated header.
+    struct Header: Sendable {
+        /// In the order of their data (by begin offset).
+        var tensors: [Tensor]
+        /// The `__metadata__` object; nil when the header has none.
+        var metadata: [String: String]?
+        /// Where the data section starts in the file: 8 + N.
+        var dataStart: Int
+        /// The data section's length: file size - 8 - N.
+        var dataSize: Int
+
+        func tensor(named name: String) -> Tensor? { tensors.first { $0.name == name } }
+    }
+
+    // MARK: - header text
+
+    /// Parses and validates a header. `dataSize` is the length of the data section behind it.
+    /// Errors are DescentError(.format) naming the tensor and the problem.
+    static func parseHeader(_ bytes: [UInt8], dataSize: Int) throws -> (tensors: [Tensor], metadata: [String: String]?) {
+        guard bytes.first == UInt8(ascii: "{") else {
+            throw bad("the header does not start with '{' (a safetensors header is a JSON object)")
+        }
+        guard case .object(let fields) = try JSONValue.parse(bytes, what: "the header") else {
+            throw bad("the header is not a JSON object")
+        }
+        var metadata: [String: String]? = nil
+        var tensors: [Tensor] = []
+        for (name, value) in fields.sorted(by: { $0.key < $1.key }) {
+            if name == "__metadata__" {
+                guard case .object(let entries) = value else {
+                    throw bad("__metadata__ must be an object of strings, got \(value.kindName)")
+                }
+                var strings: [String: String] = [:]
+                for (key, entry) in entries.sorted(by: { $0.key < $1.key }) {
+                    guard case .string(let text) = entry else {
+                        throw bad("__metadata__ '\(key)' must be a string (safetensors metadata is string to string), got \(entry.kindName)")
+                    }
+                    strings[key] = text
+                }
+                metadata = strings
+            } else {
+                tensors.append(try parseTensor(name, value))
+            }
+        }
+        tensors.sort { ($0.begin, $0.end, $0.name) < ($1.begin, $1.end, $1.name) }
+        var position = 0
+        var previous: String? = nil
+        for t in tensors {
+            guard t.end <= dataSize else {
+                throw bad("tensor '\(t.name)': data_offsets [\(t.begin), \(t.end)] reach past the end of the data section (\(dataSize) bytes): the file is truncated or the header lies")
+            }
+            if t.begin < position {
+                throw bad("tensor '\(t.name)': data_offsets [\(t.begin), \(t.end)] overlap tensor '\(previous ?? "")', which ends at \(position)")
+            }
+            if t.begin > position {
+                throw bad("bytes [\(position), \(t.begin)) of the data section belong to no tensor (safetensors requires the tensors to cover it exactly)")
+            }
+            position = t.end
+            previous = t.name
+        }
+        guard position == dataSize else {
+            throw bad("the data section has \(dataSize) bytes but the tensors cover only \(position): bytes [\(position), \(dataSize)) belong to no tensor")
+        }
+        return (tensors, metadata)
+    }
+
+    private static func parseTensor(_ name: String, _ value: JSONValue) throws -> Tensor {
+        guard case .object(let fields) = value else {
+            throw bad("tensor '\(name)' must be an object with dtype, shape and data_offsets, got \(value.kindName)")
+        }
+        let known = ["dtype", "shape", "data_offsets"]
+        if let extra = fields.keys.sorted().first(where: { !known.contains($0) }) {
+            throw bad("tensor '\(name)' has an unknown field '\(extra)' (allowed: dtype, shape, data_offsets)")
+        }
+        for key in known where fields[key] == nil { throw bad("tensor '\(name)' has no '\(key)'") }
+        guard case .string(let dtype) = fields["dtype"]! else {
+            throw bad("tensor '\(name)': dtype must be a string, got \(fields["dtype"]!.kindName)")
+        }
+        guard let bits = elementBits[dtype] else { throw bad("tensor '\(name)' has an unknown dtype '\(dtype)'") }
+        let shape = try integers(fields["shape"]!, "tensor '\(name)': shape")
+        let offsets = try integers(fields["data_offsets"]!, "tensor '\(name)': data_offsets")
+        guard offsets.count == 2 else {
+            throw bad("tensor '\(name)': data_offsets must be [begin, end], got \(offsets.count) numbers")
+        }
+        let (begin, end) = (offsets[0], offsets[1])
+        guard begin <= end else { throw bad("tensor '\(name)': data_offsets [\(begin), \(end)] end before they begin") }
+        var count = 1
+        for dimension in shape {
+            let (product, overflow) = count.multipliedReportingOverflow(by: dimension)
+            guard !overflow else { throw bad("tensor '\(name)': shape \(shape) has too many elements") }
+            count = product
+        }
+        let (totalBits, overflow) = count.multipliedReportingOverflow(by: bits)
+        guard !overflow, totalBits == (end - begin) * 8 else {
+            let needed = overflow ? "more than 2^63 bits" : (totalBits % 8 == 0 ? "\(totalBits / 8) bytes" : "\(totalBits) bits")
+            throw bad("tensor '\(name)': shape \(shape) of \(dtype) needs \(needed) but data_offsets [\(begin), \(end)] hold \(end - begin) bytes")
+        }
+        return Tensor(name: name, dtype: dtype, shape: shape, begin: begin, end: end)
+    }
+
+    /// An array of whole numbers in 0...2^53.
+    private static func integers(_ value: JSONValue, _ what: String) throws -> [Int] {
+        guard case .array(let items) = value else { throw bad("\(what) must be an array of whole numbers, got \(value.kindName)") }
+        return try items.enumerated().map { i, item in
+            guard case .number(let n) = item, n == n.rounded(), n >= 0, n <= maxInteger else {
+                let got: String
+                if case .number(let n) = item { got = Hyperparameter.format(n) } else { got = item.kindName }
+                throw bad("\(what)[\(i)] must be a whole number in 0...2^53, got \(got)")
+            }
+            return Int(n)
+        }
+    }
+
+    /// What to write: a tensor's name, dtype, shape and bytes (exactly dtype size * elements).
+    struct Source {
+        var name: String
+        var dtype = "F32"
+        var shape: [Int]
+        var bytes: UnsafeRawBufferPointer
+    }
+
+    /// The header for tensors stored back to back in the given order, metadata first; padded
+    /// with spaces to a multiple of 8 bytes (as the reference writer does), so the data
+    /// section and every F32/F64 tensor in it are aligned for memory mapping.
+    static func encodeHeader(_ tensors: [Source], metadata: [(key: String, value: String)]) -> [UInt8] {
+        var entries: [String] = []
+        if !metadata.isEmpty {
+            let pairs = metadata.map { "\(jsonString($0.key)):\(jsonString($0.value))" }
+            entries.append("\"__metadata__\":{\(pairs.joined(separator: ","))}")
+        }
+        var offset = 0
+        for t in tensors {
+            let shape = t.shape.map(String.init).joined(separator: ",")
+            entries.append("\(jsonString(t.name)):{\"dtype\":\(jsonString(t.dtype)),\"shape\":[\(shape)],"
+                + "\"data_offsets\":[\(offset),\(offset + t.bytes.count)]}")
+            offset += t.bytes.count
+        }
+        var bytes = Array("{\(entries.joined(separator: ","))}".utf8)
+        while bytes.count % 8 != 0 { bytes.append(UInt8(ascii: " ")) }
+        return bytes
+    }
+
+    // MARK: - files
+
+    /// Test hook: while set (task-locally, so nothing else sees it), `write` fails with EIO
+    /// once this many bytes of the temporary file have been written.
+    @TaskLocal static var failWritesAfter: Int? = nil
+
+    /// An open safetensors file whose header has been read and validated. Tensors are read
+    /// on demand with `read`, straight into the caller's memory.
+    final class Reader {
+        let path: String
+        let header: Header
+        private let fd: Int32
+
+        /// Opens and validates. A missing file is `.notFound`; other open/read failures `.io`;
+        /// anything wrong with the contents `.format`.
+        init(path: String) throws {
+            self.path = path
+            let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+            guard fd >= 0 else {
+                let code = errno
+                if code == ENOENT || code == ENOTDIR { throw DescentError(.notFound, "no such file") }
+                throw DescentError(.io, "cannot open it: \(String(cString: strerror(code)))")
+            }
+            do {
+                var info = stat()
+                guard fstat(fd, &info) == 0 else { throw ioError(errno, "cannot stat it") }
+                guard info.st_mode & S_IFMT == S_IFREG else {
+                    let kind = info.st_mode & S_IFMT == S_IFDIR ? "a directory" : "not a regular file"
+                    throw DescentError(.io, "it is \(kind), not a safetensors file")
+                }
+                let size = Int(info.st_size)
+                guard size >= 8 else {
+                    throw bad("the file has \(size) bytes; a safetensors file starts with an 8-byte header length")
+                }
+                var prefix: UInt64 = 0
+                try withUnsafeMutableBytes(of: &prefix) { try Self.readExactly(fd, into: $0, at: 0) }
+                let declared = UInt64(littleEndian: prefix)
+                guard declared <= UInt64(maxHeaderBytes) else {
+                    throw bad("the header length is \(declared) bytes; at most \(maxHeaderBytes) are allowed")
+                }
+                guard declared <= UInt64(size - 8) else {
+                    throw bad("the header length is \(declared) bytes but only \(size - 8) follow the length field: the file is truncated or not safetensors")
+                }
+                let headerLength = Int(declared)
+                var text = [UInt8](repeating: 0, count: headerLength)
+                try text.withUnsafeMutableBytes { try Self.readExactly(fd, into: $0, at: 8) }
+                let dataSize = size - 8 - headerLength
+                let (tensors, metadata) = try parseHeader(text, dataSize: dataSize)
+                header = Header(tensors: tensors, metadata: metadata, dataStart: 8 + headerLength, dataSize: dataSize)
+            } catch {
+                close(fd)
+                throw error
+            }
+            self.fd = fd
+        }
+
+        deinit { close(fd) }
+
+        /// Reads a tensor of this header into `destination`, which must be its exact size.
+        func read(_ tensor: Tensor, into destination: UnsafeMutableRawBufferPointer) throws {
+            precondition(destination.count == tensor.byteCount, "destination size differs from the tensor's")
+            try Self.readExactly(fd, into: destination, at: header.dataStart + tensor.begin)
+        }
+
+        /// pread until `buffer` is full; a file that ends early (it shrank after it was
+        /// checked) is an I/O error.
+        private static func readExactly(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, at offset: Int) throws {
+            var done = 0
+            while done < buffer.count {
+                let n = pread(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset + done))
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw ioError(errno, "cannot read it")
+                }
+                guard n > 0 else {
+                    throw DescentError(.io, "the file ended at byte \(offset + done) while being read (did it change?)")
+                }
+                done += n
+            }
+        }
+    }
+
+    /// Writes a safetensors file atomically: the data goes to a temporary file in the target's
+    /// directory (mkstemp), which is fsync'd and renamed over `path`; then the directory is
+    /// fsync'd so the rename itself is durable. On any failure the temporary file is removed
+    /// and an existing file at `path` is untouched. Errors are `.io`, with the path and strerror.
+    /// The new file gets the permissions a newly created file would (0666 minus the umask).
+    static func write(path: String, tensors: [Source], metadata: [(key: String, value: String)]) throws {
+        for t in tensors {
+            precondition(t.bytes.count * 8 == t.shape.reduce(1, *) * elementBits[t.dtype]!, "\(t.name): size differs from shape")
+        }
+        guard !path.isEmpty else { throw DescentError.invalid("path is empty") }
+        let header = encodeHeader(tensors, metadata: metadata)
+        let (directory, name) = split(path)
+        guard !name.isEmpty, name != ".", name != ".." else {
+            throw DescentError(.io, "cannot write '\(path)': \(String(cString: strerror(EISDIR)))")
+        }
+        var template = Array("\(directory)/.descent-checkpoint-XXXXXX".utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard fd >= 0 else {
+            throw ioError(errno, "cannot create a temporary file in '\(directory)' to write '\(path)'")
+        }
+        let temporary = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        var open = true
+        do {
+            _ = fchmod(fd, 0o666 & ~currentUmask())
+            var written = 0
+            func put(_ bytes: UnsafeRawBufferPointer) throws {
+                if let limit = Self.failWritesAfter, written + bytes.count > limit {
+                    try writeAll(fd, UnsafeRawBufferPointer(rebasing: bytes[..<max(0, limit - written)]), temporary)
+                    throw DescentError(.io, "cannot write '\(temporary)': \(String(cString: strerror(EIO))) (injected by a test)")
+                }
+                try writeAll(fd, bytes, temporary)
+                written += bytes.count
+            }
+            var length = UInt64(header.count).littleEndian
+            try withUnsafeBytes(of: &length) { try put($0) }
+            try header.withUnsafeBytes { try put($0) }
+            for t in tensors { try put(t.bytes) }
+            guard fsync(fd) == 0 else { throw ioError(errno, "cannot fsync '\(temporary)' (writing '\(path)')") }
+            open = false
+            guard close(fd) == 0 else { throw ioError(errno, "cannot close '\(temporary)' (writing '\(path)')") }
+            guard rename(temporary, path) == 0 else { throw ioError(errno, "cannot rename '\(temporary)' to '\(path)'") }
+        } catch {
+            if open { close(fd) }
+            unlink(temporary)
+            throw error
+        }
+        // The file is in place; make the rename durable. Filesystems that cannot sync a
+        // directory say EINVAL, which is no failure.
+        let dfd = Glibc.open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if dfd >= 0 {
+            let rc = fsync(dfd), code = errno
+            close(dfd)
+            if rc != 0 && code != EINVAL && code != EROFS {
+                throw DescentError(.io, "wrote '\(path)' but cannot fsync its directory '\(directory)': \(String(cString: strerror(code)))")
+            }
+        }
+    }
+
+    /// ("dir", "name") of a path; the directory is "." for a bare name.
+    static func split(_ path: String) -> (directory: String, name: String) {
+        guard let slash = path.lastIndex(of: "/") else { return (".", path) }
+        let directory = String(path[..<slash])
+        return (directory.isEmpty ? "/" : directory, String(path[path.index(after: slash)...]))
+    }
+
+    private static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, _ file: String) throws {
+        var done = 0
+        while done < bytes.count {
+            let n = Glibc.write(fd, bytes.baseAddress! + done, bytes.count - done)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw ioError(errno, "cannot write '\(file)'")
+            }
+            done += n
+        }
+    }
+
+    /// The process umask, read without changing it (Linux /proc); 022 when unknown.
+    private static func currentUmask() -> mode_t {
+        guard let file = fopen("/proc/self/status", "r") else { return 0o022 }
+        defer { fclose(file) }
+        var line = [CChar](repeating: 0, count: 256)
+        while fgets(&line, Int32(line.count), file) != nil {
+            let text = line.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+            if text.hasPrefix("Umask:"), let value = mode_t(String(text.dropFirst(6)).trimmingSpaces(), radix: 8) {
+                return value & 0o777
+            }
+        }
+        return 0o022
+    }
+
+    static func bad(_ message: String) -> DescentError { DescentError(.format, message) }
+
+    /// An `.io` error: "what: strerror(errno)".
+    static func ioError(_ code: Int32, _ what: String) -> DescentError {
+        DescentError(.io, "\(what): \(String(cString: strerror(code)))")
+    }
+}

@@ -1,0 +1,57 @@
+import CDescentKernels
+import Descent
+
+/// Saves a network as a checkpoint in safetensors format, readable by numpy, PyTorch and the
+/// `safetensors` package: every parameter under its name (W1 [fan_in][fan_out], b1, gamma1,
+/// beta1, ...), the batch-norm running averages (running_mean1, running_var1, ...), the
+/// optimizer's state buffers ("optimizer.W1.0", "optimizer.W1.1", ... once it has taken a
+/// step), all F32; and in `__metadata__` the spec, the optimizer's name, hyperparameters and
+/// step count, and the dropout generator's state. `descent_net_load` then continues training
+/// exactly as if it had never stopped (same inputs, same thread count: bit-identical losses).
+/// Gradients are not saved: save after `descent_net_train_step` or `descent_net_apply_update`.
+///
+/// Atomic: the file is written to a temporary file in the same directory, fsync'd and renamed
+/// over `path`, so a crash or an error never leaves a partial file, and a previous file at
+/// `path` stays intact unless the save succeeds. The network is not changed.
+/// Errors: DESCENT_ERR_INVALID_ARGUMENT (NULL, empty path), DESCENT_ERR_IO (the directory does
+/// not exist or is not writable, `path` is a directory, the disk is full, ...: the message names
+/// the path and the system's reason).
+/// Memory: `path` is only read during the call.
+/// Threads: one handle, one thread at a time (saving reads the network).
+@c(descent_net_save) public func descent_net_save(
+    _ net: UnsafePointer<descent_net>?, _ path: UnsafePointer<CChar>?
+) -> Int32 {
+    guarded("descent_net_save") {
+        let network = unbox(try required(net, "net"), as: Network.self)
+        try network.save(to: try string(path, "path"))
+    }
+}
+
+/// Loads a checkpoint written by `descent_net_save` into a new network: parameters, batch-norm
+/// running averages, the optimizer with its hyperparameters, step count and state, and the
+/// dropout generator's state. A checkpoint made with a plugin's optimizer needs that plugin
+/// loaded first.
+///
+/// Everything is checked before the network is built: the safetensors structure (sizes and
+/// offsets against the real file size; the header is at most 100 MB), the metadata, the spec,
+/// the optimizer and its hyperparameters, and every tensor's name, dtype (F32) and shape. A
+/// truncated, oversized or hostile file is an error, never a crash or an out-of-bounds read.
+///
+/// On success `*out` receives a new handle, else NULL.
+/// Errors (the message starts with the path): DESCENT_ERR_INVALID_ARGUMENT (NULL, empty path),
+/// DESCENT_ERR_NOT_FOUND (no such file; or the checkpoint's optimizer is not registered: the
+/// message names it), DESCENT_ERR_IO (cannot be read, a directory), DESCENT_ERR_FORMAT (not
+/// safetensors, not a Descent checkpoint, an unsupported format_version, or any inconsistency:
+/// the message names the tensor or metadata field), DESCENT_ERR_NUMERIC (a tensor holds NaN or
+/// Inf), DESCENT_ERR_OUT_OF_MEMORY.
+/// Memory: free the handle with `descent_net_free`. Threads: safe from any thread.
+@c(descent_net_load) public func descent_net_load(
+    _ path: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<UnsafeMutablePointer<descent_net>?>?
+) -> Int32 {
+    out?.pointee = nil
+    return guarded("descent_net_load") {
+        let out = try required(out, "out")
+        let network = try Network.load(from: try string(path, "path"))
+        out.pointee = box(network, as: descent_net.self)
+    }
+}

@@ -158,7 +158,11 @@ public final class Optimizer {
             throw DescentError(.numeric,
                 "grads[\(badTensor)] contains \(value.isNaN ? "NaN" : (value < 0 ? "-Inf" : "Inf")) at index \(badIndex)")
         }
-        if state == nil { try allocateState(lengths: UnsafeBufferPointer(start: lengths, count: n)) }
+        // State made for this step is freed again if the step fails: "nothing changed".
+        let createsState = state == nil
+        if createsState { try allocateState(lengths: UnsafeBufferPointer(start: lengths, count: n)) }
+        var succeeded = false
+        defer { if createsState && !succeeded { freeState() } }
 
         let l2 = kind.hostWeightDecayIndex.map { Float(values[$0]) } ?? 0
         var ctx = descent_step_context(
@@ -179,6 +183,7 @@ public final class Optimizer {
             throw pluginFailure(during: "step")
         }
         stepCount += 1
+        succeeded = true
     }
 
     // MARK: - internals

@@ -101,7 +101,7 @@ def c_section(raw):
 def plain_comment(line):
     """Swift renders doc comments as markup: undo `<code>` and typographic quotes."""
     line = re.sub(r"</?code>", "`", line)
-    for fancy, plain in (("\u201c", '"'), ("\u201d", '"'), ("\u2018", "'"), ("\u2019", "'")):
+    for fancy, plain in (("\u201c", '"'), ("\u201d", '"'), ("\u2018", "'"), ("\u2019", "'"), ("\u2026", "...")):
         line = line.replace(fancy, plain)
     return line
 

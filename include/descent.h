@@ -232,7 +232,6 @@ int32_t descent_net_train_step(descent_net * net, float const * x, int32_t const
 /// Creates an optimizer by name: a built-in ("sgd", "momentum", "nesterov", "adagrad",
 /// "rmsprop", "adam", "adamw") or one a plugin registered.
 /// `hparams` is a comma-separated list of key=value pairs, e.g. "lr=0.01,momentum=0.9";
-
 /// NULL or "" keeps every default. Keys must be hyperparameters of that optimizer and values
 /// finite and inside their ranges (`descent_optimizer_describe` lists them). Every optimizer
 /// without its own weight_decay also takes `weight_decay` (L2: the gradient becomes

@@ -101,7 +101,7 @@ def c_section(raw):
 def plain_comment(line):
     """Swift renders doc comments as markup: undo `<code>` and typographic quotes."""
     line = re.sub(r"</?code>", "`", line)
-    for fancy, plain in (("\u201c", '"'), ("\u201d", '"'), ("\u2018", "'"), ("\u2019", "'")):
+    for fancy, plain in (("\u201c", '"'), ("\u201d", '"'), ("\u2018", "'"), ("\u2019", "'"), ("\u2026", "...")):
         line = line.replace(fancy, plain)
     return line
 
@@ -135,7 +135,7 @@ def convert(section):
         if line.strip():
             lines.append(plain_comment(line) if line.lstrip().startswith("///") else line)
     body = "\n".join(lines).strip() + "\n"
-    body = re.sub(r"(;)\n(///)", r"\1\n\n\2", body)            # a blank line between declarations
+    body = re.sub(r"^((?!\s*///).*;)\n(///)", r"\1\n\n\2", body, flags=re.M)  # blank line between declarations
     typedefs = "".join(f"typedef struct {h} {h};\n" for h in sorted(handles)) + "\n"
     return typedefs + body
 

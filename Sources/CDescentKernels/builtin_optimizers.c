@@ -93,7 +93,7 @@ static const descent_hparam_desc rmsprop_hparams[] = {
 static int32_t rmsprop_step(const descent_step_context *ctx, float *restrict p,
                             const float *restrict g, float *const *state, int64_t n) {
     const float lr = HP(RMS_LR), decay = HP(RMS_DECAY), eps = HP(RMS_EPS);
-    const float keep = 1.0f - decay;
+    const float keep = (float)(1.0 - ctx->hparams[RMS_DECAY]);   /* in double: 1 - (float)0.99 is off by 1e-6 */
     float *restrict h = state[0];
     for (int64_t i = 0; i < n; i++) {
         float hi = decay * h[i] + keep * g[i] * g[i];
@@ -152,7 +152,10 @@ static int32_t adamw_prepare(const descent_step_context *ctx, double *scalars) {
 /* Shared by adam and adamw: both tables keep beta1, beta2, eps at the same positions. */
 static int32_t adam_step(const descent_step_context *ctx, float *restrict p, const float *restrict g,
                          float *const *state, int64_t n) {
-    const float one_minus_b1 = 1.0f - HP(ADAM_BETA1), one_minus_b2 = 1.0f - HP(ADAM_BETA2);
+    /* 1 - beta in double, then rounded once: (float)0.999 is 0.99899995, so 1 - (float)beta2
+     * would be 1.3e-5 too small (PyTorch also takes 1 - beta in double). */
+    const float one_minus_b1 = (float)(1.0 - ctx->hparams[ADAM_BETA1]);
+    const float one_minus_b2 = (float)(1.0 - ctx->hparams[ADAM_BETA2]);
     const float eps = HP(ADAM_EPS);
     const float step_size = (float)ctx->scalars[SCALAR_STEP_SIZE];
     const float inv_sqrt_bc2 = (float)ctx->scalars[SCALAR_INV_SQRT_BC2];

@@ -22,23 +22,29 @@ public struct Hyperparameter: Sendable, Equatable {
         return (open ? "(" : "[") + Self.format(minimum) + ", " + Self.format(maximum) + (close ? ")" : "]")
     }
 
-    /// Throws unless `value` is finite and inside the range.
+    /// Throws unless `value` is finite and inside the range, both as given and as the float
+    /// the kernels compute with (1e39 becomes inf, 0.99999999 becomes 1, 1e-320 becomes 0).
     public func validate(_ value: Double) throws {
         guard value.isFinite else {
             throw DescentError(.invalidArgument, "hyperparameter '\(name)' must be finite, got \(Self.format(value))")
         }
-        let inside: Bool
-        if isBoolean {
-            inside = value == 0 || value == 1
-        } else {
-            let aboveMin = minimumExclusive ? value > minimum : value >= minimum
-            let belowMax = maximumExclusive ? value < maximum : value <= maximum
-            inside = aboveMin && belowMax
-        }
-        guard inside else {
+        guard contains(value) else {
             throw DescentError(.invalidArgument,
                 "hyperparameter '\(name)' = \(Self.format(value)) is out of range \(rangeDescription)")
         }
+        let asFloat = Double(Float(value))
+        guard contains(asFloat) else {
+            throw DescentError(.invalidArgument,
+                "hyperparameter '\(name)' = \(Self.format(value)) is out of range \(rangeDescription) "
+                    + "as the float32 the update uses (\(Self.format(asFloat)))")
+        }
+    }
+
+    private func contains(_ value: Double) -> Bool {
+        if isBoolean { return value == 0 || value == 1 }
+        let aboveMin = minimumExclusive ? value > minimum : value >= minimum
+        let belowMax = maximumExclusive ? value < maximum : value <= maximum
+        return aboveMin && belowMax && !value.isInfinite
     }
 
     /// Shortest text that reads back as the same double; `inf`/`-inf`/`nan` for the rest.

@@ -31,27 +31,31 @@ public final class Optimizer {
 
     /// Creates an optimizer by registered name, with hyperparameters from a `"k=v,k=v"` list
     /// (nil or empty: the defaults).
-    public init(_ name: String, hyperparameters: String? = nil) throws {
-        kind = try OptimizerRegistry.kind(named: name)
+    public convenience init(_ name: String, hyperparameters: String? = nil) throws {
+        let kind = try OptimizerRegistry.kind(named: name)
+        try self.init(kind: kind, settings: try parseHyperparameterList(hyperparameters ?? ""))
+    }
+
+    /// Creates an optimizer with hyperparameters given as a dictionary.
+    public convenience init(_ name: String, _ hyperparameters: [String: Double]) throws {
+        let kind = try OptimizerRegistry.kind(named: name)
+        try self.init(kind: kind, settings: hyperparameters.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
+    }
+
+    private init(kind: OptimizerKind, settings: [(key: String, value: Double)]) throws {
         var initial = kind.defaults
-        for (key, value) in try parseHyperparameterList(hyperparameters ?? "") {
+        for (key, value) in settings {
             guard let i = kind.index(of: key) else { throw Self.unknownKey(key, kind) }
             try kind.hyperparameters[i].validate(value)
             initial[i] = value
         }
+        self.kind = kind
         values = .allocate(capacity: max(1, initial.count))
         values.initialize(from: initial, count: initial.count)
         scalars = .allocate(capacity: Int(DESCENT_PLUGIN_MAX_SCALARS))
         scalars.initialize(repeating: 0, count: Int(DESCENT_PLUGIN_MAX_SCALARS))
         report = .allocate(capacity: 1)
         report.initialize(to: dk_step_report())
-    }
-
-    /// Creates an optimizer with hyperparameters given as a dictionary.
-    public convenience init(_ name: String, _ hyperparameters: [String: Double]) throws {
-        let text = hyperparameters.sorted { $0.key < $1.key }
-            .map { "\($0.key)=\(Hyperparameter.format($0.value))" }.joined(separator: ",")
-        try self.init(name, hyperparameters: text)
     }
 
     deinit {
@@ -143,8 +147,8 @@ public final class Optimizer {
             guard same else {
                 let got = (0..<n).map { String(lengths[$0]) }.joined(separator: ", ")
                 throw DescentError(.shapeMismatch,
-                    "the state was created for \(shape.count) tensors of lengths [\(shape.map(String.init).joined(separator: ", "))], "
-                        + "but this step has \(n) tensors of lengths [\(got)]; call reset to start over")
+                    "the state was created for \(tensors(shape.count)) of lengths [\(shape.map(String.init).joined(separator: ", "))], "
+                        + "but this step has \(tensors(n)) of lengths [\(got)]; call reset to start over")
             }
         }
         let threads = dk_get_threads()
@@ -154,7 +158,11 @@ public final class Optimizer {
             throw DescentError(.numeric,
                 "grads[\(badTensor)] contains \(value.isNaN ? "NaN" : (value < 0 ? "-Inf" : "Inf")) at index \(badIndex)")
         }
-        if state == nil { try allocateState(lengths: UnsafeBufferPointer(start: lengths, count: n)) }
+        // State made for this step is freed again if the step fails: "nothing changed".
+        let createsState = state == nil
+        if createsState { try allocateState(lengths: UnsafeBufferPointer(start: lengths, count: n)) }
+        var succeeded = false
+        defer { if createsState && !succeeded { freeState() } }
 
         let l2 = kind.hostWeightDecayIndex.map { Float(values[$0]) } ?? 0
         var ctx = descent_step_context(
@@ -175,6 +183,7 @@ public final class Optimizer {
             throw pluginFailure(during: "step")
         }
         stepCount += 1
+        succeeded = true
     }
 
     /// Replaces the state with zeroed buffers for tensors of `lengths`, lets `fill` write
@@ -212,6 +221,8 @@ public final class Optimizer {
     }
 
     // MARK: - internals
+
+    private func tensors(_ n: Int) -> String { n == 1 ? "1 tensor" : "\(n) tensors" }
 
     static func unknownKey(_ key: String, _ kind: OptimizerKind) -> DescentError {
         DescentError(.notFound,

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Installs what building and testing Descent needs on Debian bookworm (run as root; idempotent:
+# a second run only checks and prints what is already there).
+#
+#   Debian:  libomp-dev (OpenMP for the C kernels), libopenblas-dev (BLAS), zlib1g-dev (.gz IDX),
+#            cmake, ninja-build, pkg-config, gcc, g++, libc6-dev (C tests, header checks, install test),
+#            binutils (readelf), dataset-fashion-mnist (the lab's default data)
+#   PyPI:    numpy pytest matplotlib tqdm safetensors (into the python3 on PATH, e.g. pyenv's)
+#
+# The Swift toolchain (/opt/swift) is not installable from Debian or PyPI: it is only checked.
+# Environment: DESCENT_SKIP_APT=1 / DESCENT_SKIP_PIP=1 skip a part.
+set -euo pipefail
+
+APT_PACKAGES=(libomp-dev libopenblas-dev zlib1g-dev cmake ninja-build pkg-config gcc g++ libc6-dev
+              binutils dataset-fashion-mnist)
+PIP_PACKAGES=(numpy pytest matplotlib tqdm safetensors)
+
+log() { echo "install-deps: $*"; }
+
+if [[ $(id -u) -eq 0 ]]; then SUDO=(); else SUDO=(sudo); fi
+
+# --- Debian packages ------------------------------------------------------------------------
+if [[ "${DESCENT_SKIP_APT:-0}" != 1 ]]; then
+    missing=()
+    for p in "${APT_PACKAGES[@]}"; do
+        if dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$'; then :; else
+            missing+=("$p")
+        fi
+    done
+    if [[ ${#missing[@]} -eq 0 ]]; then
+        log "Debian packages already installed: ${APT_PACKAGES[*]}"
+    else
+        log "installing Debian packages: ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        "${SUDO[@]}" apt-get update
+        "${SUDO[@]}" apt-get install -y --no-install-recommends "${missing[@]}"
+    fi
+fi
+
+# --- Swift toolchain (checked only) ---------------------------------------------------------
+if ! command -v swift >/dev/null 2>&1 && [[ -x /opt/swift/usr/bin/swift ]]; then
+    export PATH="/opt/swift/usr/bin:$PATH"
+fi
+if command -v swift >/dev/null 2>&1; then
+    log "swift: $(swift --version 2>/dev/null | head -n 1)"
+else
+    log "ERROR: no Swift toolchain (expected Swift 6.3 at /opt/swift/usr/bin or on PATH)" >&2
+    exit 1
+fi
+
+# --- Python packages --------------------------------------------------------------------------
+if [[ "${DESCENT_SKIP_PIP:-0}" != 1 ]]; then
+    if ! command -v python3 >/dev/null 2>&1 || ! python3 -m pip --version >/dev/null 2>&1; then
+        log "no python3 with pip on PATH: installing Debian's python3 python3-pip"
+        export DEBIAN_FRONTEND=noninteractive
+        "${SUDO[@]}" apt-get update
+        "${SUDO[@]}" apt-get install -y --no-install-recommends python3 python3-pip
+    fi
+    missing=()
+    for p in "${PIP_PACKAGES[@]}"; do
+        if python3 -c 'import sys, importlib.metadata as m; m.version(sys.argv[1])' "$p" >/dev/null 2>&1; then :; else
+            missing+=("$p")
+        fi
+    done
+    if [[ ${#missing[@]} -eq 0 ]]; then
+        log "Python packages already installed in $(command -v python3): ${PIP_PACKAGES[*]}"
+    else
+        log "installing Python packages into $(command -v python3): ${missing[*]}"
+        pip_args=(install --disable-pip-version-check --no-input)
+        # Debian's own python3 refuses pip installs (PEP 668); pyenv's and venvs do not.
+        if python3 -c 'import sys, sysconfig, os; sys.exit(0 if os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")) and sys.prefix == sys.base_prefix else 1)'; then
+            pip_args+=(--break-system-packages)
+        fi
+        PIP_ROOT_USER_ACTION=ignore python3 -m pip "${pip_args[@]}" "${missing[@]}"
+    fi
+fi
+
+log "done"

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# The install test (ctest: install_consumers). Installs a configured and built Descent build tree
+# into a temporary prefix, checks what landed there and that the installed library loads, then
+# builds tests/install/consumer.c out of tree against that prefix twice and runs both:
+#   1. cc consumer.c $(pkg-config --cflags --libs descent)      (PKG_CONFIG_PATH=<prefix>/lib/pkgconfig)
+#   2. tests/install/CMakeLists.txt: find_package(Descent REQUIRED) (CMAKE_PREFIX_PATH=<prefix>)
+#
+#   tests/install/run.sh BUILD_DIR [LIBDIR [INCLUDEDIR]]    (LIBDIR/INCLUDEDIR relative to the prefix)
+# Environment: CMAKE_COMMAND (default cmake), DESCENT_CMAKE_GENERATOR (default Ninja if found),
+# CC (default cc), KEEP=1 keeps the temporary folders.
+set -euo pipefail
+
+build_dir=$(cd "${1:?usage: run.sh BUILD_DIR [LIBDIR [INCLUDEDIR]]}" && pwd)
+libdir_rel=${2:-lib}
+includedir_rel=${3:-include}
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+cmake=${CMAKE_COMMAND:-cmake}
+cc=${CC:-cc}
+if [[ -n "${DESCENT_CMAKE_GENERATOR:-}" ]]; then
+    generator=$DESCENT_CMAKE_GENERATOR
+elif command -v ninja >/dev/null; then
+    generator=Ninja
+else
+    generator="Unix Makefiles"
+fi
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/descent-install-test.XXXXXX")
+prefix=$tmp/prefix
+work=$tmp/work
+mkdir -p "$work"
+cleanup() {
+    local rc=$?
+    if [[ $rc -eq 0 && "${KEEP:-0}" != 1 ]]; then rm -rf "$tmp"; else echo "install test: kept $tmp"; fi
+}
+trap cleanup EXIT
+
+step() { printf '\n== %s\n' "$*"; }
+die() { echo "install test: FAILED: $*" >&2; exit 1; }
+
+step "cmake --install $build_dir --prefix $prefix"
+"$cmake" --install "$build_dir" --prefix "$prefix"
+
+libdir=$prefix/$libdir_rel
+includedir=$prefix/$includedir_rel
+step "installed files"
+for f in "$libdir/libdescent.so" "$includedir/descent.h" "$includedir/descent_plugin.h" \
+         "$libdir/pkgconfig/descent.pc" "$libdir/cmake/Descent/DescentConfig.cmake" \
+         "$libdir/cmake/Descent/DescentConfigVersion.cmake"; do
+    [[ -f "$f" ]] || die "missing $f"
+    echo "  ${f#$prefix/}"
+done
+plugin_dir=$libdir/descent/plugins
+plugins=()
+if [[ -d "$plugin_dir" ]]; then
+    shopt -s nullglob
+    plugins=("$plugin_dir"/*.so)
+    shopt -u nullglob
+fi
+for p in "${plugins[@]}"; do echo "  ${p#$prefix/}"; done
+
+step "the installed library loads from the prefix"
+readelf -d "$libdir/libdescent.so" | grep -E 'SONAME|RUNPATH|RPATH|NEEDED' | sed 's/^ */  /'
+if ldd "$libdir/libdescent.so" | grep -q 'not found'; then
+    ldd "$libdir/libdescent.so" >&2
+    die "libdescent.so has unresolved dependencies"
+fi
+for p in "${plugins[@]}"; do
+    if readelf -d "$p" | grep -q 'libdescent'; then die "plugin $p links libdescent"; fi
+done
+
+# Runs a consumer, checks it resolved libdescent.so from the prefix, and runs it with the plugins.
+run_consumer() {
+    local exe=$1
+    local resolved
+    resolved=$(ldd "$exe" | awk '$1 == "libdescent.so" { print $3 }')
+    [[ "$resolved" == "$libdir/libdescent.so" ]] || die "$exe loads libdescent.so from '$resolved', not $libdir"
+    "$exe"
+    if [[ ${#plugins[@]} -gt 0 ]]; then "$exe" "$plugin_dir"; fi
+}
+
+step "consumer built with pkg-config"
+export PKG_CONFIG_PATH="$libdir/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+echo "  descent $(pkg-config --modversion descent): $(pkg-config --cflags --libs descent)"
+[[ "$(pkg-config --variable=prefix descent)" == "$prefix" ]] || die "descent.pc names prefix $(pkg-config --variable=prefix descent), not $prefix"
+# shellcheck disable=SC2046  # pkg-config's output is meant to be split into words
+"$cc" -std=c11 -Wall -Wextra -Werror "$here/consumer.c" -o "$work/consumer-pkgconfig" \
+    $(pkg-config --cflags --libs descent) -lm -Wl,-rpath,"$libdir"
+run_consumer "$work/consumer-pkgconfig"
+
+step "consumer built with CMake find_package(Descent)"
+"$cmake" -S "$here" -B "$work/cmake-build" -G "$generator" -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF
+"$cmake" --build "$work/cmake-build"
+found_plugin_dir=$(cat "$work/cmake-build/descent_plugin_dir.txt")
+[[ "$found_plugin_dir" == "$plugin_dir" ]] || die "find_package found Descent_PLUGIN_DIR=$found_plugin_dir, expected $plugin_dir"
+run_consumer "$work/cmake-build/consumer"
+
+echo
+echo "install test: pkg-config and find_package consumers built and ran against $prefix"

@@ -61,7 +61,7 @@ typedef enum descent_status {
 } descent_status;
 
 /// Which BLAS does the matrix products and which kernel set it runs, e.g.
-/// "OpenBLAS 0.3.21 … ; kernels SkylakeX (chosen by Descent for this CPU)". Loads it if needed.
+/// "OpenBLAS 0.3.21 ... ; kernels SkylakeX (chosen by Descent for this CPU)". Loads it if needed.
 /// Memory: a static string. Threads: safe from any thread.
 char const * descent_blas_info(void);
 
@@ -122,7 +122,7 @@ int32_t descent_net_apply_update(descent_net * net);
 /// Creates a network from a JSON spec, e.g.
 /// {"sizes":[784,100,100,10], "activation":"relu", "init":"he", "batchnorm":false,
 /// "dropout":0.0, "weight_decay":0.0, "seed":42}.
-/// Only "sizes" is required (inputs, hidden widths…, classes; at least 2 entries, all >= 1,
+/// Only "sizes" is required (inputs, hidden widths..., classes; at least 2 entries, all >= 1,
 /// classes >= 2). activation: relu | sigmoid | tanh; init: he (std sqrt(2/fan_in)), xavier
 /// (sqrt(1/fan_in)), std:X, zeros; dropout in [0, 1); weight_decay >= 0 (0.5<em>lambda</em>sum W^2 in
 /// the loss); seed: a whole number that fixes initialisation and dropout masks.
@@ -172,7 +172,7 @@ void descent_net_free(descent_net * net);
 int32_t descent_net_load(char const * path, descent_net * * out);
 
 /// Zero-copy access to parameter `index` (0-based, in the order of `descent_net_param_count`):
-/// its name ("W1", "b1", "gamma1", "beta1", …), its values and its gradient (both `*length`
+/// its name ("W1", "b1", "gamma1", "beta1", ...), its values and its gradient (both `*length`
 /// floats; weights are [fan_in][fan_out] row-major). Writing through `*data` changes the
 /// network; `*grad` holds the last backward pass's gradient. Any output may be NULL.
 /// Errors: DESCENT_ERR_INVALID_ARGUMENT (NULL net, index out of range).
@@ -180,7 +180,7 @@ int32_t descent_net_load(char const * path, descent_net * * out);
 /// Threads: one handle, one thread at a time.
 int32_t descent_net_param(descent_net * net, int64_t index, char const * * name, float * * data, float * * grad, int64_t * length);
 
-/// The number of parameter tensors (W1, b1, [gamma1, beta1,] W2, …), or -1 for NULL.
+/// The number of parameter tensors (W1, b1, [gamma1, beta1,] W2, ...), or -1 for NULL.
 /// Threads: one handle, one thread at a time.
 int64_t descent_net_param_count(descent_net const * net);
 
@@ -192,8 +192,8 @@ int32_t descent_net_predict(descent_net * net, float const * x, int64_t batch, f
 
 /// Saves a network as a checkpoint in safetensors format, readable by numpy, PyTorch and the
 /// `safetensors` package: every parameter under its name (W1 [fan_in][fan_out], b1, gamma1,
-/// beta1, …), the batch-norm running averages (running_mean1, running_var1, …), the
-/// optimizer's state buffers ("optimizer.W1.0", "optimizer.W1.1", … once it has taken a
+/// beta1, ...), the batch-norm running averages (running_mean1, running_var1, ...), the
+/// optimizer's state buffers ("optimizer.W1.0", "optimizer.W1.1", ... once it has taken a
 /// step), all F32; and in `__metadata__` the spec, the optimizer's name, hyperparameters and
 /// step count, and the dropout generator's state. `descent_net_load` then continues training
 /// exactly as if it had never stopped (same inputs, same thread count: bit-identical losses).
@@ -202,7 +202,7 @@ int32_t descent_net_predict(descent_net * net, float const * x, int64_t batch, f
 /// over `path`, so a crash or an error never leaves a partial file, and a previous file at
 /// `path` stays intact unless the save succeeds. The network is not changed.
 /// Errors: DESCENT_ERR_INVALID_ARGUMENT (NULL, empty path), DESCENT_ERR_IO (the directory does
-/// not exist or is not writable, `path` is a directory, the disk is full, …: the message names
+/// not exist or is not writable, `path` is a directory, the disk is full, ...: the message names
 /// the path and the system's reason).
 /// Memory: `path` is only read during the call.
 /// Threads: one handle, one thread at a time (saving reads the network).

@@ -1,0 +1,129 @@
+"""Finding libdescent.so and declaring its C functions for ctypes.
+
+Every declaration has the C prototype from include/descent.h above it. Pointers to array data
+are passed as plain addresses (c_void_p): the Python layer checks dtype, order and shape itself,
+which is both clearer in its messages and cheaper per call than ndpointer's checks.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+from pathlib import Path
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+_REPO_ROOT = _PACKAGE_DIR.parents[2]  # bindings/python/descent -> repository root
+
+
+def candidate_paths() -> list[Path]:
+    """Where the library is looked for, in order."""
+    paths = []
+    env = os.environ.get("DESCENT_LIBRARY")
+    if env:
+        paths.append(Path(env))
+    paths.append(_PACKAGE_DIR / "_lib" / "libdescent.so")
+    for build in ("build/swiftpm/release", ".build/release", ".build/debug"):
+        paths.append(_REPO_ROOT / build / "libdescent.so")
+    return paths
+
+
+def _load() -> ctypes.CDLL:
+    tried = []
+    for path in candidate_paths():
+        if path.is_file():
+            return ctypes.CDLL(str(path))
+        tried.append(str(path))
+    raise OSError(
+        "libdescent.so not found. Set DESCENT_LIBRARY to its path, or build it "
+        "(swift build -c release, or the README's commands). Tried:\n  " + "\n  ".join(tried))
+
+
+lib = _load()
+path = lib._name
+
+c_int32, c_int64, c_float, c_double = ctypes.c_int32, ctypes.c_int64, ctypes.c_float, ctypes.c_double
+c_char_p, c_void_p = ctypes.c_char_p, ctypes.c_void_p
+P = ctypes.POINTER
+
+
+def _declare(name: str, restype, *argtypes) -> None:
+    try:
+        fn = getattr(lib, name)
+    except AttributeError:
+        raise OSError(f"{path} has no {name}: it is older than this binding; rebuild it") from None
+    fn.restype = restype
+    fn.argtypes = list(argtypes)
+
+
+# const char *descent_version(void);
+_declare("descent_version", c_char_p)
+# const char *descent_last_error(void);
+_declare("descent_last_error", c_char_p)
+# const char *descent_status_name(int32_t status);
+_declare("descent_status_name", c_char_p, c_int32)
+# int32_t descent_set_num_threads(int32_t n);
+_declare("descent_set_num_threads", c_int32, c_int32)
+# int32_t descent_get_num_threads(void);
+_declare("descent_get_num_threads", c_int32)
+# const char *descent_blas_info(void);
+_declare("descent_blas_info", c_char_p)
+
+# int32_t descent_optimizer_create(const char *name, const char *hparams, descent_optimizer **out);
+_declare("descent_optimizer_create", c_int32, c_char_p, c_char_p, P(c_void_p))
+# int32_t descent_optimizer_step(descent_optimizer *opt, int64_t count, float *const *params,
+#                                const float *const *grads, const int64_t *lengths);
+_declare("descent_optimizer_step", c_int32, c_void_p, c_int64, c_void_p, c_void_p, c_void_p)
+# int32_t descent_optimizer_set(descent_optimizer *opt, const char *key, double value);
+_declare("descent_optimizer_set", c_int32, c_void_p, c_char_p, c_double)
+# int32_t descent_optimizer_get(const descent_optimizer *opt, const char *key, double *value);
+_declare("descent_optimizer_get", c_int32, c_void_p, c_char_p, P(c_double))
+# int32_t descent_optimizer_reset(descent_optimizer *opt);
+_declare("descent_optimizer_reset", c_int32, c_void_p)
+# void descent_optimizer_free(descent_optimizer *opt);
+_declare("descent_optimizer_free", None, c_void_p)
+# int32_t descent_optimizer_names(char *buf, int64_t cap, int64_t *needed);
+_declare("descent_optimizer_names", c_int32, c_char_p, c_int64, P(c_int64))
+# int32_t descent_optimizer_describe(const char *name, char *buf, int64_t cap, int64_t *needed);
+_declare("descent_optimizer_describe", c_int32, c_char_p, c_char_p, c_int64, P(c_int64))
+# int32_t descent_plugin_load(const char *path);
+_declare("descent_plugin_load", c_int32, c_char_p)
+# int32_t descent_plugin_load_dir(const char *dir);
+_declare("descent_plugin_load_dir", c_int32, c_char_p)
+
+# int32_t descent_net_create(const char *spec_json, descent_net **out);
+_declare("descent_net_create", c_int32, c_char_p, P(c_void_p))
+# void descent_net_free(descent_net *net);
+_declare("descent_net_free", None, c_void_p)
+# int32_t descent_net_set_optimizer(descent_net *net, const char *name, const char *hparams);
+_declare("descent_net_set_optimizer", c_int32, c_void_p, c_char_p, c_char_p)
+# int32_t descent_net_train_step(descent_net *net, const float *x, const int32_t *labels,
+#                                int64_t batch, float *loss);
+_declare("descent_net_train_step", c_int32, c_void_p, c_void_p, c_void_p, c_int64, P(c_float))
+# int32_t descent_net_forward_backward(descent_net *net, const float *x, const int32_t *labels,
+#                                      int64_t batch, float *loss);
+_declare("descent_net_forward_backward", c_int32, c_void_p, c_void_p, c_void_p, c_int64, P(c_float))
+# int32_t descent_net_apply_update(descent_net *net);
+_declare("descent_net_apply_update", c_int32, c_void_p)
+# int32_t descent_net_predict(descent_net *net, const float *x, int64_t batch, float *probs);
+_declare("descent_net_predict", c_int32, c_void_p, c_void_p, c_int64, c_void_p)
+# int32_t descent_net_evaluate(descent_net *net, const float *x, const int32_t *labels, int64_t n,
+#                              float *loss, float *accuracy);
+_declare("descent_net_evaluate", c_int32, c_void_p, c_void_p, c_void_p, c_int64, P(c_float), P(c_float))
+# int64_t descent_net_param_count(const descent_net *net);
+_declare("descent_net_param_count", c_int64, c_void_p)
+# int32_t descent_net_param(descent_net *net, int64_t index, const char **name, float **data,
+#                           float **grad, int64_t *length);
+_declare("descent_net_param", c_int32, c_void_p, c_int64, P(c_char_p), P(c_void_p), P(c_void_p), P(c_int64))
+# int32_t descent_net_activations(descent_net *net, int64_t layer, const float **data,
+#                                 int64_t *rows, int64_t *cols);
+_declare("descent_net_activations", c_int32, c_void_p, c_int64, P(c_void_p), P(c_int64), P(c_int64))
+# int32_t descent_net_spec(const descent_net *net, char *buf, int64_t cap, int64_t *needed);
+_declare("descent_net_spec", c_int32, c_void_p, c_char_p, c_int64, P(c_int64))
+# int32_t descent_net_save(const descent_net *net, const char *path);
+_declare("descent_net_save", c_int32, c_void_p, c_char_p)
+# int32_t descent_net_load(const char *path, descent_net **out);
+_declare("descent_net_load", c_int32, c_char_p, P(c_void_p))
+# int32_t descent_dataset_load_idx(const char *images_path, const char *labels_path, float **images,
+#                                  int32_t **labels, int64_t *count, int64_t *features);
+_declare("descent_dataset_load_idx", c_int32, c_char_p, c_char_p, P(c_void_p), P(c_void_p), P(c_int64), P(c_int64))
+# void descent_dataset_free(float *images, int32_t *labels);
+_declare("descent_dataset_free", None, c_void_p, c_void_p)

@@ -1,0 +1,51 @@
+"""MNIST-format data sets (IDX files, raw or gzip), read by the library."""
+from __future__ import annotations
+
+import ctypes
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ._lib import lib
+from .errors import check
+
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+
+
+def load_idx(images_path: "str | os.PathLike", labels_path: "str | os.PathLike") -> tuple[np.ndarray, np.ndarray]:
+    """Reads an IDX image file and its label file: x float32 (count, features) scaled to
+    [0, 1], y int32 (count,). Every header field is validated."""
+    images, labels = ctypes.c_void_p(), ctypes.c_void_p()
+    count, features = ctypes.c_int64(), ctypes.c_int64()
+    check(lib.descent_dataset_load_idx(os.fsencode(images_path), os.fsencode(labels_path), ctypes.byref(images),
+                                       ctypes.byref(labels), ctypes.byref(count), ctypes.byref(features)))
+    try:
+        n, f = count.value, features.value
+        x = np.ctypeslib.as_array((ctypes.c_float * (n * f)).from_address(images.value)).reshape(n, f).copy()
+        y = np.ctypeslib.as_array((ctypes.c_int32 * n).from_address(labels.value)).copy()
+    finally:
+        lib.descent_dataset_free(images, labels)
+    return x, y
+
+
+def _find(directory: Path, stem: str) -> Path:
+    for name in (stem + ".gz", stem):
+        if (directory / name).is_file():
+            return directory / name
+    raise FileNotFoundError(f"{directory} has no {stem}(.gz); is it an MNIST-format folder? "
+                            "(Debian: apt-get install dataset-fashion-mnist)")
+
+
+def mnist_format(directory: "str | os.PathLike") -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """((x_train, y_train), (x_test, y_test)) from a folder holding the four MNIST-format
+    files (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-...)."""
+    d = Path(directory)
+    train = load_idx(_find(d, "train-images-idx3-ubyte"), _find(d, "train-labels-idx1-ubyte"))
+    test = load_idx(_find(d, "t10k-images-idx3-ubyte"), _find(d, "t10k-labels-idx1-ubyte"))
+    return train, test
+
+
+def fashion_mnist(directory: "str | os.PathLike | None" = None):
+    """Fashion-MNIST: Debian's copy (dataset-fashion-mnist) unless a folder is given."""
+    return mnist_format(directory or FASHION_MNIST_DIR)

@@ -1,0 +1,211 @@
+"""Networks: the book's MultiLayerNetExtend, trained through libdescent."""
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+from typing import Optional
+
+import numpy as np
+
+from ._lib import lib
+from ._text import hparams_text, read_string
+from .errors import InvalidArgument, check
+
+
+class _Handle:
+    """Owns one C network handle. The Network and every zero-copy view of its memory hold a
+    reference, so the memory outlives all of them, whatever order they are dropped in."""
+
+    def __init__(self, pointer: ctypes.c_void_p):
+        self.pointer = pointer
+
+    def __del__(self):
+        if self.pointer:
+            lib.descent_net_free(self.pointer)
+            self.pointer = None
+
+
+def _view(handle: _Handle, address: int, shape: tuple, writable: bool = True) -> np.ndarray:
+    """A numpy array over library memory that keeps the handle alive."""
+    count = int(np.prod(shape))
+    buffer = (ctypes.c_float * count).from_address(address)
+    buffer._owner = handle  # noqa: SLF001 - ties the memory's lifetime to the view
+    array = np.frombuffer(buffer, dtype=np.float32, count=count).reshape(shape)
+    array.flags.writeable = writable
+    return array
+
+
+class Network:
+    """A multi-layer perceptron: Affine -> [BatchNorm] -> activation -> [Dropout] per hidden
+    layer, Affine -> softmax with cross-entropy at the end.
+
+    ``net.params`` and ``net.grads`` are dicts of zero-copy float32 views ("W1", "b1",
+    "gamma1", "beta1", ...): writing to ``net.params["W1"]`` changes the network.
+    The optimizer is sgd (lr 0.01) until ``set_optimizer`` swaps it (weights are kept).
+    """
+
+    def __init__(self, sizes, activation: str = "relu", init: str = "he", batchnorm: bool = False,
+                 dropout: float = 0.0, weight_decay: float = 0.0, seed: int = 1):
+        spec = {"sizes": [int(s) for s in sizes], "activation": activation, "init": init,
+                "batchnorm": bool(batchnorm), "dropout": float(dropout),
+                "weight_decay": float(weight_decay), "seed": int(seed)}
+        pointer = ctypes.c_void_p()
+        check(lib.descent_net_create(json.dumps(spec).encode(), ctypes.byref(pointer)))
+        self._adopt(pointer)
+
+    @classmethod
+    def load(cls, path: "str | os.PathLike") -> "Network":
+        """Reads a checkpoint written by ``save``: weights, batch-norm statistics, optimizer
+        and its state, so training continues exactly where it stopped."""
+        pointer = ctypes.c_void_p()
+        check(lib.descent_net_load(os.fsencode(path), ctypes.byref(pointer)))
+        net = cls.__new__(cls)
+        net._adopt(pointer)
+        return net
+
+    def _adopt(self, pointer: ctypes.c_void_p) -> None:
+        self._handle: Optional[_Handle] = _Handle(pointer)
+        self.spec: dict = json.loads(read_string(
+            lambda buf, cap, needed: lib.descent_net_spec(pointer, buf, cap, needed)))
+        self.sizes: list[int] = self.spec["sizes"]
+        self._params, self._grads = self._build_views()
+
+    # -- training -------------------------------------------------------------------------------
+    def set_optimizer(self, name: str, **hparams: float) -> None:
+        """Swaps the optimizer by name (built-in or plugin) at any time; state starts fresh."""
+        check(lib.descent_net_set_optimizer(self._live(), name.encode(), hparams_text(hparams)))
+        self.optimizer_name = name
+
+    def train_step(self, x: np.ndarray, y: np.ndarray) -> float:
+        """One step on a mini-batch: x float32 (batch, features), y integer labels (batch,).
+        Returns the loss before the update."""
+        x, y = self._batch(x, y, training=True)
+        loss = ctypes.c_float()
+        check(lib.descent_net_train_step(self._live(), x.ctypes.data, y.ctypes.data, len(x), ctypes.byref(loss)))
+        return loss.value
+
+    def forward_backward(self, x: np.ndarray, y: np.ndarray) -> float:
+        """Forward and backward only: fills ``grads`` (e.g. to average them across processes)."""
+        x, y = self._batch(x, y, training=True)
+        loss = ctypes.c_float()
+        check(lib.descent_net_forward_backward(self._live(), x.ctypes.data, y.ctypes.data, len(x), ctypes.byref(loss)))
+        return loss.value
+
+    def apply_update(self) -> None:
+        """The optimizer step on the current gradients."""
+        check(lib.descent_net_apply_update(self._live()))
+
+    # -- inference --------------------------------------------------------------------------------
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Class probabilities (batch, classes) in evaluation mode."""
+        x, _ = self._batch(x, None, training=False)
+        probs = np.empty((len(x), self.sizes[-1]), dtype=np.float32)
+        check(lib.descent_net_predict(self._live(), x.ctypes.data, len(x), probs.ctypes.data))
+        return probs
+
+    def evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+        """(mean loss, accuracy) over all samples in evaluation mode."""
+        x, y = self._batch(x, y, training=False)
+        loss, accuracy = ctypes.c_float(), ctypes.c_float()
+        check(lib.descent_net_evaluate(self._live(), x.ctypes.data, y.ctypes.data, len(x),
+                                       ctypes.byref(loss), ctypes.byref(accuracy)))
+        return loss.value, accuracy.value
+
+    def activations(self, layer: int) -> np.ndarray:
+        """A copy of hidden layer ``layer``'s output (after its activation function) from the
+        last forward pass, shape (rows, width)."""
+        data, rows, cols = ctypes.c_void_p(), ctypes.c_int64(), ctypes.c_int64()
+        check(lib.descent_net_activations(self._live(), int(layer), ctypes.byref(data), ctypes.byref(rows),
+                                          ctypes.byref(cols)))
+        return _view(self._handle, data.value, (rows.value, cols.value), writable=False).copy()
+
+    # -- parameters --------------------------------------------------------------------------------
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        """Zero-copy views of the parameters, by name."""
+        self._live()
+        return dict(self._params)
+
+    @property
+    def grads(self) -> dict[str, np.ndarray]:
+        """Zero-copy views of the last backward pass's gradients, by name."""
+        self._live()
+        return dict(self._grads)
+
+    def save(self, path: "str | os.PathLike") -> None:
+        """Writes a safetensors checkpoint atomically (an existing file is replaced only once
+        the new one is complete)."""
+        check(lib.descent_net_save(self._live(), os.fsencode(path)))
+
+    # -- lifetime ---------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Releases the network. Views from ``params``/``grads`` stay valid while they live."""
+        self._handle = None
+        self._params, self._grads = {}, {}
+
+    def __enter__(self) -> "Network":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "" if self._handle else " (closed)"
+        return f"<descent.Network {self.spec}{state}>"
+
+    # -- internals ----------------------------------------------------------------------------------
+    def _live(self) -> ctypes.c_void_p:
+        if not getattr(self, "_handle", None):
+            raise InvalidArgument("this network is closed")
+        return self._handle.pointer
+
+    def _build_views(self):
+        params, grads = {}, {}
+        pointer = self._handle.pointer
+        for i in range(lib.descent_net_param_count(pointer)):
+            name, data, grad, length = ctypes.c_char_p(), ctypes.c_void_p(), ctypes.c_void_p(), ctypes.c_int64()
+            check(lib.descent_net_param(pointer, i, ctypes.byref(name), ctypes.byref(data), ctypes.byref(grad),
+                                        ctypes.byref(length)))
+            key = name.value.decode()
+            shape = self._shape_of(key, length.value)
+            params[key] = _view(self._handle, data.value, shape)
+            grads[key] = _view(self._handle, grad.value, shape)
+        return params, grads
+
+    def _shape_of(self, name: str, length: int) -> tuple:
+        if name.startswith("W"):
+            layer = int(name[1:])
+            return (self.sizes[layer - 1], self.sizes[layer])
+        return (length,)
+
+    def _batch(self, x, y, training: bool):
+        """Checks (and, outside training, converts) inputs. In training nothing is copied
+        silently: x must already be float32 and C-contiguous."""
+        features = self.sizes[0]
+        if not isinstance(x, np.ndarray):
+            raise InvalidArgument(f"x must be a numpy array, got {type(x).__name__}")
+        if x.ndim == 1 and x.size == features:
+            x = x.reshape(1, features)
+        if x.ndim != 2 or x.shape[1] != features:
+            raise InvalidArgument(f"x has shape {x.shape}; expected (batch, {features})")
+        if x.dtype != np.float32 or not x.flags.c_contiguous:
+            if training:
+                raise InvalidArgument(
+                    f"x has dtype {x.dtype}{'' if x.flags.c_contiguous else ', not C-contiguous'}: training takes "
+                    "float32 C-contiguous arrays (convert the data set once with np.ascontiguousarray(x, np.float32))")
+            x = np.ascontiguousarray(x, dtype=np.float32)
+        if len(x) == 0:
+            raise InvalidArgument("x has no rows")
+        if y is None:
+            return x, None
+        y = np.asarray(y)
+        if y.shape != (len(x),):
+            raise InvalidArgument(f"y has shape {y.shape}; expected ({len(x)},) to match x")
+        if y.dtype != np.int32 or not y.flags.c_contiguous:
+            if not np.issubdtype(y.dtype, np.integer):
+                raise InvalidArgument(f"y has dtype {y.dtype}; labels must be integers")
+            if y.min() < -2**31 or y.max() >= 2**31:
+                raise InvalidArgument("y holds labels outside the int32 range")
+            y = np.ascontiguousarray(y, dtype=np.int32)  # labels are small: a cheap copy
+        return x, y

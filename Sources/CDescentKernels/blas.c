@@ -9,6 +9,7 @@
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <omp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,7 +73,10 @@ static void load(void) {
         snprintf(blas.error, sizeof blas.error, "libopenblas.so.0 has no cblas_sgemm");
         return;
     }
-    if (blas.set_threads) blas.set_threads(dk_get_threads());
+    /* OpenBLAS runs single-threaded inside our own OpenMP threads (see dk_sgemm): its own
+     * pthread pool splits these small products poorly and its spinning workers slow the
+     * OpenMP kernels next to them (TOOLCHAIN.md). */
+    if (blas.set_threads) blas.set_threads(1);
     __atomic_store_n(&loaded, 1, __ATOMIC_RELEASE);
     snprintf(blas.description, sizeof blas.description, "%s; kernels %s (%s)",
              config ? config() : "OpenBLAS", corename ? corename() : "unknown", chosen_by);
@@ -90,16 +94,72 @@ const char *dk_blas_description(void) {
     return blas.sgemm ? blas.description : blas.error;
 }
 
-/* Follows descent_set_num_threads; does not load OpenBLAS just for this. */
-void dk_blas_set_threads(int32_t n) {
-    if (__atomic_load_n(&loaded, __ATOMIC_ACQUIRE) && blas.set_threads) blas.set_threads(n);
+/* Work below this many multiply-adds runs in one call: the split's fork costs ~1 us. */
+#define DK_SGEMM_PARALLEL_MIN (1 << 19)
+
+/* One call of OpenBLAS: row-major C = alpha * op(A) * op(B) + beta * C. */
+static void sgemm_call(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k, float alpha,
+                       const float *a, int32_t lda, const float *b, int32_t ldb, float beta, float *c,
+                       int32_t ldc) {
+    enum { ROW_MAJOR = 101, NO_TRANS = 111, TRANS = 112 };
+    blas.sgemm(ROW_MAJOR, trans_a ? TRANS : NO_TRANS, trans_b ? TRANS : NO_TRANS, m, n, k, alpha, a,
+               lda, b, ldb, beta, c, ldc);
 }
 
-/* Row-major C = alpha * op(A) * op(B) + beta * C. Call only after dk_blas_ready() returned 1. */
+/* The products of one part of C: rows [begin, end) of C take rows of op(A) (a row of A, or
+ * a column of A^T); columns [begin, end) take columns of op(B). */
+static void sgemm_part(int split_rows, int32_t begin, int32_t end, int32_t trans_a, int32_t trans_b,
+                       int32_t m, int32_t n, int32_t k, float alpha, const float *a, int32_t lda,
+                       const float *b, int32_t ldb, float beta, float *c, int32_t ldc) {
+    int32_t part = end - begin;
+    if (split_rows) {
+        const float *a_part = trans_a ? a + begin : a + (int64_t)begin * lda;
+        sgemm_call(trans_a, trans_b, part, n, k, alpha, a_part, lda, b, ldb, beta,
+                   c + (int64_t)begin * ldc, ldc);
+    } else {
+        const float *b_part = trans_b ? b + (int64_t)begin * ldb : b + begin;
+        sgemm_call(trans_a, trans_b, m, part, k, alpha, a, lda, b_part, ldb, beta, c + begin, ldc);
+    }
+}
+
+/*
+ * Row-major C[m][n] = alpha * op(A)[m][k] * op(B)[k][n] + beta * C. Call only after
+ * dk_blas_ready() returned 1.
+ *
+ * Large products are cut into parts along the longer side of C, and the parts run on
+ * Descent's threads (OpenBLAS itself stays single-threaded). Each element of C is still one
+ * dot product over all of k inside one OpenBLAS call, so no reduction is needed. The cut
+ * depends on the shape alone, never on the thread count: one thread runs the same calls one
+ * after another, so results are bit-identical for any thread count.
+ */
 void dk_sgemm(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k, float alpha,
               const float *a, int32_t lda, const float *b, int32_t ldb, float beta, float *c,
               int32_t ldc) {
-    enum { ROW_MAJOR = 101, NO_TRANS = 111, TRANS = 112 };
-    blas.sgemm(ROW_MAJOR, trans_a ? TRANS : NO_TRANS, trans_b ? TRANS : NO_TRANS, m, n, k, alpha,
-               a, lda, b, ldb, beta, c, ldc);
+    const int split_rows = m >= n;
+    const int32_t length = split_rows ? m : n;
+    /* Parts of at least 64 rows (OpenBLAS is efficient from there), about a quarter of the
+     * side, on multiples of 16 so the parts' vectors stay aligned with the kernels. */
+    int32_t part = ((length + 3) / 4 + 15) & ~15;
+    if (part < 64) part = 64;
+    const int32_t parts = (length + part - 1) / part;
+    if ((int64_t)m * n * k < DK_SGEMM_PARALLEL_MIN || parts < 2) {
+        sgemm_call(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
+    int threads = dk_get_threads();
+    if (threads > parts) threads = parts;
+    if (threads < 2) {
+        for (int32_t p = 0; p < parts; p++) {
+            int32_t end = (p + 1) * part < length ? (p + 1) * part : length;
+            sgemm_part(split_rows, p * part, end, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb,
+                       beta, c, ldc);
+        }
+        return;
+    }
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (int32_t p = 0; p < parts; p++) {
+        int32_t end = (p + 1) * part < length ? (p + 1) * part : length;
+        sgemm_part(split_rows, p * part, end, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta,
+                   c, ldc);
+    }
 }

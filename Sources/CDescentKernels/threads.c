@@ -34,7 +34,5 @@ int32_t dk_get_threads(void) {
 
 int32_t dk_set_threads(int32_t n) {
     atomic_store_explicit(&current_threads, n > 0 ? n : 0, memory_order_relaxed);
-    int32_t now = dk_get_threads();
-    dk_blas_set_threads(now);
-    return now;
+    return dk_get_threads();
 }

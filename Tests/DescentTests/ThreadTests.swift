@@ -89,4 +89,24 @@ struct ThreadTests {
         expectDescentError(.invalidArgument, "n is \(n): must be 0 (default) or 1...1024") { try Threads.set(n) }
         #expect(Threads.count == 2)
     }
+
+    /// Network training: products large enough to be cut into parts (dk_sgemm) and an update
+    /// above the parallel threshold. The cut depends on the shape alone, so 1 and 2 threads
+    /// must give the same losses and weights bit for bit.
+    @Test("network training is bit-identical with 1 and 2 threads")
+    func networkBitIdentical() throws {
+        defer { _ = try? Threads.set(0) }
+        func train(threads: Int) throws -> ([UInt32], [[UInt32]]) {
+            try Threads.set(threads)
+            let net = try Network(json: #"{"sizes":[64,300,96,10],"batchnorm":true,"dropout":0.2,"seed":5}"#)
+            try net.setOptimizer("adam")
+            var random = TestRandom(41)
+            var losses: [Float] = []
+            for _ in 0..<6 { losses.append(try net.trainStep(random.floats(128 * 64), random.labels(128, classes: 10))) }
+            return (bits(losses), net.parameters.map { bits(Array($0.value.buffer)) })
+        }
+        let one = try train(threads: 1), two = try train(threads: 2)
+        #expect(one.0 == two.0)
+        #expect(one.1 == two.1)
+    }
 }

@@ -88,7 +88,6 @@ void dk_rng_normal(dk_rng *rng, float *x, int64_t n, double std);
 int32_t dk_blas_ready(void);
 /* What was loaded and which kernels run, or why loading failed. */
 const char *dk_blas_description(void);
-void dk_blas_set_threads(int32_t n);
 /* Row-major C = alpha * op(A) * op(B) + beta * C, op = transpose when trans_* != 0. */
 void dk_sgemm(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k, float alpha,
               const float *a, int32_t lda, const float *b, int32_t ldb, float beta, float *c,

@@ -9,7 +9,8 @@
  * The host owns all memory. For every optimizer it
  *   - parses and range-checks hyperparameters against the table the plugin gives,
  *   - allocates one zero-initialised float buffer per state slot (state_count) and tensor,
- *   - checks gradients for NaN/Inf before any update,
+ *   - checks gradients for NaN/Inf before any update (its `check_finite` hyperparameter, which
+ *     it adds to every optimizer; the name is reserved: a plugin may not declare it),
  *   - adds L2 weight decay (grad + weight_decay * param) unless the optimizer declares a
  *     hyperparameter named "weight_decay" itself (then that one is the optimizer's own),
  *   - calls prepare() once per step, then step() on chunks of every tensor, from several

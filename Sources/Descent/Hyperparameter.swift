@@ -11,7 +11,7 @@ public struct Hyperparameter: Sendable, Equatable {
     public let maximumExclusive: Bool
     /// Only 0 and 1 are allowed.
     public let isBoolean: Bool
-    /// Provided by the host for every optimizer that does not declare it (L2 weight decay).
+    /// Provided by the host, not the optimizer: L2 `weight_decay` and `check_finite`.
     public let isHostProvided: Bool
 
     /// The range as an interval, e.g. `(0, inf)` or `[0, 1)`.
@@ -54,6 +54,15 @@ public struct Hyperparameter: Sendable, Equatable {
         if value == value.rounded(), abs(value) < 1e15 { return String(Int64(value)) }
         return "\(value)"
     }
+
+    /// Whether the host checks gradients for NaN/Inf before a step (1, the default) or trusts
+    /// them (0): the check is a separate read of every gradient, up to a quarter of a large
+    /// step's time, which callers that guarantee finite gradients can skip.
+    static let hostCheckFinite = Hyperparameter(
+        name: "check_finite",
+        help: "1: refuse gradients with NaN/Inf before writing anything; 0: skip that extra read (NaN/Inf then reach the parameters)",
+        defaultValue: 1, minimum: 0, maximum: 1,
+        minimumExclusive: false, maximumExclusive: false, isBoolean: true, isHostProvided: true)
 
     /// The L2 weight decay the host adds to optimizers that do not declare `weight_decay`.
     static let hostWeightDecay = Hyperparameter(

@@ -153,7 +153,8 @@ public final class Optimizer {
         }
         let threads = dk_get_threads()
         var badTensor: Int64 = 0, badIndex: Int64 = 0
-        if dk_find_nonfinite(count, grads, lengths, threads, &badTensor, &badIndex) != 0 {
+        if values[kind.checkFiniteIndex] != 0,
+           dk_find_nonfinite(count, grads, lengths, threads, &badTensor, &badIndex) != 0 {
             let value = grads[Int(badTensor)]![Int(badIndex)]
             throw DescentError(.numeric,
                 "grads[\(badTensor)] contains \(value.isNaN ? "NaN" : (value < 0 ? "-Inf" : "Inf")) at index \(badIndex)")

@@ -9,7 +9,8 @@ public struct OptimizerKind: @unchecked Sendable {
     public let summary: String
     /// `built-in`, or the path of the plugin library it came from.
     public let origin: String
-    /// Hyperparameters in table order; a host-provided `weight_decay` comes last.
+    /// Hyperparameters in table order, then the host's: `weight_decay` (unless the optimizer
+    /// declares its own) and `check_finite`, always last.
     public let hyperparameters: [Hyperparameter]
     /// Per-element state buffers the optimizer keeps (Adam: 2).
     public let stateCount: Int
@@ -22,6 +23,8 @@ public struct OptimizerKind: @unchecked Sendable {
     let declaredCount: Int
     /// Index of the host-provided L2 weight decay in `hyperparameters`, if any.
     let hostWeightDecayIndex: Int?
+    /// Index of the host's `check_finite` switch in `hyperparameters`.
+    let checkFiniteIndex: Int
     /// The library handle it came from (nil for built-ins); identifies "the same plugin".
     let library: UnsafeMutableRawPointer?
 
@@ -105,12 +108,17 @@ func makeOptimizerKind(_ desc: UnsafePointer<descent_optimizer_desc>?, origin: S
         hostWeightDecayIndex = table.count
         table.append(.hostWeightDecay)
     }
+    guard !table.contains(where: { $0.name == "check_finite" }) else {
+        throw bad("optimizer '\(name)' declares 'check_finite', a name the host reserves")
+    }
+    let checkFiniteIndex = table.count
+    table.append(.hostCheckFinite)
     return OptimizerKind(
         name: name, summary: d.description.map { String(cString: $0) } ?? "", origin: origin,
         hyperparameters: table, stateCount: Int(d.state_count),
         isFallible: d.flags & DESCENT_OPTIMIZER_INFALLIBLE == 0,
         descriptor: desc, declaredCount: declaredCount, hostWeightDecayIndex: hostWeightDecayIndex,
-        library: library)
+        checkFiniteIndex: checkFiniteIndex, library: library)
 }
 
 func isValidIdentifier(_ s: String) -> Bool {

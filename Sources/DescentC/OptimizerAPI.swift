@@ -8,7 +8,8 @@ import Descent
 /// NULL or "" keeps every default. Keys must be hyperparameters of that optimizer and values
 /// finite and inside their ranges (`descent_optimizer_describe` lists them). Every optimizer
 /// without its own weight_decay also takes `weight_decay` (L2: the gradient becomes
-/// g + weight_decay*p).
+/// g + weight_decay*p), and every optimizer takes `check_finite` (1, the default: refuse
+/// gradients holding NaN/Inf before writing anything; 0: skip that extra read of the gradients).
 ///
 /// On success `*out` receives a new handle; on failure `*out` is set to NULL.
 /// Errors: DESCENT_ERR_INVALID_ARGUMENT (NULL name or out, malformed list, value out of
@@ -33,11 +34,14 @@ import Descent
 ///
 /// State (velocities, moments) is kept per tensor position and created, zeroed, on the first
 /// step after creation or `descent_optimizer_reset`; later steps must pass the same count and
-/// lengths. Before anything is written, every gradient is checked for NaN/Inf.
+/// lengths. Before anything is written, every gradient is checked for NaN/Inf, unless the
+/// optimizer's `check_finite` is 0 (then NaN/Inf reach parameters and state; for callers that
+/// guarantee finite gradients and want the step at full memory speed).
 ///
 /// Errors leave parameters, state and the step count exactly as they were:
 /// DESCENT_ERR_INVALID_ARGUMENT (NULL pointers, count <= 0, a negative length),
-/// DESCENT_ERR_NUMERIC (a gradient holds NaN/Inf; the message names tensor and index),
+/// DESCENT_ERR_NUMERIC (a gradient holds NaN/Inf and check_finite is 1; the message names
+/// tensor and index),
 /// DESCENT_ERR_SHAPE (count or lengths differ from the state's; the message names both),
 /// DESCENT_ERR_PLUGIN (a plugin's step failed; its message is included),
 /// DESCENT_ERR_OUT_OF_MEMORY (state could not be allocated on the first step).

@@ -13,7 +13,7 @@ struct HyperparameterTests {
         #expect(try o.value("lr") == 0.01)
         #expect(try o.value("momentum") == 0.9)
         let spaced = try Optimizer("momentum", hyperparameters: "  lr = 0.25 ,\tmomentum\t=\t0.5\n")
-        #expect(spaced.hyperparameters == ["lr": 0.25, "momentum": 0.5, "weight_decay": 0])
+        #expect(spaced.hyperparameters == ["lr": 0.25, "momentum": 0.5, "weight_decay": 0, "check_finite": 1])
     }
 
     @Test("parser keeps the order and reads exponents and signs")
@@ -91,13 +91,13 @@ struct HyperparameterTests {
     // MARK: names
 
     static let knownKeys: [String: String] = [
-        "sgd": "lr, weight_decay",
-        "momentum": "lr, momentum, weight_decay",
-        "nesterov": "lr, momentum, weight_decay",
-        "adagrad": "lr, eps, weight_decay",
-        "rmsprop": "lr, decay, eps, weight_decay",
-        "adam": "lr, beta1, beta2, eps, eps_hat, weight_decay",
-        "adamw": "lr, beta1, beta2, eps, weight_decay",
+        "sgd": "lr, weight_decay, check_finite",
+        "momentum": "lr, momentum, weight_decay, check_finite",
+        "nesterov": "lr, momentum, weight_decay, check_finite",
+        "adagrad": "lr, eps, weight_decay, check_finite",
+        "rmsprop": "lr, decay, eps, weight_decay, check_finite",
+        "adam": "lr, beta1, beta2, eps, eps_hat, weight_decay, check_finite",
+        "adamw": "lr, beta1, beta2, eps, weight_decay, check_finite",
     ]
 
     @Test("an unknown key is notFound and lists the known keys", arguments: builtinNames)
@@ -116,10 +116,10 @@ struct HyperparameterTests {
 
     @Test("momentum is not a key of sgd; eps_hat is adam's only")
     func keysOfOthers() {
-        expectDescentError(.notFound, "unknown hyperparameter 'momentum' for sgd; known: lr, weight_decay") {
+        expectDescentError(.notFound, "unknown hyperparameter 'momentum' for sgd; known: lr, weight_decay, check_finite") {
             _ = try Optimizer("sgd", hyperparameters: "momentum=0.9")
         }
-        expectDescentError(.notFound, "unknown hyperparameter 'eps_hat' for adamw; known: lr, beta1, beta2, eps, weight_decay") {
+        expectDescentError(.notFound, "unknown hyperparameter 'eps_hat' for adamw; known: lr, beta1, beta2, eps, weight_decay, check_finite") {
             _ = try Optimizer("adamw", hyperparameters: "eps_hat=0")
         }
     }
@@ -150,6 +150,13 @@ struct HyperparameterTests {
                    message: "hyperparameter 'weight_decay' = -1 is out of range [0, inf)"),
         OutOfRange(optimizer: "adam", text: "eps_hat=0.5", message: "hyperparameter 'eps_hat' = 0.5 is out of range {0, 1}"),
         OutOfRange(optimizer: "adam", text: "eps_hat=2", message: "hyperparameter 'eps_hat' = 2 is out of range {0, 1}"),
+        // the host's check_finite is boolean for every optimizer, adamw included
+        OutOfRange(optimizer: "sgd", text: "check_finite=0.5",
+                   message: "hyperparameter 'check_finite' = 0.5 is out of range {0, 1}"),
+        OutOfRange(optimizer: "adam", text: "check_finite=2",
+                   message: "hyperparameter 'check_finite' = 2 is out of range {0, 1}"),
+        OutOfRange(optimizer: "adamw", text: "check_finite=-1",
+                   message: "hyperparameter 'check_finite' = -1 is out of range {0, 1}"),
     ]
 
     @Test("out-of-range values are invalid arguments with exact messages", arguments: outOfRange)
@@ -182,6 +189,8 @@ struct HyperparameterTests {
         #expect(try Optimizer("adamw", hyperparameters: "weight_decay=0").value("weight_decay") == 0)
         #expect(try Optimizer("adam", hyperparameters: "eps_hat=0").value("eps_hat") == 0)
         #expect(try Optimizer("adam", hyperparameters: "eps_hat=1").value("eps_hat") == 1)
+        #expect(try Optimizer("sgd", hyperparameters: "check_finite=0").value("check_finite") == 0)
+        #expect(try Optimizer("adamw", hyperparameters: "check_finite=1").value("check_finite") == 1)
         #expect(try Optimizer("sgd", hyperparameters: "lr=1e-30").value("lr") == 1e-30)
         #expect(try Optimizer("sgd", hyperparameters: "lr=1e30").value("lr") == 1e30)
         #expect(try Optimizer("momentum", hyperparameters: "momentum=0.999999").value("momentum") == 0.999999)
@@ -197,7 +206,7 @@ struct HyperparameterTests {
         #expect(try o.value("lr") == 0.5)
         try o.set("momentum", 0)
         try o.set("weight_decay", 0.25)
-        #expect(o.hyperparameters == ["lr": 0.5, "momentum": 0, "weight_decay": 0.25])
+        #expect(o.hyperparameters == ["lr": 0.5, "momentum": 0, "weight_decay": 0.25, "check_finite": 1])
 
         #expect(try o.value("step") == 0)
         let tensors = TensorSet(params: [[1, 2]])
@@ -207,7 +216,7 @@ struct HyperparameterTests {
         #expect(try o.value("step") == 2)
         #expect(o.stepCount == 2)
         // step is not a settable hyperparameter
-        expectDescentError(.notFound, "unknown hyperparameter 'step' for momentum; known: lr, momentum, weight_decay") {
+        expectDescentError(.notFound, "unknown hyperparameter 'step' for momentum; known: lr, momentum, weight_decay, check_finite") {
             try o.set("step", 0)
         }
         #expect(try o.value("step") == 2)
@@ -229,7 +238,30 @@ struct HyperparameterTests {
         expectDescentError(.invalidArgument, "hyperparameter 'weight_decay' = -0.5 is out of range [0, inf)") {
             try o.set("weight_decay", -0.5)
         }
-        #expect(o.hyperparameters == ["lr": 0.01, "beta1": 0.9, "beta2": 0.999, "eps": 1e-7, "eps_hat": 0, "weight_decay": 0])
+        #expect(o.hyperparameters == ["lr": 0.01, "beta1": 0.9, "beta2": 0.999, "eps": 1e-7, "eps_hat": 0, "weight_decay": 0, "check_finite": 1])
+    }
+
+    @Test("check_finite is set and read like any hyperparameter; only 0 and 1 are accepted", arguments: builtinNames)
+    func checkFiniteSet(_ name: String) throws {
+        let o = try Optimizer(name)
+        #expect(try o.value("check_finite") == 1)
+        expectDescentError(.invalidArgument, "hyperparameter 'check_finite' = 0.5 is out of range {0, 1}") {
+            try o.set("check_finite", 0.5)
+        }
+        #expect(try o.value("check_finite") == 1, "a refused set() keeps the old value")
+        expectDescentError(.invalidArgument, "hyperparameter 'check_finite' must be finite, got nan") {
+            try o.set("check_finite", .nan)
+        }
+        try o.set("check_finite", 0)
+        #expect(try o.value("check_finite") == 0)
+        #expect(o.hyperparameters["check_finite"] == 0)
+        expectDescentError(.invalidArgument, "hyperparameter 'check_finite' = 0.5 is out of range {0, 1}") {
+            try o.set("check_finite", 0.5)
+        }
+        #expect(try o.value("check_finite") == 0)
+        try o.set("check_finite", 1)
+        #expect(try o.value("check_finite") == 1)
+        #expect(try Optimizer(name, ["check_finite": 0]).value("check_finite") == 0)
     }
 
     @Test("a failed create reports the first bad item in order")
@@ -237,7 +269,7 @@ struct HyperparameterTests {
         expectDescentError(.invalidArgument, "hyperparameter 'lr' = 0 is out of range (0, inf)") {
             _ = try Optimizer("sgd", hyperparameters: "lr=0,foo=1")
         }
-        expectDescentError(.notFound, "unknown hyperparameter 'foo' for sgd; known: lr, weight_decay") {
+        expectDescentError(.notFound, "unknown hyperparameter 'foo' for sgd; known: lr, weight_decay, check_finite") {
             _ = try Optimizer("sgd", hyperparameters: "foo=1,lr=0")
         }
         // Syntax is checked for the whole string before any name or range.
@@ -258,5 +290,9 @@ struct HyperparameterTests {
         #expect(Hyperparameter.format(.nan) == "nan")
         #expect(Hyperparameter.hostWeightDecay.rangeDescription == "[0, inf)")
         #expect(Hyperparameter.hostWeightDecay.isHostProvided)
+        #expect(Hyperparameter.hostCheckFinite.rangeDescription == "{0, 1}")
+        #expect(Hyperparameter.hostCheckFinite.isHostProvided)
+        #expect(Hyperparameter.hostCheckFinite.isBoolean)
+        #expect(Hyperparameter.hostCheckFinite.defaultValue == 1)
     }
 }

@@ -180,7 +180,7 @@ struct OptimizerFormulaTests {
     @Test("dictionary initializer")
     func dictionaryInit() throws {
         let o = try Optimizer("adam", ["lr": 0.01, "eps_hat": 0, "beta2": 0.99])
-        #expect(o.hyperparameters == ["lr": 0.01, "beta1": 0.9, "beta2": 0.99, "eps": 1e-7, "eps_hat": 0, "weight_decay": 0])
+        #expect(o.hyperparameters == ["lr": 0.01, "beta1": 0.9, "beta2": 0.99, "eps": 1e-7, "eps_hat": 0, "weight_decay": 0, "check_finite": 1])
     }
 }
 

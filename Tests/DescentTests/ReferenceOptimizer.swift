@@ -5,15 +5,17 @@
 
 /// Defaults from DESIGN.md's table. Every optimizer except adamw also has the host-provided
 /// L2 `weight_decay` (default 0): g' = g + weight_decay*p. adam's `eps_hat` defaults to 1
-/// (the book form); `eps_hat=0` selects PyTorch's form.
+/// (the book form); `eps_hat=0` selects PyTorch's form. Every optimizer also has the host's
+/// `check_finite` (boolean, default 1: gradients are checked for NaN/Inf before a step); it
+/// does not change the update, so the reference ignores it.
 let designDefaults: [String: [String: Double]] = [
-    "sgd": ["lr": 0.01, "weight_decay": 0],
-    "momentum": ["lr": 0.01, "momentum": 0.9, "weight_decay": 0],
-    "nesterov": ["lr": 0.01, "momentum": 0.9, "weight_decay": 0],
-    "adagrad": ["lr": 0.01, "eps": 1e-7, "weight_decay": 0],
-    "rmsprop": ["lr": 0.01, "decay": 0.99, "eps": 1e-7, "weight_decay": 0],
-    "adam": ["lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-7, "eps_hat": 1, "weight_decay": 0],
-    "adamw": ["lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.01],
+    "sgd": ["lr": 0.01, "weight_decay": 0, "check_finite": 1],
+    "momentum": ["lr": 0.01, "momentum": 0.9, "weight_decay": 0, "check_finite": 1],
+    "nesterov": ["lr": 0.01, "momentum": 0.9, "weight_decay": 0, "check_finite": 1],
+    "adagrad": ["lr": 0.01, "eps": 1e-7, "weight_decay": 0, "check_finite": 1],
+    "rmsprop": ["lr": 0.01, "decay": 0.99, "eps": 1e-7, "weight_decay": 0, "check_finite": 1],
+    "adam": ["lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-7, "eps_hat": 1, "weight_decay": 0, "check_finite": 1],
+    "adamw": ["lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.01, "check_finite": 1],
 ]
 
 /// Per-element state buffers, in the order the library exposes them through `state(tensor:slot:)`.

@@ -28,6 +28,7 @@ struct RegistryTests {
         #expect(Dictionary(uniqueKeysWithValues: zip(kind.hyperparameters.map(\.name), kind.defaults))
                 == designDefaults[name]!)
         #expect(kind.hyperparameters.filter { $0.name == "weight_decay" }.count == 1)
+        #expect(kind.hyperparameters.filter { $0.name == "check_finite" }.count == 1)
         #expect(kind.index(of: "lr") == 0)
         #expect(kind.index(of: "nope") == nil)
     }
@@ -89,7 +90,7 @@ struct RegistryTests {
         let d = try describe("adam")
         #expect(number(d["state_buffers"]) == 2)
         let hs = try entries(d)
-        #expect(hs.map(\.0) == ["lr", "beta1", "beta2", "eps", "eps_hat", "weight_decay"])
+        #expect(hs.map(\.0) == ["lr", "beta1", "beta2", "eps", "eps_hat", "weight_decay", "check_finite"])
         let h = Dictionary(uniqueKeysWithValues: hs)
 
         let lr = try #require(h["lr"])
@@ -128,6 +129,12 @@ struct RegistryTests {
         #expect(wd["max"] is NSNull)
         #expect(wd["range"] as? String == "[0, inf)")
         #expect(wd["provided_by"] as? String == "host")
+
+        let cf = try #require(h["check_finite"])
+        #expect(number(cf["default"]) == 1)
+        #expect(cf["boolean"] as? Bool == true)
+        #expect(cf["range"] as? String == "{0, 1}")
+        #expect(cf["provided_by"] as? String == "host")
     }
 
     @Test("sgd: weight_decay is the host's L2")
@@ -135,7 +142,7 @@ struct RegistryTests {
         let d = try describe("sgd")
         #expect(number(d["state_buffers"]) == 0)
         let hs = try entries(d)
-        #expect(hs.map(\.0) == ["lr", "weight_decay"])
+        #expect(hs.map(\.0) == ["lr", "weight_decay", "check_finite"])
         let h = Dictionary(uniqueKeysWithValues: hs)
         #expect(number(h["lr"]?["default"]) == 0.01)
         #expect(h["weight_decay"]?["provided_by"] as? String == "host")
@@ -147,7 +154,7 @@ struct RegistryTests {
     func describeAdamW() throws {
         let d = try describe("adamw")
         let hs = try entries(d)
-        #expect(hs.map(\.0) == ["lr", "beta1", "beta2", "eps", "weight_decay"])
+        #expect(hs.map(\.0) == ["lr", "beta1", "beta2", "eps", "weight_decay", "check_finite"])
         let h = Dictionary(uniqueKeysWithValues: hs)
         #expect(number(h["eps"]?["default"]) == 1e-8)
         let wd = try #require(h["weight_decay"])
@@ -155,14 +162,50 @@ struct RegistryTests {
         #expect(number(wd["default"]) == 0.01)
         #expect(wd["range"] as? String == "[0, inf)")
         #expect(try OptimizerRegistry.kind(named: "adamw").hostWeightDecayIndex == nil)
+        #expect(h["check_finite"]?["provided_by"] as? String == "host", "adamw still gets the host's check_finite")
     }
 
-    @Test("every built-in but adamw gets the host's weight_decay, last", arguments: builtinNames)
+    @Test("every built-in but adamw gets the host's weight_decay, after its own entries", arguments: builtinNames)
     func hostWeightDecay(_ name: String) throws {
         let kind = try OptimizerRegistry.kind(named: name)
+        // weight_decay (the host's or adamw's own) comes right before the host's check_finite.
+        let index = try #require(kind.index(of: "weight_decay"))
+        #expect(index == kind.hyperparameters.count - 2)
+        let wd = kind.hyperparameters[index]
+        #expect(wd.isHostProvided == (name != "adamw"))
+        #expect(kind.hostWeightDecayIndex == (name == "adamw" ? nil : index))
+        // Everything before it is the optimizer's own.
+        #expect(kind.hyperparameters[..<index].allSatisfy { !$0.isHostProvided })
+    }
+
+    @Test("every built-in gets the host's check_finite, last", arguments: builtinNames)
+    func hostCheckFinite(_ name: String) throws {
+        let kind = try OptimizerRegistry.kind(named: name)
         let last = try #require(kind.hyperparameters.last)
-        #expect(last.name == "weight_decay")
-        #expect(last.isHostProvided == (name != "adamw"))
+        #expect(last.name == "check_finite")
+        #expect(last.isHostProvided)
+        #expect(last.isBoolean)
+        #expect(last.defaultValue == 1)
+        #expect(last == Hyperparameter.hostCheckFinite)
+        #expect(kind.checkFiniteIndex == kind.hyperparameters.count - 1)
+        #expect(kind.index(of: "check_finite") == kind.checkFiniteIndex)
+    }
+
+    @Test("describe JSON shows check_finite as the host's boolean, default 1, last", arguments: builtinNames)
+    func describeCheckFinite(_ name: String) throws {
+        let hs = try entries(try describe(name))
+        let (key, cf) = try #require(hs.last)
+        #expect(key == "check_finite")
+        #expect(cf["provided_by"] as? String == "host")
+        #expect(cf["boolean"] as? Bool == true)
+        #expect(number(cf["default"]) == 1)
+        #expect(number(cf["min"]) == 0)
+        #expect(number(cf["max"]) == 1)
+        #expect(cf["min_exclusive"] as? Bool == false)
+        #expect(cf["max_exclusive"] as? Bool == false)
+        #expect(cf["range"] as? String == "{0, 1}")
+        #expect((cf["help"] as? String)?.isEmpty == false)
+        #expect(hs.filter { $0.0 == "check_finite" }.count == 1)
     }
 
     @Test("JSON string escaping")

@@ -191,6 +191,104 @@ struct StepErrorTests {
         #expect(optimizer.stepCount == 1)
     }
 
+    // MARK: check_finite = 0: the host skips the NaN/Inf scan
+
+    @Test("check_finite=0 lets a NaN gradient through to params and state", arguments: builtinNames)
+    func checkFiniteOffNaN(_ name: String) throws {
+        let optimizer = try Optimizer(name, hyperparameters: "check_finite=0")
+        let tensors = TensorSet(params: [[1, 2], [3, 4, 5]])
+        tensors.setGrads([[0.5, 0.5], [0.5, .nan, 0.5]])
+        try tensors.step(optimizer)   // no error: nothing looked at the gradients first
+        #expect(optimizer.stepCount == 1)
+        #expect(try optimizer.value("step") == 1)
+        #expect(optimizer.stateShape == [2, 3])
+        let p = tensors.paramValues
+        #expect(p[1][1].isNaN, "the NaN reached the parameter: \(p[1][1])")
+        #expect(p[0].allSatisfy(\.isFinite) && p[1][0].isFinite && p[1][2].isFinite,
+                "the update is elementwise: only index 1 of tensor 1 is NaN: \(p)")
+        for slot in 0..<optimizer.kind.stateCount {
+            let s = try #require(optimizer.state(tensor: 1, slot: slot))
+            #expect(s[1].isNaN, "the NaN reached state slot \(slot): \(Array(s))")
+            #expect(s[0].isFinite && s[2].isFinite)
+        }
+        // A second step still succeeds (the NaN keeps propagating, t = 2).
+        try tensors.step(optimizer)
+        #expect(optimizer.stepCount == 2)
+        #expect(tensors.paramValues[1][1].isNaN)
+    }
+
+    @Test("check_finite=1 (the default) refuses the same NaN gradient", arguments: builtinNames)
+    func checkFiniteOnNaN(_ name: String) throws {
+        for optimizer in [try Optimizer(name), try Optimizer(name, hyperparameters: "check_finite=1")] {
+            #expect(try optimizer.value("check_finite") == 1)
+            let tensors = TensorSet(params: [[1, 2], [3, 4, 5]])
+            tensors.setGrads([[0.5, 0.5], [0.5, .nan, 0.5]])
+            expectDescentError(.numeric, "grads[1] contains NaN at index 1") { try tensors.step(optimizer) }
+            #expect(optimizer.stepCount == 0)
+            #expect(optimizer.stateShape.isEmpty)
+            #expect(tensors.paramValues == [[1, 2], [3, 4, 5]])
+        }
+    }
+
+    @Test("check_finite=0 lets Inf through: sgd moves the parameter to -Inf")
+    func checkFiniteOffInf() throws {
+        let optimizer = try Optimizer("sgd", hyperparameters: "lr=0.5,check_finite=0")
+        let tensors = TensorSet(params: [[1, 2]])
+        tensors.setGrads([[.infinity, 2]])
+        try tensors.step(optimizer)
+        #expect(tensors.paramValues == [[-.infinity, 1]])
+        #expect(optimizer.stepCount == 1)
+    }
+
+    @Test("set(check_finite) switches the scan off and on again between steps")
+    func checkFiniteToggle() throws {
+        let (optimizer, tensors) = try primed()
+        let params = tensors.paramValues, state = stateSnapshot(optimizer)
+        tensors.grads[2][1] = .nan
+        expectDescentError(.numeric, "grads[2] contains NaN at index 1") { try tensors.step(optimizer) }
+        expectUnchanged(optimizer, tensors, params: params, state: state, stepCount: 1)
+
+        try optimizer.set("check_finite", 0)
+        try tensors.step(optimizer)
+        #expect(optimizer.stepCount == 2)
+        #expect(tensors.paramValues[2][1].isNaN)
+        #expect(optimizer.state(tensor: 2, slot: 0)![1].isNaN)
+        #expect(optimizer.state(tensor: 2, slot: 1)![1].isNaN)
+
+        try optimizer.set("check_finite", 1)
+        let after = tensors.paramValues, afterState = stateSnapshot(optimizer)
+        expectDescentError(.numeric, "grads[2] contains NaN at index 1") { try tensors.step(optimizer) }
+        expectUnchanged(optimizer, tensors, params: after, state: afterState, stepCount: 2)
+    }
+
+    @Test("check_finite=0 on a tensor large enough for the threaded path")
+    func checkFiniteOffLarge() throws {
+        let optimizer = try Optimizer("sgd", hyperparameters: "lr=0.5,check_finite=0")
+        let tensors = TensorSet(lengths: [40000])
+        tensors.grads[0][39999] = .nan
+        try tensors.step(optimizer)
+        #expect(optimizer.stepCount == 1)
+        #expect(tensors.params[0][39999].isNaN)
+        #expect(tensors.params[0][..<39999].allSatisfy { $0 == 0 })
+    }
+
+    @Test("with finite gradients check_finite does not change the result", arguments: builtinNames)
+    func checkFiniteSameResult(_ name: String) throws {
+        let on = try Optimizer(name, hyperparameters: "lr=0.05")
+        let off = try Optimizer(name, hyperparameters: "lr=0.05,check_finite=0")
+        let a = TensorSet(params: [[1, -2, 3], [0.5]])
+        let b = TensorSet(params: [[1, -2, 3], [0.5]])
+        for g in [[[Float(0.5), -0.25, 1], [2]], [[0.25, 0.5, -1], [-1]]] {
+            a.setGrads(g)
+            b.setGrads(g)
+            try a.step(on)
+            try b.step(off)
+        }
+        #expect(bits(a.paramValues) == bits(b.paramValues))
+        #expect(bits(stateSnapshot(on)) == bits(stateSnapshot(off)))
+        #expect(off.stepCount == 2)
+    }
+
     // MARK: shape changes and reset
 
     @Test("a different length is a shape mismatch naming both shapes")

@@ -142,6 +142,10 @@ static void test_defaults(void) {
         {"adam", "eps_hat", 1.0}, {"adam", "weight_decay", 0.0},
         {"adamw", "lr", 0.001}, {"adamw", "beta1", 0.9}, {"adamw", "beta2", 0.999},
         {"adamw", "eps", 1e-8}, {"adamw", "weight_decay", 0.01},
+        /* the host's check_finite, on every optimizer */
+        {"sgd", "check_finite", 1.0}, {"momentum", "check_finite", 1.0}, {"nesterov", "check_finite", 1.0},
+        {"adagrad", "check_finite", 1.0}, {"rmsprop", "check_finite", 1.0}, {"adam", "check_finite", 1.0},
+        {"adamw", "check_finite", 1.0},
     };
     for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++) {
         descent_optimizer *opt = NULL;
@@ -164,6 +168,7 @@ static void test_optimizer_lifecycle(void) {
     CHECK(get_value(opt, "lr") == 0.5, "get lr == 0.5 (from hparams)");
     CHECK(get_value(opt, "momentum") == 0.5, "get momentum == 0.5 (from hparams)");
     CHECK(get_value(opt, "weight_decay") == 0.0, "get weight_decay == 0 (host default)");
+    CHECK(get_value(opt, "check_finite") == 1.0, "get check_finite == 1 (host default)");
     CHECK(get_value(opt, "step") == 0.0, "get step == 0 before any step");
 
     /* Two tensors; p = [1, 2, 3], q = [-1]; g = [1, 1, 1], [2]. */
@@ -209,6 +214,10 @@ static void test_optimizer_lifecycle(void) {
     /* weight_decay is settable on every optimizer without its own */
     CHECK_STATUS(descent_optimizer_set(opt, "weight_decay", 0.125), DESCENT_OK, "set weight_decay = 0.125");
     CHECK(get_value(opt, "weight_decay") == 0.125, "get weight_decay == 0.125");
+    /* and check_finite on every optimizer */
+    CHECK_STATUS(descent_optimizer_set(opt, "check_finite", 0), DESCENT_OK, "set check_finite = 0");
+    CHECK(get_value(opt, "check_finite") == 0.0, "get check_finite == 0");
+    CHECK_STATUS(descent_optimizer_set(opt, "check_finite", 1), DESCENT_OK, "set check_finite = 1");
 
     /* zero-length tensors may have NULL pointers */
     descent_optimizer *sgd = NULL;
@@ -295,14 +304,27 @@ static void test_describe(void) {
     CHECK(strstr(adam, "{\"name\":\"weight_decay\",\"default\":0,\"min\":0,\"max\":null,\"min_exclusive\":false,"
                        "\"max_exclusive\":false,\"boolean\":false,\"range\":\"[0, inf)\",\"provided_by\":\"host\"") != NULL,
           "adam's weight_decay is provided by the host (L2), range [0, inf)");
+    static const char check_finite_entry[] =
+        "{\"name\":\"check_finite\",\"default\":1,\"min\":0,\"max\":1,\"min_exclusive\":false,"
+        "\"max_exclusive\":false,\"boolean\":true,\"range\":\"{0, 1}\",\"provided_by\":\"host\",\"help\":\"";
+    const char *cf = strstr(adam, check_finite_entry);
+    CHECK(cf != NULL, "adam's check_finite: default 1, boolean, range {0, 1}, provided by the host");
+    CHECK(cf && strstr(cf + 1, "{\"name\":") == NULL && strcmp(adam + strlen(adam) - 4, "\"}]}") == 0,
+          "check_finite is the last hyperparameter");
     CHECK(strstr(adam, "\"help\":\"") != NULL, "hyperparameters have help");
     free(adam);
 
     char *adamw = describe_string("adamw");
     CHECK(adamw && json_valid(adamw), "describe(adamw) is well-formed JSON");
-    CHECK(adamw && strstr(adamw, "\"name\":\"weight_decay\",\"default\":0.01,") != NULL &&
-              strstr(adamw, "\"provided_by\":\"host\"") == NULL,
+    CHECK(adamw && strstr(adamw, "{\"name\":\"weight_decay\",\"default\":0.01,\"min\":0,\"max\":null,"
+                              "\"min_exclusive\":false,\"max_exclusive\":false,\"boolean\":false,"
+                              "\"range\":\"[0, inf)\",\"provided_by\":\"optimizer\"") != NULL,
           "adamw's weight_decay (default 0.01) is its own, not the host's");
+    CHECK(adamw && strstr(adamw, check_finite_entry) != NULL,
+          "adamw still gets the host's check_finite");
+    const char *host = adamw ? strstr(adamw, "\"provided_by\":\"host\"") : NULL;
+    CHECK(host && strstr(host + 1, "\"provided_by\":\"host\"") == NULL,
+          "adamw's only host-provided hyperparameter is check_finite");
     free(adamw);
 
     static const char *const all[] = {"sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"};
@@ -313,6 +335,7 @@ static void test_describe(void) {
         snprintf(want, sizeof want, "\"state_buffers\":%d", states[i]);
         CHECK(d && json_valid(d) && strstr(d, want),
               "describe(%s) is valid JSON with %s", all[i], want);
+        CHECK(d && strstr(d, check_finite_entry) != NULL, "describe(%s) has the host's check_finite", all[i]);
         free(d);
     }
 

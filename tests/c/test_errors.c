@@ -23,7 +23,7 @@
 #include "descent.h"
 
 #define KNOWN "sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw"
-#define ADAM_KEYS "lr, beta1, beta2, eps, eps_hat, weight_decay"
+#define ADAM_KEYS "lr, beta1, beta2, eps, eps_hat, weight_decay, check_finite"
 
 /* ---- the rig ------------------------------------------------------------------------------*/
 
@@ -154,15 +154,16 @@ static void test_create_errors(void) {
                         "descent_optimizer_create: unknown hyperparameter 'gamma' for adam; known: " ADAM_KEYS,
                         "an unknown hyperparameter key");
     expect_create_error("sgd", "momentum=0.9", DESCENT_ERR_NOT_FOUND,
-                        "descent_optimizer_create: unknown hyperparameter 'momentum' for sgd; known: lr, weight_decay",
+                        "descent_optimizer_create: unknown hyperparameter 'momentum' for sgd; known: lr, weight_decay, "
+                        "check_finite",
                         "a key of another optimizer");
     expect_create_error("adamw", "eps_hat=0", DESCENT_ERR_NOT_FOUND,
                         "descent_optimizer_create: unknown hyperparameter 'eps_hat' for adamw; known: lr, beta1, beta2, "
-                        "eps, weight_decay",
+                        "eps, weight_decay, check_finite",
                         "adamw has no eps_hat");
     expect_create_error("momentum", "step=3", DESCENT_ERR_NOT_FOUND,
                         "descent_optimizer_create: unknown hyperparameter 'step' for momentum; known: lr, momentum, "
-                        "weight_decay",
+                        "weight_decay, check_finite",
                         "\"step\" is read-only, not a hyperparameter");
 
     printf("\n-- descent_optimizer_create: values out of range\n");
@@ -186,6 +187,9 @@ static void test_create_errors(void) {
         {"adamw", "weight_decay=-1", "hyperparameter 'weight_decay' = -1 is out of range [0, inf)"},
         {"adam", "eps_hat=0.5", "hyperparameter 'eps_hat' = 0.5 is out of range {0, 1}"},
         {"adam", "eps_hat=2", "hyperparameter 'eps_hat' = 2 is out of range {0, 1}"},
+        {"sgd", "check_finite=0.5", "hyperparameter 'check_finite' = 0.5 is out of range {0, 1}"},
+        {"adamw", "check_finite=2", "hyperparameter 'check_finite' = 2 is out of range {0, 1}"},
+        {"momentum", "check_finite=-1", "hyperparameter 'check_finite' = -1 is out of range {0, 1}"},
         {"sgd", "lr=1e999", "hyperparameter 'lr' must be finite, got inf"},
         {"sgd", "lr=-1e999", "hyperparameter 'lr' must be finite, got -inf"},
         {"momentum", "lr=0.1,momentum=0.9,weight_decay=-2",
@@ -203,6 +207,8 @@ static void test_create_errors(void) {
     expect_create_ok("adam", "beta1=0.999999", "beta1", 0.999999);
     expect_create_ok("sgd", "weight_decay=0", "weight_decay", 0.0);
     expect_create_ok("adam", "eps_hat=0", "eps_hat", 0.0);
+    expect_create_ok("sgd", "check_finite=0", "check_finite", 0.0);
+    expect_create_ok("adamw", "check_finite=1", "check_finite", 1.0);
     expect_create_ok("adagrad", "eps=1e-30", "eps", 1e-30);
     expect_create_ok("sgd", "lr=1e-12", "lr", 1e-12);
 
@@ -277,6 +283,10 @@ static void test_set_get_errors(void) {
          "descent_optimizer_set: hyperparameter 'weight_decay' = -0.5 is out of range [0, inf)"},
         {"eps_hat", 0.5, DESCENT_ERR_INVALID_ARGUMENT,
          "descent_optimizer_set: hyperparameter 'eps_hat' = 0.5 is out of range {0, 1}"},
+        {"check_finite", 0.5, DESCENT_ERR_INVALID_ARGUMENT,
+         "descent_optimizer_set: hyperparameter 'check_finite' = 0.5 is out of range {0, 1}"},
+        {"check_finite", NAN, DESCENT_ERR_INVALID_ARGUMENT,
+         "descent_optimizer_set: hyperparameter 'check_finite' must be finite, got nan"},
     };
     for (size_t i = 0; i < sizeof bad_sets / sizeof bad_sets[0]; i++) {
         char what[96];
@@ -287,7 +297,7 @@ static void test_set_get_errors(void) {
         rig_verify(&r, what);
     }
     CHECK(get_value(r.opt, "eps_hat") == 1.0 && get_value(r.opt, "beta1") == 0.9 && get_value(r.opt, "beta2") == 0.999 &&
-              get_value(r.opt, "eps") == 1e-7,
+              get_value(r.opt, "eps") == 1e-7 && get_value(r.opt, "check_finite") == 1.0,
           "after all rejected sets, every hyperparameter has its old value");
 
     descent_optimizer *m = NULL;
@@ -510,6 +520,99 @@ static void test_parallel_scan(void) {
     free(saved);
 }
 
+/* check_finite=0: the host skips the NaN/Inf scan, so a bad gradient reaches params and state
+ * and the step succeeds; check_finite=1 (the default) refuses the same gradient. */
+static void test_check_finite(void) {
+    printf("\n-- check_finite: 0 skips the NaN/Inf scan, 1 (the default) refuses\n");
+    descent_optimizer *on = NULL, *off = NULL;
+    if (descent_optimizer_create("momentum", "lr=0.5", &on) != DESCENT_OK ||
+        descent_optimizer_create("momentum", "lr=0.5,check_finite=0", &off) != DESCENT_OK) {
+        CHECK(0, "create momentum: %s", descent_last_error());
+        descent_optimizer_free(on);
+        return;
+    }
+    CHECK(get_value(on, "check_finite") == 1.0, "check_finite defaults to 1");
+    CHECK(get_value(off, "check_finite") == 0.0, "\"check_finite=0\" is read back as 0");
+
+    float p[3] = {1, 2, 3}, q[3] = {1, 2, 3};
+    const float g[3] = {1, NAN, 1};
+    float *pp[1] = {p}, *qq[1] = {q};
+    const float *gg[1] = {g};
+    const int64_t lengths[1] = {3};
+    CHECK_ERROR(descent_optimizer_step(on, 1, pp, gg, lengths), DESCENT_ERR_NUMERIC,
+                "descent_optimizer_step: grads[0] contains NaN at index 1", "check_finite=1: a NaN gradient is refused");
+    CHECK(p[0] == 1.0f && p[1] == 2.0f && p[2] == 3.0f && get_value(on, "step") == 0.0,
+          "  ...params untouched, step count 0");
+
+    CHECK_STATUS(descent_optimizer_step(off, 1, qq, gg, lengths), DESCENT_OK,
+                 "check_finite=0: the same step succeeds");
+    CHECK(isnan(q[1]) && q[0] == 0.5f && q[2] == 2.5f,
+          "  ...the NaN reached the parameter, the others were updated: q = [0.5, nan, 2.5] (got [%g, %g, %g])",
+          q[0], q[1], q[2]);
+    CHECK(get_value(off, "step") == 1.0, "  ...step count 1");
+    /* The NaN is in the velocity too: a finite gradient next keeps q[1] NaN. */
+    const float g2[3] = {1, 1, 1};
+    const float *gg2[1] = {g2};
+    CHECK_STATUS(descent_optimizer_step(off, 1, qq, gg2, lengths), DESCENT_OK, "  ...a second, finite step");
+    CHECK(isnan(q[1]) && !isnan(q[0]) && !isnan(q[2]) && get_value(off, "step") == 2.0,
+          "  ...q[1] stays NaN (the state holds the NaN), step count 2");
+
+    /* Inf goes through too: sgd moves the parameter to -Inf. */
+    descent_optimizer *sgd = NULL;
+    if (descent_optimizer_create("sgd", "lr=0.5, check_finite=0", &sgd) == DESCENT_OK) {
+        float s[2] = {1, 2};
+        const float gs[2] = {INFINITY, 2};
+        float *sp[1] = {s};
+        const float *sg[1] = {gs};
+        const int64_t sl[1] = {2};
+        CHECK_STATUS(descent_optimizer_step(sgd, 1, sp, sg, sl), DESCENT_OK, "sgd check_finite=0 with +Inf in grads");
+        CHECK(isinf(s[0]) && s[0] < 0 && s[1] == 1.0f, "  ...s = [-inf, 1] (got [%g, %g])", s[0], s[1]);
+        descent_optimizer_free(sgd);
+    } else {
+        CHECK(0, "create sgd check_finite=0: %s", descent_last_error());
+    }
+
+    /* set() switches the scan on and off between steps. */
+    CHECK_STATUS(descent_optimizer_set(on, "check_finite", 0), DESCENT_OK, "set(check_finite, 0)");
+    CHECK_STATUS(descent_optimizer_step(on, 1, pp, gg, lengths), DESCENT_OK, "  ...then the NaN step succeeds");
+    CHECK(isnan(p[1]) && get_value(on, "step") == 1.0, "  ...p[1] is NaN, step count 1");
+    CHECK_STATUS(descent_optimizer_set(on, "check_finite", 1), DESCENT_OK, "set(check_finite, 1)");
+    float saved[3];
+    memcpy(saved, p, sizeof saved);
+    CHECK_ERROR(descent_optimizer_step(on, 1, pp, gg, lengths), DESCENT_ERR_NUMERIC,
+                "descent_optimizer_step: grads[0] contains NaN at index 1", "  ...then it is refused again");
+    CHECK(memcmp(saved, p, sizeof saved) == 0 && get_value(on, "step") == 1.0, "  ...params and step count untouched");
+    CHECK_ERROR(descent_optimizer_set(on, "check_finite", 0.5), DESCENT_ERR_INVALID_ARGUMENT,
+                "descent_optimizer_set: hyperparameter 'check_finite' = 0.5 is out of range {0, 1}",
+                "set(check_finite, 0.5)");
+    CHECK(get_value(on, "check_finite") == 1.0, "  ...check_finite is still 1");
+    descent_optimizer_free(on);
+    descent_optimizer_free(off);
+
+    /* Large tensors (the threaded update path) with the scan off. */
+    const int64_t n = 100000;
+    float *big = calloc((size_t)n, sizeof *big), *gbig = calloc((size_t)n, sizeof *gbig);
+    descent_optimizer *adam = NULL;
+    if (big && gbig && descent_optimizer_create("adam", "check_finite=0", &adam) == DESCENT_OK) {
+        gbig[n / 2] = NAN;
+        float *bp[1] = {big};
+        const float *bg[1] = {gbig};
+        const int64_t bl[1] = {n};
+        descent_set_num_threads(2);
+        CHECK_STATUS(descent_optimizer_step(adam, 1, bp, bg, bl), DESCENT_OK,
+                     "adam check_finite=0 on 100000 elements with a NaN, 2 threads");
+        int others_zero = 1;
+        for (int64_t i = 0; i < n; i++) if (i != n / 2 && big[i] != 0.0f) others_zero = 0;
+        CHECK(isnan(big[n / 2]) && others_zero, "  ...only the NaN's element became NaN");
+        descent_set_num_threads(0);
+    } else {
+        CHECK(0, "setup of the large check_finite=0 case: %s", descent_last_error());
+    }
+    descent_optimizer_free(adam);
+    free(big);
+    free(gbig);
+}
+
 /* ---- names, describe, plugin paths --------------------------------------------------------*/
 
 static void test_other_errors(void) {
@@ -576,6 +679,7 @@ int main(void) {
     test_step_errors();
     test_first_step_failure();
     test_parallel_scan();
+    test_check_finite();
     test_other_errors();
     return check_summary();
 }

@@ -131,14 +131,22 @@ static void test_lion_load(void) {
               "beta2: default 0.99, [0, 1)");
         CHECK(strstr(d, "{\"name\":\"weight_decay\",\"default\":0,\"min\":0,\"max\":null,") != NULL,
               "weight_decay: default 0, >= 0");
-        CHECK(strstr(d, "\"provided_by\":\"host\"") == NULL,
+        CHECK(strstr(d, "{\"name\":\"weight_decay\",\"default\":0,\"min\":0,\"max\":null,\"min_exclusive\":false,"
+                        "\"max_exclusive\":false,\"boolean\":false,\"range\":\"[0, inf)\",\"provided_by\":\"optimizer\"") != NULL,
               "weight_decay is lion's own (decoupled): the host adds no L2 of its own");
+        const char *cf = strstr(d, "{\"name\":\"check_finite\",\"default\":1,\"min\":0,\"max\":1,\"min_exclusive\":false,"
+                                   "\"max_exclusive\":false,\"boolean\":true,\"range\":\"{0, 1}\",\"provided_by\":\"host\"");
+        CHECK(cf != NULL && strstr(cf + 1, "{\"name\":") == NULL,
+              "the host's check_finite (boolean, default 1) comes last");
+        const char *host = strstr(d, "\"provided_by\":\"host\"");
+        CHECK(host && strstr(host + 1, "\"provided_by\":\"host\"") == NULL,
+              "check_finite is lion's only host-provided hyperparameter");
         free(d);
     }
     if (descent_optimizer_create("lion", NULL, &opt) == DESCENT_OK) {
         CHECK(get_value(opt, "lr") == 1e-4 && get_value(opt, "beta1") == 0.9 && get_value(opt, "beta2") == 0.99 &&
-                  get_value(opt, "weight_decay") == 0.0,
-              "create(\"lion\") has the defaults lr 1e-4, beta1 0.9, beta2 0.99, weight_decay 0");
+                  get_value(opt, "weight_decay") == 0.0 && get_value(opt, "check_finite") == 1.0,
+              "create(\"lion\") has the defaults lr 1e-4, beta1 0.9, beta2 0.99, weight_decay 0, check_finite 1");
         descent_optimizer_free(opt);
     } else {
         CHECK(0, "create(\"lion\"): %s", descent_last_error());
@@ -152,9 +160,12 @@ static void test_lion_load(void) {
     CHECK_ERROR(descent_optimizer_create("lion", "weight_decay=-1", &opt), DESCENT_ERR_INVALID_ARGUMENT,
                 "descent_optimizer_create: hyperparameter 'weight_decay' = -1 is out of range [0, inf)",
                 "lion weight_decay=-1");
+    CHECK_ERROR(descent_optimizer_create("lion", "check_finite=0.5", &opt), DESCENT_ERR_INVALID_ARGUMENT,
+                "descent_optimizer_create: hyperparameter 'check_finite' = 0.5 is out of range {0, 1}",
+                "lion check_finite=0.5");
     CHECK_ERROR(descent_optimizer_create("lion", "momentum=0.9", &opt), DESCENT_ERR_NOT_FOUND,
                 "descent_optimizer_create: unknown hyperparameter 'momentum' for lion; known: lr, beta1, beta2, "
-                "weight_decay",
+                "weight_decay, check_finite",
                 "lion has no 'momentum'");
 }
 
@@ -322,6 +333,8 @@ static void test_bad_plugins(void) {
         {"dup_hparam", "descent_plugin_load: " P ": optimizer 'duphparam': hyperparameter 'lr' appears twice"},
         {"bad_hparam_name", "descent_plugin_load: " P ": optimizer 'badhparam': hyperparameter name '2fast' is not "
                             "[a-z][a-z0-9_]*"},
+        {"check_finite", "descent_plugin_load: " P ": optimizer 'checkfinite' declares 'check_finite', a name the host "
+                         "reserves"},
         {"no_table", "descent_plugin_load: " P ": optimizer 'notable' has hparam_count 2 but no table"},
         {"null_desc", "descent_plugin_load: " P ": an optimizer descriptor is NULL"},
         {"zero_optimizers", "descent_plugin_load: " P ": declares 0 optimizers; need 1 to 256 and a list"},
@@ -334,6 +347,7 @@ static void test_bad_plugins(void) {
         expect_load_error(P, DESCENT_ERR_PLUGIN, invalid[i].message, sfmt("invalid descriptor: %s", invalid[i].which));
     }
     CHECK(!has_name("partial_ok"), "  ...all or none: the valid 'partial_ok' beside an invalid one is not registered");
+    CHECK(!has_name("checkfinite"), "  ...the optimizer that declared 'check_finite' is not registered");
 
     /* struct sizes smaller than ABI 1.0's: the messages name the host's minimum */
     setenv("DESCENT_TEST_INVALID", "small_hparam", 1);
@@ -514,7 +528,52 @@ static void test_probe(void) {
     if (descent_optimizer_create("probe_ctx", NULL, &opt) == DESCENT_OK) {
         CHECK(get_value(opt, "k") == 1.0 && get_value(opt, "j") == 0.0,
               "hyperparameters read with the plugin's stride: k = 1, j = 0");
+        CHECK(get_value(opt, "weight_decay") == 0.0 && get_value(opt, "check_finite") == 1.0,
+              "the host's weight_decay (0) and check_finite (1) are there too");
         descent_optimizer_free(opt);
+    }
+    /* The host's entries follow the plugin's own, weight_decay then check_finite. */
+    static const struct { const char *name, *order[4]; } tables[] = {
+        {"probe_sgd", {"lr", "weight_decay", "check_finite", NULL}},
+        {"probe_ctx", {"k", "j", "weight_decay", "check_finite"}},
+    };
+    for (size_t t = 0; t < sizeof tables / sizeof tables[0]; t++) {
+        char *d = describe_string(tables[t].name);
+        const char *at = d;
+        int in_order = d != NULL, count = 0;
+        for (int i = 0; i < 4 && tables[t].order[i] && in_order; i++) {
+            at = strstr(at, sfmt("{\"name\":\"%s\"", tables[t].order[i]));
+            in_order = at != NULL;
+            if (at) at++;
+            count++;
+        }
+        CHECK(in_order && strstr(at, "{\"name\":") == NULL,
+              "describe(%s): all %d hyperparameters in order, its own first, then the host's weight_decay and "
+              "check_finite",
+              tables[t].name, count);
+        CHECK(d && strstr(d, "{\"name\":\"check_finite\",\"default\":1,") && strstr(d, "\"provided_by\":\"host\""),
+              "describe(%s): check_finite defaults to 1 and is the host's", tables[t].name);
+        free(d);
+    }
+    /* check_finite=0 on a plugin optimizer: the NaN reaches the plugin's step. */
+    if (descent_optimizer_create("probe_sgd", "lr=0.5,check_finite=0", &opt) == DESCENT_OK) {
+        float p[2] = {1, 2};
+        const float g[2] = {NAN, 2};
+        float *params[1] = {p};
+        const float *grads[1] = {g};
+        const int64_t lengths[1] = {2};
+        CHECK_STATUS(descent_optimizer_step(opt, 1, params, grads, lengths), DESCENT_OK,
+                     "probe_sgd check_finite=0: a step with a NaN gradient succeeds");
+        CHECK(isnan(p[0]) && p[1] == 1.0f && get_value(opt, "step") == 1.0,
+              "  ...p = [nan, 1] (got [%g, %g]), step count 1", p[0], p[1]);
+        CHECK_STATUS(descent_optimizer_set(opt, "check_finite", 1), DESCENT_OK, "  ...set check_finite = 1");
+        p[0] = 1;
+        CHECK_ERROR(descent_optimizer_step(opt, 1, params, grads, lengths), DESCENT_ERR_NUMERIC,
+                    "descent_optimizer_step: grads[0] contains NaN at index 0", "  ...then the same step is refused");
+        CHECK(p[0] == 1.0f && p[1] == 1.0f && get_value(opt, "step") == 1.0, "  ...params and step count untouched");
+        descent_optimizer_free(opt);
+    } else {
+        CHECK(0, "create probe_sgd check_finite=0: %s", descent_last_error());
     }
 
     /* probe_sgd declares no weight_decay: the host adds L2, g' = g + wd*p */

@@ -14,6 +14,8 @@
  *   empty_range           'lr' with min 1 > max 0
  *   dup_hparam            'lr' twice
  *   bad_hparam_name       hyperparameter "2fast"
+ *   check_finite          'lr' and 'check_finite', a name the host reserves for its own
+ *                         hyperparameter (valid in itself: boolean, default 1)
  *   no_table              hparam_count 2 with hparams NULL
  *   small_hparam          hparams[0].struct_size 8
  *   small_desc            optimizer struct_size 8
@@ -60,6 +62,10 @@ static const descent_hparam_desc bad_hparam_name[] = {
 static const descent_hparam_desc small_hparam[] = {
     {8, DESCENT_HPARAM_MIN_EXCLUSIVE, "lr", "learning rate", 0.01, 0.0, HUGE_VAL},
 };
+static const descent_hparam_desc declares_check_finite[] = {
+    {HSIZE, DESCENT_HPARAM_MIN_EXCLUSIVE, "lr", "learning rate", 0.01, 0.0, HUGE_VAL},
+    {HSIZE, DESCENT_HPARAM_BOOLEAN, "check_finite", "the plugin's own idea of it", 1.0, 0.0, 1.0},
+};
 /* 33 entries; only the count matters, the host must refuse before reading them. */
 static descent_hparam_desc many_hparams[33];
 
@@ -73,6 +79,8 @@ static const descent_optimizer_desc d_many_hparams = {DSIZE, 0, "manyhparams", "
 static const descent_optimizer_desc d_empty_range = {DSIZE, 0, "emptyrange", "", 1, 0, empty_range, NULL, step};
 static const descent_optimizer_desc d_dup_hparam = {DSIZE, 0, "duphparam", "", 2, 0, dup_hparam, NULL, step};
 static const descent_optimizer_desc d_bad_hparam_name = {DSIZE, 0, "badhparam", "", 1, 0, bad_hparam_name, NULL, step};
+static const descent_optimizer_desc d_check_finite = {DSIZE, 0, "checkfinite", "", 2, 0, declares_check_finite,
+                                                     NULL, step};
 static const descent_optimizer_desc d_no_table = {DSIZE, 0, "notable", "", 2, 0, NULL, NULL, step};
 static const descent_optimizer_desc d_small_hparam = {DSIZE, 0, "smallhparam", "", 1, 0, small_hparam, NULL, step};
 static const descent_optimizer_desc d_small_desc = {8, 0, "smalldesc", "", 1, 0, good_lr, NULL, step};
@@ -104,6 +112,7 @@ DESCENT_PLUGIN_EXPORT const descent_plugin *descent_plugin_entry(const descent_h
     else if (strcmp(which, "empty_range") == 0) list_one[0] = &d_empty_range;
     else if (strcmp(which, "dup_hparam") == 0) list_one[0] = &d_dup_hparam;
     else if (strcmp(which, "bad_hparam_name") == 0) list_one[0] = &d_bad_hparam_name;
+    else if (strcmp(which, "check_finite") == 0) list_one[0] = &d_check_finite;
     else if (strcmp(which, "no_table") == 0) list_one[0] = &d_no_table;
     else if (strcmp(which, "small_hparam") == 0) list_one[0] = &d_small_hparam;
     else if (strcmp(which, "small_desc") == 0) list_one[0] = &d_small_desc;

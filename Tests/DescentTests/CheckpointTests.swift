@@ -232,7 +232,7 @@ private func ckptFloatBytes(_ values: [Float]) -> [UInt8] { values.withUnsafeByt
         try net.save(to: path)
         let loaded = try Network.load(from: path)
         #expect(CheckpointSnapshot(loaded) == CheckpointSnapshot(net))
-        #expect(loaded.optimizer.hyperparameters == ["lr": 0.0025, "beta1": 0.85, "beta2": 0.999, "eps": 1e-7, "eps_hat": 1, "weight_decay": 0])
+        #expect(loaded.optimizer.hyperparameters == ["lr": 0.0025, "beta1": 0.85, "beta2": 0.999, "eps": 1e-7, "eps_hat": 1, "weight_decay": 0, "check_finite": 1])
         #expect(loaded.optimizer.stepCount == 3)
         #expect(loaded.optimizer.stateShape == net.parameters.map { Int64($0.count) })
 
@@ -253,7 +253,7 @@ private func ckptFloatBytes(_ values: [Float]) -> [UInt8] { values.withUnsafeByt
         #expect(metadata["descent_version"] == descentVersion)
         #expect(metadata["spec"] == net.spec.json)
         #expect(metadata["optimizer"] == "adam")
-        #expect(metadata["optimizer_hparams"] == "lr=0.0025,beta1=0.85,beta2=0.999,eps=1e-07,eps_hat=1,weight_decay=0")
+        #expect(metadata["optimizer_hparams"] == "lr=0.0025,beta1=0.85,beta2=0.999,eps=1e-07,eps_hat=1,weight_decay=0,check_finite=1")
         #expect(metadata["optimizer_step"] == "3")
         let s = net.rng.pointee.s
         #expect(metadata["rng_state"] == [s.0, s.1, s.2, s.3].map { w in

@@ -20,12 +20,15 @@
 typedef void (*sgemm_fn)(int order, int trans_a, int trans_b, int m, int n, int k, float alpha,
                          const float *a, int lda, const float *b, int ldb, float beta, float *c,
                          int ldc);
+typedef void (*sgemv_fn)(int order, int trans, int m, int n, float alpha, const float *a, int lda,
+                         const float *x, int incx, float beta, float *y, int incy);
 typedef char *(*corename_fn)(void);
 typedef char *(*config_fn)(void);
 typedef void (*set_threads_fn)(int);
 
 static struct {
     sgemm_fn sgemm;
+    sgemv_fn sgemv;
     set_threads_fn set_threads;
     char description[256];
     char error[256];
@@ -66,11 +69,13 @@ static void load(void) {
         return;
     }
     blas.sgemm = (sgemm_fn)dlsym(lib, "cblas_sgemm");
+    blas.sgemv = (sgemv_fn)dlsym(lib, "cblas_sgemv");
     blas.set_threads = (set_threads_fn)dlsym(lib, "openblas_set_num_threads");
     corename_fn corename = (corename_fn)dlsym(lib, "openblas_get_corename");
     config_fn config = (config_fn)dlsym(lib, "openblas_get_config");
-    if (!blas.sgemm) {
-        snprintf(blas.error, sizeof blas.error, "libopenblas.so.0 has no cblas_sgemm");
+    if (!blas.sgemm || !blas.sgemv) {
+        blas.sgemm = NULL;
+        snprintf(blas.error, sizeof blas.error, "libopenblas.so.0 lacks cblas_sgemm or cblas_sgemv");
         return;
     }
     /* OpenBLAS runs single-threaded inside our own OpenMP threads (see dk_sgemm): its own
@@ -97,11 +102,22 @@ const char *dk_blas_description(void) {
 /* Work below this many multiply-adds runs in one call: the split's fork costs ~1 us. */
 #define DK_SGEMM_PARALLEL_MIN (1 << 19)
 
-/* One call of OpenBLAS: row-major C = alpha * op(A) * op(B) + beta * C. */
+/* One call of OpenBLAS: row-major C = alpha * op(A) * op(B) + beta * C. A single row of C
+ * (batch 1) is a matrix-vector product, c = op(B)^T a, which sgemv does several times faster
+ * than sgemm's small-matrix kernels. */
 static void sgemm_call(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k, float alpha,
                        const float *a, int32_t lda, const float *b, int32_t ldb, float beta, float *c,
                        int32_t ldc) {
     enum { ROW_MAJOR = 101, NO_TRANS = 111, TRANS = 112 };
+    if (m == 1) {
+        /* the row of op(A): A's first row (stride 1), or A^T's (A's first column, stride lda) */
+        const int incx = trans_a ? lda : 1;
+        if (trans_b)   /* B is [n][k]: c[n] = B a */
+            blas.sgemv(ROW_MAJOR, NO_TRANS, n, k, alpha, b, ldb, a, incx, beta, c, 1);
+        else           /* B is [k][n]: c[n] = B^T a */
+            blas.sgemv(ROW_MAJOR, TRANS, k, n, alpha, b, ldb, a, incx, beta, c, 1);
+        return;
+    }
     blas.sgemm(ROW_MAJOR, trans_a ? TRANS : NO_TRANS, trans_b ? TRANS : NO_TRANS, m, n, k, alpha, a,
                lda, b, ldb, beta, c, ldc);
 }
@@ -156,10 +172,18 @@ void dk_sgemm(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k,
         }
         return;
     }
-#pragma omp parallel for schedule(static) num_threads(threads)
-    for (int32_t p = 0; p < parts; p++) {
-        int32_t end = (p + 1) * part < length ? (p + 1) * part : length;
-        sgemm_part(split_rows, p * part, end, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta,
-                   c, ldc);
+    /* OpenMP workers do not inherit the caller's floating-point mode (denormals.c): pass it on. */
+    const uint32_t caller_mode = dk_fp_mode_get();
+#pragma omp parallel num_threads(threads)
+    {
+        const uint32_t mode = dk_fp_mode_get();
+        dk_fp_mode_set(caller_mode);
+#pragma omp for schedule(static)
+        for (int32_t p = 0; p < parts; p++) {
+            int32_t end = (p + 1) * part < length ? (p + 1) * part : length;
+            sgemm_part(split_rows, p * part, end, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb,
+                       beta, c, ldc);
+        }
+        dk_fp_mode_set(mode);
     }
 }

@@ -168,14 +168,18 @@ int32_t dk_run_step(const descent_optimizer_desc *desc, const descent_step_conte
     if (nth == 1) {
         /* No OpenMP region at all: even a serialised one (if(0)) costs ~0.2-0.4 us in libomp. */
         _Alignas(64) float scratch[DK_CHUNK];
+        uint32_t mode = dk_denormals_flush_begin();
         run_chunks(desc, ctx, count, params, grads, lengths, state, l2, 0, total_chunks, scratch, &failed);
+        dk_denormals_flush_end(mode);
     } else {
 #pragma omp parallel num_threads(nth)
         {
             _Alignas(64) float scratch[DK_CHUNK];
             int64_t k0, k1;
             thread_slice(total_chunks, omp_get_thread_num(), omp_get_num_threads(), &k0, &k1);
+            uint32_t mode = dk_denormals_flush_begin();
             run_chunks(desc, ctx, count, params, grads, lengths, state, l2, k0, k1, scratch, &failed);
+            dk_denormals_flush_end(mode);
         }
     }
     return atomic_load(&failed) ? DESCENT_PLUGIN_ERROR : DESCENT_PLUGIN_OK;

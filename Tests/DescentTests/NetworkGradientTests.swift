@@ -277,6 +277,30 @@ import Testing
     /// (out[x <= 0] = 0) and PyTorch's keep NaN, so a diverging network shows a NaN loss;
     /// here a NaN pre-activation (e.g. inf - inf in batch norm, inf * 0 in dropout) silently
     /// becomes 0, the loss stays finite and only the gradients are NaN.
+    /// Batch 1 takes matrix-vector products (sgemv) instead of sgemm: its gradients must equal
+    /// those of a batch of two copies of the same row (the mean loss is the same function).
+    /// Both are float32 BLAS results summed in different orders (dot products of up to 120
+    /// terms of size ~0.1: a few 1e-7 apart): 1e-5 relative + 1e-6 absolute.
+    @Test(arguments: [Activation.relu, .tanh])
+    func batchOneMatchesTheBatchPath(_ activation: Activation) throws {
+        let spec = #"{"sizes":[120,80,70,10],"activation":"\#(activation.rawValue)","seed":9}"#
+        let one = try Network(json: spec), two = try Network(json: spec)
+        var random = TestRandom(77)
+        let x = random.floats(120)
+        let lossOne = try one.forwardBackward(x, [3])
+        let lossTwo = try two.forwardBackward(x + x, [3, 3])
+        #expect(abs(lossOne - lossTwo) <= 1e-5 * abs(lossTwo))
+        for (a, b) in zip(one.parameters, two.parameters) {
+            let ga = Array(a.gradient.buffer), gb = Array(b.gradient.buffer)
+            let worst = zip(ga, gb).map { abs($0 - $1) - 1e-5 * abs($1) }.max() ?? 0
+            #expect(worst <= 1e-6, "\(a.name): batch-1 gradient differs from the batch path by \(worst)")
+        }
+        var p1 = [Float](repeating: 0, count: 10), p2 = [Float](repeating: 0, count: 20)
+        try x.withUnsafeBufferPointer { try one.predict(x: $0.baseAddress, batch: 1, probabilities: &p1) }
+        try (x + x).withUnsafeBufferPointer { try two.predict(x: $0.baseAddress, batch: 2, probabilities: &p2) }
+        for c in 0..<10 { #expect(abs(p1[c] - p2[c]) <= 1e-6) }
+    }
+
     @Test func reluPropagatesNaN() throws {
         let layer = ActivationLayer(.relu, width: 4)
         try layer.reserve(rows: 1)

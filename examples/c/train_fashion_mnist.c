@@ -10,6 +10,7 @@
  * 2000 iterations of batch 128, data from Debian's dataset-fashion-mnist. Prints the training
  * loss and the test accuracy once per epoch (and at the end), then saves a checkpoint.
  */
+#define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -41,6 +41,14 @@ int32_t dk_default_threads(void);
 void dk_error_set(const char *message);
 const char *dk_error_get(void);
 
+/* ---- floating-point mode (denormals.c) ----------------------------------------------------*/
+/* Sets flush-to-zero and denormals-are-zero on this thread; returns the mode to restore. */
+uint32_t dk_denormals_flush_begin(void);
+void dk_denormals_flush_end(uint32_t saved);
+/* The raw mode (MXCSR on x86), to hand the caller's mode to OpenMP workers. */
+uint32_t dk_fp_mode_get(void);
+void dk_fp_mode_set(uint32_t mode);
+
 /* ---- the step runner ---------------------------------------------------------------------*/
 /* Work smaller than this many elements in total runs on the calling thread: an OpenMP
  * parallel region costs ~1 us, more than a small update takes (TOOLCHAIN.md measurements). */

@@ -158,6 +158,8 @@ public final class Network {
                                   commit: Bool, scanGradients: Bool) throws -> Float {
         let (x, labels) = try validate(x: x, labels: labels, rows: batch, needLabels: true)
         try reserve(rows: batch)
+        let mode = dk_denormals_flush_begin()   // see denormals.c
+        defer { dk_denormals_flush_end(mode) }
         let saved = rng.pointee
         let loss = forward(x, rows: batch, training: true, labels: labels!)
         func refuse(_ message: String) -> DescentError {
@@ -197,6 +199,8 @@ public final class Network {
         guard let out else { throw DescentError.invalid("probs is NULL") }
         let (x, _) = try validate(x: x, labels: nil, rows: batch, needLabels: false)
         try reserve(rows: batch)
+        let mode = dk_denormals_flush_begin()
+        defer { dk_denormals_flush_end(mode) }
         _ = forward(x, rows: batch, training: false, labels: nil)
         out.update(from: probabilities.pointer, count: batch * classes)
     }
@@ -208,6 +212,8 @@ public final class Network {
         let (x, labels) = try validate(x: x, labels: labels, rows: n, needLabels: true)
         let chunk = min(n, Self.evaluationChunk)
         try reserve(rows: chunk)
+        let mode = dk_denormals_flush_begin()
+        defer { dk_denormals_flush_end(mode) }
         var totalLoss = 0.0, correct = 0
         var predicted = [Int32](repeating: 0, count: chunk)
         var start = 0

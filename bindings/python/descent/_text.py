@@ -4,7 +4,9 @@ from __future__ import annotations
 import ctypes
 from typing import Callable
 
-from .errors import check
+import numpy as np
+
+from .errors import InvalidArgument, check
 
 
 def read_string(call: Callable[[object, int, object], int]) -> str:
@@ -17,8 +19,15 @@ def read_string(call: Callable[[object, int, object], int]) -> str:
 
 
 def hparams_text(hparams: dict[str, float]) -> bytes:
-    """{"lr": 0.01} -> b"lr=0.01" (repr keeps every digit of the float)."""
+    """{"lr": 0.01} -> b"lr=0.01" (repr keeps every digit of the float). Booleans (eps_hat=False)
+    become 1/0; numpy scalars are accepted. The library checks names and ranges."""
+    parts = []
     for key, value in hparams.items():
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
+        if not key or any(c in key for c in ",= \t\n\0"):
+            raise InvalidArgument(f"{key!r} is not a valid hyperparameter name")
+        if isinstance(value, (bool, np.bool_)):
+            value = float(value)
+        if not isinstance(value, (int, float, np.integer, np.floating)):
             raise TypeError(f"hyperparameter {key!r} must be a number, got {type(value).__name__}")
-    return ",".join(f"{key}={float(value)!r}" for key, value in hparams.items()).encode()
+        parts.append(f"{key}={float(value)!r}")
+    return ",".join(parts).encode()

@@ -8,9 +8,15 @@ from typing import Optional
 
 import numpy as np
 
-from ._lib import lib
+from ._lib import DATA_OFFSET as _DATA_OFFSET, data_address, lib
 from ._text import hparams_text, read_string
 from .errors import InvalidArgument, check
+
+_F32, _I32 = np.dtype(np.float32), np.dtype(np.int32)
+_ndarray = np.ndarray
+_train_step, _forward_backward = lib.descent_net_train_step, lib.descent_net_forward_backward
+_FAST_ADDRESS = _DATA_OFFSET is not None
+_pointer_field = ctypes.c_void_p.from_address  # a c_void_p over an ndarray's data-pointer field
 
 
 class _Handle:
@@ -36,6 +42,17 @@ def _view(handle: _Handle, address: int, shape: tuple, writable: bool = True) ->
     return array
 
 
+def _checkpoint_optimizer(path) -> Optional[str]:
+    """The optimizer name in a checkpoint's safetensors metadata (the library has validated the
+    file already); None if it cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            length = int.from_bytes(f.read(8), "little")
+            return json.loads(f.read(length))["__metadata__"]["optimizer"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 class Network:
     """A multi-layer perceptron: Affine -> [BatchNorm] -> activation -> [Dropout] per hidden
     layer, Affine -> softmax with cross-entropy at the end.
@@ -53,6 +70,7 @@ class Network:
         pointer = ctypes.c_void_p()
         check(lib.descent_net_create(json.dumps(spec).encode(), ctypes.byref(pointer)))
         self._adopt(pointer)
+        self.optimizer_name: Optional[str] = "sgd"
 
     @classmethod
     def load(cls, path: "str | os.PathLike") -> "Network":
@@ -62,13 +80,20 @@ class Network:
         check(lib.descent_net_load(os.fsencode(path), ctypes.byref(pointer)))
         net = cls.__new__(cls)
         net._adopt(pointer)
+        net.optimizer_name = _checkpoint_optimizer(path)
         return net
 
     def _adopt(self, pointer: ctypes.c_void_p) -> None:
         self._handle: Optional[_Handle] = _Handle(pointer)
+        # The hot path's fixed arguments, built once: the handle as a plain int and one float the
+        # library writes the loss into (a handle is used by one thread at a time, per the C API).
+        self._pointer: Optional[int] = pointer.value
+        self._loss = ctypes.c_float()
+        self._loss_address = ctypes.addressof(self._loss)
         self.spec: dict = json.loads(read_string(
             lambda buf, cap, needed: lib.descent_net_spec(pointer, buf, cap, needed)))
         self.sizes: list[int] = self.spec["sizes"]
+        self._features: int = self.sizes[0]
         self._params, self._grads = self._build_views()
 
     # -- training -------------------------------------------------------------------------------
@@ -79,18 +104,36 @@ class Network:
 
     def train_step(self, x: np.ndarray, y: np.ndarray) -> float:
         """One step on a mini-batch: x float32 (batch, features), y integer labels (batch,).
-        Returns the loss before the update."""
-        x, y = self._batch(x, y, training=True)
-        loss = ctypes.c_float()
-        check(lib.descent_net_train_step(self._live(), x.ctypes.data, y.ctypes.data, len(x), ctypes.byref(loss)))
-        return loss.value
+        Returns the loss before the update.
+
+        x must already be float32 and C-contiguous (it is never copied here); y may be any
+        integer dtype (int32 is passed as is, others are converted: labels are small)."""
+        # The per-call path of the training loop, kept lean (see benchmarks/python_overhead.py):
+        # identity checks on dtypes, the data pointers read straight from the arrays (no
+        # ndarray.ctypes objects), a prebuilt loss pointer. Anything unusual goes to _slow_step,
+        # which converts or explains.
+        if (type(x) is _ndarray and type(y) is _ndarray and x.dtype is _F32 and y.dtype is _I32
+                and x.ndim == 2 and y.ndim == 1 and x.flags.c_contiguous and y.flags.c_contiguous
+                and _FAST_ADDRESS):
+            batch, features = x.shape
+            if features == self._features and y.shape[0] == batch and batch and self._pointer:
+                status = _train_step(self._pointer, _pointer_field(id(x) + _DATA_OFFSET),
+                                     _pointer_field(id(y) + _DATA_OFFSET), batch, self._loss_address)
+                if status:
+                    check(status)
+                return self._loss.value
+        return self._slow_step(_train_step, x, y)
 
     def forward_backward(self, x: np.ndarray, y: np.ndarray) -> float:
-        """Forward and backward only: fills ``grads`` (e.g. to average them across processes)."""
+        """Forward and backward only: fills ``grads`` (e.g. to average them across processes).
+        Returns the loss. Inputs as in ``train_step``."""
+        return self._slow_step(_forward_backward, x, y)
+
+    def _slow_step(self, fn, x, y) -> float:
+        pointer = self._live()
         x, y = self._batch(x, y, training=True)
-        loss = ctypes.c_float()
-        check(lib.descent_net_forward_backward(self._live(), x.ctypes.data, y.ctypes.data, len(x), ctypes.byref(loss)))
-        return loss.value
+        check(fn(pointer, data_address(x), data_address(y), x.shape[0], self._loss_address))
+        return self._loss.value
 
     def apply_update(self) -> None:
         """The optimizer step on the current gradients."""
@@ -101,14 +144,14 @@ class Network:
         """Class probabilities (batch, classes) in evaluation mode."""
         x, _ = self._batch(x, None, training=False)
         probs = np.empty((len(x), self.sizes[-1]), dtype=np.float32)
-        check(lib.descent_net_predict(self._live(), x.ctypes.data, len(x), probs.ctypes.data))
+        check(lib.descent_net_predict(self._live(), data_address(x), len(x), data_address(probs)))
         return probs
 
     def evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
         """(mean loss, accuracy) over all samples in evaluation mode."""
         x, y = self._batch(x, y, training=False)
         loss, accuracy = ctypes.c_float(), ctypes.c_float()
-        check(lib.descent_net_evaluate(self._live(), x.ctypes.data, y.ctypes.data, len(x),
+        check(lib.descent_net_evaluate(self._live(), data_address(x), data_address(y), len(x),
                                        ctypes.byref(loss), ctypes.byref(accuracy)))
         return loss.value, accuracy.value
 
@@ -142,6 +185,7 @@ class Network:
     def close(self) -> None:
         """Releases the network. Views from ``params``/``grads`` stay valid while they live."""
         self._handle = None
+        self._pointer = None
         self._params, self._grads = {}, {}
 
     def __enter__(self) -> "Network":

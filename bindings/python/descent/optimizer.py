@@ -1,15 +1,20 @@
 """Standalone optimizers: the book's `optimizer.update(params, grads)` on numpy arrays."""
 from __future__ import annotations
 
+import collections.abc as _abc
 import ctypes
 import json
+import os
 from typing import Mapping, Sequence, Union
 
 import numpy as np
 
-from ._lib import lib
+from ._lib import data_address, lib
 from ._text import hparams_text, read_string
 from .errors import InvalidArgument, check
+
+_ndarray, _F32 = np.ndarray, np.dtype(np.float32)
+_step = lib.descent_optimizer_step
 
 ArrayGroup = Union[Mapping[str, np.ndarray], Sequence[np.ndarray]]
 
@@ -26,9 +31,9 @@ def describe(name: str) -> dict:
     return json.loads(read_string(lambda buf, cap, needed: lib.descent_optimizer_describe(encoded, buf, cap, needed)))
 
 
-def load_plugin(path: str) -> None:
+def load_plugin(path: "str | os.PathLike") -> None:
     """Loads an optimizer plugin (.so) so its optimizers can be used by name everywhere."""
-    check(lib.descent_plugin_load(str(path).encode()))
+    check(lib.descent_plugin_load(os.fsencode(path)))
 
 
 def set_num_threads(n: int) -> int:
@@ -82,10 +87,12 @@ class Optimizer:
 
     @property
     def hyperparameters(self) -> dict[str, float]:
+        """Every hyperparameter's current value, by name (weight_decay included)."""
         return {key: self.get(key) for key in self._keys}
 
     @property
     def step_count(self) -> int:
+        """Updates taken since creation or the last ``reset`` (t of the last step)."""
         return int(self.get("step"))
 
     # -- updates -------------------------------------------------------------------------------
@@ -93,25 +100,37 @@ class Optimizer:
         """Updates every parameter array in place from its gradient (dicts matched by key,
         lists by position). Arrays must be float32 and C-contiguous: updating a converted copy
         would silently lose the update, so anything else is rejected."""
-        if isinstance(params, Mapping):
-            if not isinstance(grads, Mapping) or params.keys() != grads.keys():
+        if type(params) is dict or isinstance(params, _abc.Mapping):
+            if not (type(grads) is dict or isinstance(grads, _abc.Mapping)) or params.keys() != grads.keys():
                 raise InvalidArgument("params and grads must be dicts with the same keys")
-            names = list(params.keys())
+            names = list(params)
             p_list, g_list = [params[k] for k in names], [grads[k] for k in names]
         else:
-            names = [str(i) for i in range(len(params))]
+            names = None  # positions, named only in error messages
             p_list, g_list = list(params), list(grads)
             if len(p_list) != len(g_list):
                 raise InvalidArgument(f"{len(p_list)} params but {len(g_list)} grads")
         if not p_list:
             raise InvalidArgument("params is empty")
-        for name, p, g in zip(names, p_list, g_list):
+        handle = self._live()
+        for i, p in enumerate(p_list):
+            g = g_list[i]
+            # The common case in a few identity checks; the detailed checks (and their messages)
+            # only when something is off.
+            if (type(p) is _ndarray and type(g) is _ndarray and p.dtype is _F32 and g.dtype is _F32
+                    and p.shape == g.shape):
+                flags = p.flags
+                if flags.c_contiguous and flags.writeable and g.flags.c_contiguous:
+                    continue
+            name = names[i] if names is not None else str(i)
             _require_float32(p, f"params[{name!r}]", writable=True)
             _require_float32(g, f"grads[{name!r}]")
             if p.shape != g.shape:
                 raise InvalidArgument(f"params[{name!r}] has shape {p.shape} but grads[{name!r}] has {g.shape}")
         tables = self._pointer_tables(p_list, g_list)
-        check(lib.descent_optimizer_step(self._live(), len(p_list), *tables))
+        status = _step(handle, len(p_list), *tables)
+        if status:
+            check(status)
 
     def reset(self) -> None:
         """Forgets state and step count (hyperparameters are kept)."""
@@ -152,7 +171,8 @@ class Optimizer:
     def _pointer_tables(self, p_list, g_list):
         """ctypes arrays of data addresses and lengths, rebuilt only when the arrays change
         (the training loop passes the same arrays every step)."""
-        key = tuple((p.ctypes.data, g.ctypes.data, p.size) for p, g in zip(p_list, g_list))
+        address = data_address
+        key = tuple([(address(p), address(g), p.size) for p, g in zip(p_list, g_list)])
         cached = self.__dict__["_tables"]
         if cached is None or cached[0] != key:
             n = len(key)

@@ -178,8 +178,9 @@ void dk_sgemm(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k,
     {
         const uint32_t mode = dk_fp_mode_get();
         dk_fp_mode_set(caller_mode);
-#pragma omp for schedule(static)
-        for (int32_t p = 0; p < parts; p++) {
+        /* Parts dealt out by hand: libomp 14 allocates on every `omp for`, and a training
+         * step must not allocate. */
+        for (int32_t p = omp_get_thread_num(); p < parts; p += omp_get_num_threads()) {
             int32_t end = (p + 1) * part < length ? (p + 1) * part : length;
             sgemm_part(split_rows, p * part, end, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb,
                        beta, c, ldc);

@@ -33,7 +33,7 @@ def test_describe_adam():
     assert d["state_buffers"] == 2
     assert "sqrt" in d["description"]
     hp = {h["name"]: h for h in d["hyperparameters"]}
-    assert list(hp) == ["lr", "beta1", "beta2", "eps", "eps_hat", "weight_decay"]
+    assert list(hp) == ["lr", "beta1", "beta2", "eps", "eps_hat", "weight_decay", "check_finite"]
     # The book's defaults (DESIGN.md "Optimizer semantics").
     assert hp["lr"]["default"] == pytest.approx(0.001)
     assert hp["beta1"]["default"] == pytest.approx(0.9)
@@ -143,7 +143,7 @@ def test_unknown_hyperparameter_raises_not_found_with_library_message():
         descent.Optimizer("adam", learning_rate=0.1)
     assert str(info.value) == last_error()
     assert str(info.value) == ("descent_optimizer_create: unknown hyperparameter 'learning_rate' for adam; "
-                               "known: lr, beta1, beta2, eps, eps_hat, weight_decay")
+                               "known: lr, beta1, beta2, eps, eps_hat, weight_decay, check_finite")
 
 
 @pytest.mark.parametrize("hparams,needle", [

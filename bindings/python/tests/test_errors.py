@@ -205,7 +205,9 @@ def _import_in_subprocess(env_library: str | None, package_root: Path) -> subpro
             "try:\n    import descent\n"
             "except OSError as e:\n    print(str(e)); sys.exit(3)\n"
             "print('loaded', descent.library_path)\n")
-    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    # cwd too: `python -c` puts the working directory first on sys.path.
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60,
+                          cwd=package_root)
 
 
 def test_missing_descent_library_raises_oserror_naming_it(tmp_path):

@@ -1,0 +1,58 @@
+"""The lab: the experiments of "Deep Learning from Scratch" ch. 6, rerun with Descent on real
+images, as plots (PNG) and numbers (CSV) plus a summary table.
+
+Command line::
+
+    descent-lab <experiment> [--out DIR] [--data DIR] [--quick] [--seed N]
+                [--optimizers a,b,c] [--plugin PATH]...
+    python -m descent.lab <experiment> ...
+
+From Python (every experiment returns its numbers as a Result)::
+
+    from descent import lab
+    result = lab.run("paths", out="lab-out")
+    result.data["paths"]["adam"]          # (31, 2) float32: the start, then 30 updates
+    result.summary                         # the rows of the printed table
+    result.files                           # the PNG and CSV files written
+
+Experiments (the book's settings; see each module's docstring):
+  paths        optimizer paths on f(x, y) = x^2/20 + y^2 (figure 6-8)
+  optimizers   sgd/momentum/adagrad/adam (+ rmsprop, nesterov, adamw, plugins) on images (figure 6-9)
+  histograms   hidden-layer activation histograms for each weight initialisation (figures 6-10 to 6-14)
+  init         std 0.01 vs Xavier vs He on images (figure 6-15)
+  batchnorm    with vs without batch normalisation, 16 weight scales (figure 6-19)
+  overfit      overfitting of 300 images; weight decay and dropout against it (figures 6-20 to 6-23)
+  hyperparams  random search of learning rate and weight decay (figure 6-24)
+  all          every experiment above, in that order
+"""
+from __future__ import annotations
+
+import os
+from typing import Optional, Sequence, Union
+
+from . import batchnorm, histograms, hyperparams, optimizers, overfit, paths, weight_init
+from ._common import Config, LabError, Result
+
+EXPERIMENTS = {m.NAME: m for m in (paths, optimizers, histograms, weight_init, batchnorm, overfit, hyperparams)}
+
+
+def run(experiment: str, out: Union[str, os.PathLike] = "lab-out", data: Optional[Union[str, os.PathLike]] = None,
+        quick: bool = False, seed: int = 1, optimizers: Optional[Sequence[str]] = None,
+        plugins: Sequence[Union[str, os.PathLike]] = (), progress: bool = True,
+        verbose: bool = True) -> Union[Result, list[Result]]:
+    """Runs one experiment (a Result) or "all" (a list of Results). Raises LabError for
+    problems the user can fix (missing data, unknown optimizer)."""
+    cfg = Config(out=out, data=data, quick=quick, seed=seed, optimizers=list(optimizers) if optimizers else None,
+                 plugins=list(plugins), progress=progress, verbose=verbose)
+    return run_config(experiment, cfg)
+
+
+def run_config(experiment: str, cfg: Config) -> Union[Result, list[Result]]:
+    if experiment == "all":
+        return [module.run(cfg) for module in EXPERIMENTS.values()]
+    if experiment not in EXPERIMENTS:
+        raise LabError(f"unknown experiment {experiment!r}; choose one of {', '.join(EXPERIMENTS)}, all")
+    return EXPERIMENTS[experiment].run(cfg)
+
+
+__all__ = ["run", "run_config", "Config", "Result", "LabError", "EXPERIMENTS"]

@@ -1,0 +1,157 @@
+"""hyperparams: random search of the learning rate and weight decay (the book's figure 6-24).
+
+500 training images, shuffled; 100 of them are held out as validation data (never the test set:
+tuning on it would overfit the test). Each of 100 trials draws weight decay 10^U(-8, -4) and
+learning rate 10^U(-6, -2) (log-uniform, as the book recommends), trains a 784-100x6-10 ReLU
+network with SGD for 50 epochs of mini-batches of 100, and records training and validation
+accuracy after every epoch. The best trials show where to narrow the ranges for the next round.
+--quick: 6 trials of 4 epochs.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+import descent
+
+from ._common import (Batcher, Config, Result, Timer, batch_indices, epoch_batches, format_table, load_data,
+                      new_figure, progress, report, save_figure, write_csv)
+
+NAME = "hyperparams"
+TITLE = "Random search: SGD learning rate and weight decay, 784-100x6-10 ReLU"
+
+IMAGES, VALIDATION = 500, 100
+TRIALS, QUICK_TRIALS = 100, 6
+EPOCHS, QUICK_EPOCHS = 50, 4
+HIDDEN = [100] * 6
+BATCH = 100
+LR_RANGE = (-6, -2)
+WD_RANGE = (-8, -4)
+SHOWN = 20       # best trials drawn (the book's 5 x 4 grid)
+LISTED = 10      # best trials in the printed table
+
+
+def run(cfg: Config) -> Result:
+    timer = Timer()
+    data = load_data(cfg)
+    rng = np.random.default_rng(cfg.seed)
+    n = min(IMAGES, len(data.x_train))
+    n_val = max(1, round(n * VALIDATION / IMAGES))
+    trials = QUICK_TRIALS if cfg.quick else TRIALS
+    epochs = QUICK_EPOCHS if cfg.quick else EPOCHS
+    shuffled = rng.permutation(n)
+    x_val, y_val = data.x_train[shuffled[:n_val]], data.y_train[shuffled[:n_val]]
+    x, y = np.ascontiguousarray(data.x_train[shuffled[n_val:]]), np.ascontiguousarray(data.y_train[shuffled[n_val:]])
+    per_epoch = epoch_batches(len(x), BATCH)
+    batch = min(BATCH, len(x))
+    gather = Batcher(x, y, batch)
+    sizes = [data.features, *HIDDEN, data.classes]
+
+    results = []
+    with progress(cfg, trials * epochs * per_epoch, "hyperparams") as bar:
+        for trial in range(trials):
+            weight_decay = 10 ** rng.uniform(*WD_RANGE)   # drawn in the book's order
+            lr = 10 ** rng.uniform(*LR_RANGE)
+            order = batch_indices(rng, len(x), batch, epochs * per_epoch)
+            train_acc, val_acc = [], []
+            error = ""
+            with descent.Network(sizes, activation="relu", init="he", weight_decay=weight_decay,
+                                 seed=cfg.seed + trial) as net:
+                net.set_optimizer("sgd", lr=lr)
+                for epoch in range(epochs):
+                    for i in range(epoch * per_epoch, (epoch + 1) * per_epoch):
+                        if not error:
+                            try:
+                                net.train_step(*gather(order[i]))
+                            except descent.NumericError as e:
+                                error = str(e)
+                        bar.update(1)
+                    train_acc.append(net.evaluate(x, y)[1])
+                    val_acc.append(net.evaluate(x_val, y_val)[1])
+            results.append({"trial": trial + 1, "lr": float(lr), "weight_decay": float(weight_decay),
+                            "train": np.array(train_acc, dtype=np.float64), "val": np.array(val_acc, dtype=np.float64),
+                            "error": error})
+            bar.set_postfix_str(f"best val {max(r['val'][-1] for r in results):.3f}")
+
+    ranked = sorted(results, key=lambda r: r["val"][-1], reverse=True)
+    for rank, r in enumerate(ranked, start=1):
+        r["rank"] = rank
+    curve_rows = [(r["trial"], r["lr"], r["weight_decay"], epoch + 1, r["train"][epoch], r["val"][epoch])
+                  for r in results for epoch in range(epochs)]
+    csv_path = write_csv(cfg, "hyperparams.csv",
+                         ["trial", "lr", "weight_decay", "epoch", "train_accuracy", "val_accuracy"], curve_rows)
+    summary = [{"rank": r["rank"], "trial": r["trial"], "lr": r["lr"], "weight_decay": r["weight_decay"],
+                "val_accuracy": r["val"][-1], "train_accuracy": r["train"][-1]} for r in ranked]
+    trials_path = write_csv(cfg, "hyperparams_trials.csv", list(summary[0].keys()), [list(s.values()) for s in summary])
+    curves_png = save_figure(cfg, _plot_best(ranked, epochs), "hyperparams.png")
+    scatter_png = save_figure(cfg, _plot_scatter(results), "hyperparams_scatter.png")
+    files = [curves_png, scatter_png, csv_path, trials_path]
+    top = ranked[:max(1, min(5, len(ranked)))]
+    lrs, wds = [r["lr"] for r in top], [r["weight_decay"] for r in top]
+    report(cfg, f"{TITLE}: the best {min(LISTED, trials)} of {trials} trials", format_table(summary[:LISTED], [
+        ("rank", "rank", ""), ("trial", "trial", ""), ("lr", "learning rate", ".3g"),
+        ("weight_decay", "weight decay", ".3g"), ("val_accuracy", "val accuracy", ".1%"),
+        ("train_accuracy", "train accuracy", ".1%")]), files,
+        [f"(the best {len(top)}: lr {min(lrs):.2g} .. {max(lrs):.2g}, weight decay {min(wds):.2g} .. {max(wds):.2g}: "
+         "narrow the ranges around them and search again)",
+         f"({len(x)} training and {n_val} validation images, {epochs} epochs per trial)"])
+    return Result(NAME, {"trials": results, "epochs": epochs, "images": len(x), "validation": n_val},
+                  summary, files, timer.seconds)
+
+
+def _plot_best(ranked: list[dict], epochs: int):
+    from matplotlib.ticker import MaxNLocator
+    shown = ranked[:SHOWN]
+    cols = 5
+    rows = math.ceil(len(shown) / cols)
+    height = 2.4 * rows + 1.3
+    fig = new_figure(14.0, height)
+    fig.subplots_adjust(left=0.06, right=0.99, bottom=0.75 / height + 0.04, top=1 - 0.9 / height, wspace=0.08,
+                        hspace=0.45)
+    x = np.arange(1, epochs + 1)
+    for i, r in enumerate(shown):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        ax.plot(x, r["val"], color="tab:blue", label="validation")
+        ax.plot(x, r["train"], "--", color="tab:orange", label="train")
+        ax.set_title(f"Best-{i + 1}: lr {r['lr']:.2g}, wd {r['weight_decay']:.1g}", fontsize=9)
+        ax.set_ylim(0.0, 1.0)
+        ax.set_xlim(1, max(2, epochs))
+        ax.grid(True, alpha=0.3)
+        ax.tick_params(labelsize=7)
+        ax.xaxis.set_major_locator(MaxNLocator(5, integer=True))
+        if i % cols:
+            ax.set_yticklabels([])
+        else:
+            ax.set_ylabel("accuracy", fontsize=8)
+        if i + cols < len(shown):
+            ax.set_xticklabels([])
+        else:
+            ax.set_xlabel("epochs", fontsize=8)
+    fig.legend(*fig.axes[0].get_legend_handles_labels(), loc="lower center", ncol=2, frameon=False)
+    fig.suptitle(f"{TITLE}: the best {len(shown)} of {len(ranked)} trials (solid: validation, dashed: train)")
+    return fig
+
+
+def _plot_scatter(results: list[dict]):
+    fig = new_figure(7.5, 5.5)
+    ax = fig.add_subplot(1, 1, 1)
+    lr = np.array([r["lr"] for r in results])
+    wd = np.array([r["weight_decay"] for r in results])
+    acc = np.array([r["val"][-1] for r in results])
+    points = ax.scatter(lr, wd, c=acc, cmap="viridis", vmin=0, vmax=max(0.01, float(acc.max())), s=40,
+                        edgecolors="black", linewidths=0.4)
+    best = int(np.argmax(acc))
+    ax.scatter([lr[best]], [wd[best]], marker="*", s=260, facecolors="none", edgecolors="red", linewidths=1.5,
+               label=f"best: lr {lr[best]:.2g}, wd {wd[best]:.2g}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(10.0 ** (LR_RANGE[0] - 0.1), 10.0 ** (LR_RANGE[1] + 0.1))
+    ax.set_ylim(10.0 ** (WD_RANGE[0] - 0.1), 10.0 ** (WD_RANGE[1] + 0.1))
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("weight decay (lambda)")
+    ax.set_title(f"Validation accuracy of {len(results)} trials")
+    fig.colorbar(points, ax=ax, label="validation accuracy (last epoch)")
+    ax.legend(loc="upper left", framealpha=0.9)
+    fig.tight_layout()
+    return fig

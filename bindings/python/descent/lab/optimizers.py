@@ -1,0 +1,69 @@
+"""optimizers: the update methods compared on real images (the book's figure 6-9).
+
+A 784-100-100-100-100-10 ReLU network with He initialisation is trained for 2000 iterations on
+mini-batches of 128 images, once per optimizer at the book's default hyperparameters (sgd,
+momentum, adagrad, adam; then rmsprop, nesterov, adamw and any plugin optimizer). Every
+optimizer starts from the same weights (same --seed) and sees the same mini-batches.
+--optimizers picks the list (name or name:key=value:..., e.g. adam:lr=0.002); --plugin adds
+optimizers from plugin .so files.
+"""
+from __future__ import annotations
+
+import descent
+
+from ._common import (Config, Result, Timer, display_name, final_loss, format_table, hparams_text, load_data,
+                      marker_for, plot_loss_curves, report, resolve_optimizers, testset, train_loss_curves,
+                      write_csv)
+
+NAME = "optimizers"
+TITLE = "Optimizers on {data}: 784-100x4-10 ReLU (He), batch 128"
+
+DEFAULT = ["sgd", "momentum", "adagrad", "adam", "rmsprop", "nesterov", "adamw"]
+HIDDEN = [100, 100, 100, 100]
+BATCH = 128
+ITERATIONS = 2000
+QUICK_ITERATIONS = 60
+
+
+def run(cfg: Config) -> Result:
+    timer = Timer()
+    optimizers = resolve_optimizers(cfg, DEFAULT)
+    data = load_data(cfg)
+    iterations = QUICK_ITERATIONS if cfg.quick else ITERATIONS
+    sizes = [data.features, *HIDDEN, data.classes]
+
+    def network(name, hparams):
+        def make():
+            net = descent.Network(sizes, activation="relu", init="he", seed=cfg.seed)
+            net.set_optimizer(name, **hparams)
+            return net
+        return make
+
+    curves = train_loss_curves(cfg, data, [(label, network(name, hp)) for label, name, hp in optimizers],
+                               iterations, BATCH, "optimizers")
+
+    rows = [(label, i, float(loss)) for label, c in curves.items() for i, loss in enumerate(c.losses)]
+    csv_path = write_csv(cfg, "optimizers.csv", ["optimizer", "iteration", "loss"], rows)
+    summary = []
+    for label, name, hp in optimizers:
+        c = curves[label]
+        summary.append({"optimizer": label, "hyperparameters": hparams_text(name, hp),
+                        "final_loss": final_loss(c.losses), "test_loss": c.test_loss,
+                        "test_accuracy": c.test_accuracy, "seconds": c.seconds, "note": c.error or ""})
+    summary_path = write_csv(cfg, "optimizers_summary.csv", list(summary[0].keys()),
+                             [list(r.values()) for r in summary])
+    data_name = "Fashion-MNIST" if cfg.data is None else data.source
+    title = TITLE.format(data=data_name)
+    png_path = plot_loss_curves(cfg, curves, "optimizers.png", f"{title}, {iterations} iterations",
+                                marker_for, display_name)
+
+    files = [png_path, csv_path, summary_path]
+    window = min(100, iterations)
+    report(cfg, title, format_table(summary, [
+        ("optimizer", "optimizer", ""), ("hyperparameters", "hyperparameters", ""),
+        ("final_loss", f"loss (last {window} it.)", ".4f"), ("test_loss", "test loss", ".4f"),
+        ("test_accuracy", "test accuracy", ".2%"), ("seconds", "seconds", ".1f"), ("note", "", "")]),
+        files, [f"({iterations} iterations of {BATCH} images, the same mini-batches for every optimizer; "
+                f"test set: {len(testset(cfg, data)[0])} images)"])
+    return Result(NAME, {"losses": {k: c.losses for k, c in curves.items()}, "curves": curves,
+                         "iterations": iterations, "batch": BATCH}, summary, files, timer.seconds)

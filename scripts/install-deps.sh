@@ -5,7 +5,8 @@
 #   Debian:  libomp-dev (OpenMP for the C kernels), libopenblas-dev (BLAS), zlib1g-dev (.gz IDX),
 #            cmake, ninja-build, pkg-config, gcc, g++, libc6-dev (C tests, header checks, install test),
 #            binutils (readelf), dataset-fashion-mnist (the lab's default data)
-#   PyPI:    numpy pytest matplotlib tqdm safetensors (into the python3 on PATH, e.g. pyenv's)
+#   PyPI:    numpy pytest matplotlib tqdm safetensors wheel (into the python3 on PATH, e.g. pyenv's;
+#            wheel lets pip build the binding offline with --no-build-isolation)
 #
 # The Swift toolchain (/opt/swift) is not installable from Debian or PyPI: it is only checked.
 # Environment: DESCENT_SKIP_APT=1 / DESCENT_SKIP_PIP=1 skip a part.
@@ -13,7 +14,7 @@ set -euo pipefail
 
 APT_PACKAGES=(libomp-dev libopenblas-dev zlib1g-dev cmake ninja-build pkg-config gcc g++ libc6-dev
               binutils dataset-fashion-mnist)
-PIP_PACKAGES=(numpy pytest matplotlib tqdm safetensors)
+PIP_PACKAGES=(numpy pytest matplotlib tqdm safetensors wheel)
 
 log() { echo "install-deps: $*"; }
 

@@ -11,16 +11,15 @@
  *                          momentum, nesterov, adagrad, rmsprop 20 (read p,g,s; write p,s)
  *                          adam, adamw 28 (read p,g,m,v; write p,m,v)
  *
+ * Each optimizer is measured twice through the public API: with its defaults (check_finite=1:
+ * the gradient is scanned for NaN/Inf before anything is written) and created with
+ * "check_finite=0" (the scan skipped: the update alone).
+ *
  * Diagnostics (to explain a gap rather than only show it):
  *   plain sgd/momentum/adam  the same update written as a plain OpenMP loop in this file
  *                            (the best any implementation of that memory pattern does here)
  *   read g (plain)           a read-only OpenMP pass over g (4 B/element): what a separate
  *                            NaN/Inf pre-scan of the gradient must cost at least
- *   lib scan                 the library's own pre-scan, dk_find_nonfinite, called directly
- *   runner sgd/momentum/adam the library's update alone (dk_run_step: the chunked OpenMP runner
- *                            and the built-in kernel), without the pre-scan and the Swift layer
- * The last two use internal symbols through dlsym; they are skipped when the library does not
- * export them. They are measurements, not an API.
  *
  * Threads are pinned (OMP_PROC_BIND=true, OMP_PLACES=cores) unless the environment sets a policy
  * or --no-bind is given: unpinned, this 2-vCPU VM sometimes runs both OpenMP threads on one CPU.
@@ -49,7 +48,6 @@
 #include <time.h>
 
 #include "descent.h"
-#include "descent_plugin.h"
 
 /* ---- small utilities ---------------------------------------------------------------------*/
 
@@ -188,37 +186,10 @@ static void plain_scan(const float *g, int64_t n, int threads) {
         if (worst[t] == 0x7f800000u) die("plain scan found a NaN/Inf in the benchmark's gradient");
 }
 
-/* ---- internal library entry points, for diagnostics only --------------------------------*/
-typedef int32_t (*run_step_fn)(const descent_optimizer_desc *, const descent_step_context *,
-                               int64_t, float *const *, const float *const *, const int64_t *,
-                               float *const *, float, int32_t);
-typedef int32_t (*find_nonfinite_fn)(int64_t, const float *const *, const int64_t *, int32_t,
-                                     int64_t *, int64_t *);
-typedef const descent_plugin *(*builtin_plugin_fn)(void);
-
-static run_step_fn lib_run_step;
-static find_nonfinite_fn lib_find_nonfinite;
-static builtin_plugin_fn lib_builtin_plugin;
-
-static void load_internal_symbols(void) {
-    lib_run_step = (run_step_fn)dlsym(RTLD_DEFAULT, "dk_run_step");
-    lib_find_nonfinite = (find_nonfinite_fn)dlsym(RTLD_DEFAULT, "dk_find_nonfinite");
-    lib_builtin_plugin = (builtin_plugin_fn)dlsym(RTLD_DEFAULT, "dk_builtin_plugin");
-}
-
-static const descent_optimizer_desc *builtin_desc(const char *name) {
-    if (!lib_builtin_plugin) return NULL;
-    const descent_plugin *plugin = lib_builtin_plugin();
-    for (uint32_t i = 0; plugin && i < plugin->optimizer_count; i++)
-        if (strcmp(plugin->optimizers[i]->name, name) == 0) return plugin->optimizers[i];
-    return NULL;
-}
-
 /* ---- what is measured --------------------------------------------------------------------*/
 
 typedef enum {
-    K_REF, K_PLAIN_SCAN, K_LIB_SCAN, K_PLAIN_SGD, K_PLAIN_MOMENTUM, K_PLAIN_ADAM,
-    K_RUNNER, K_STEP
+    K_REF, K_PLAIN_SCAN, K_PLAIN_SGD, K_PLAIN_MOMENTUM, K_PLAIN_ADAM, K_STEP
 } kernel_kind;
 
 typedef struct {
@@ -228,12 +199,7 @@ typedef struct {
     int bytes;               /* bytes per element the update must move */
     /* K_STEP */
     descent_optimizer *opt;
-    /* K_RUNNER */
-    const descent_optimizer_desc *desc;
-    descent_step_context ctx;
-    double hparams[DESCENT_PLUGIN_MAX_HPARAMS];
-    double scalars[DESCENT_PLUGIN_MAX_SCALARS];
-    float *state[DESCENT_PLUGIN_MAX_STATE];
+    int check_finite;        /* 1: the default step (NaN/Inf pre-scan); 0: created with check_finite=0 */
     /* results */
     double *samples;
     int nsamples;
@@ -244,7 +210,7 @@ typedef struct {
     int64_t n;
     int threads;
     float *p, *g;            /* shared by all kernels; the updates keep them finite */
-    float *m, *v, *vel;      /* state of the plain loops and the runner diagnostics */
+    float *m, *v, *vel;      /* state of the plain loops (and the reference's arrays) */
 } arrays;
 
 static const struct { const char *name; int bytes; } OPTIMIZERS[] = {
@@ -261,26 +227,11 @@ static void run_kernel(kernel *k, arrays *a) {
     switch (k->kind) {
     case K_REF: ref_4r3w(a->m, a->v, a->p, a->g, n, a->threads); break;
     case K_PLAIN_SCAN: plain_scan(a->g, n, a->threads); break;
-    case K_LIB_SCAN: {
-        const float *grads[1] = {a->g};
-        int64_t t = -1, i = -1;
-        if (lib_find_nonfinite(1, grads, &n, a->threads, &t, &i) != 0)
-            die("dk_find_nonfinite reported a NaN/Inf in the benchmark's gradient");
-        break;
-    }
     case K_PLAIN_SGD: plain_sgd(a->p, a->g, n, a->threads, 0.01f); break;
     case K_PLAIN_MOMENTUM: plain_momentum(a->p, a->g, a->vel, n, a->threads, 0.01f, 0.9f); break;
     case K_PLAIN_ADAM:
         plain_adam(a->p, a->g, a->m, a->v, n, a->threads, adam_omb1, adam_omb2, adam_eps, adam_step_size);
         break;
-    case K_RUNNER: {
-        float *params[1] = {a->p};
-        const float *grads[1] = {a->g};
-        if (lib_run_step(k->desc, &k->ctx, 1, params, grads, &n, k->state, 0.0f, a->threads) !=
-            DESCENT_PLUGIN_OK)
-            die("dk_run_step failed");
-        break;
-    }
     case K_STEP: {
         float *params[1] = {a->p};
         const float *grads[1] = {a->g};
@@ -345,7 +296,7 @@ static void usage(void) {
          "  --optimizers  subset of the built-in optimizers (default: all seven)\n"
          "  --threshold   element count from which the plain OpenMP kernels go parallel\n"
          "                (default 32768, the library's documented threshold)\n"
-         "  --no-diagnostics  skip the plain-loop, scan and runner diagnostics\n"
+         "  --no-diagnostics  skip the plain-loop and read-g diagnostics\n"
          "  --no-bind     do not pin OpenMP threads (default: OMP_PROC_BIND=true OMP_PLACES=cores\n"
          "                unless OMP_PROC_BIND, OMP_PLACES or KMP_AFFINITY is set). Unpinned, the\n"
          "                kernel sometimes runs both threads on one CPU of this 2-vCPU VM.");
@@ -426,10 +377,6 @@ static void print_machine(void) {
 #endif
     printf("- parallel threshold: %lld elements (library: descent.h; plain kernels: the same)\n",
            (long long)g_threshold);
-    printf("- internal diagnostics (dk_run_step, dk_find_nonfinite): %s\n",
-           !diagnostics ? "off"
-           : lib_run_step && lib_find_nonfinite && lib_builtin_plugin ? "available"
-                                                                     : "not exported, skipped");
     const char *vars[] = {"OMP_NUM_THREADS", "OMP_PROC_BIND", "OMP_PLACES", "OMP_WAIT_POLICY",
                           "KMP_BLOCKTIME", "KMP_AFFINITY", "DESCENT_NUM_THREADS"};
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
@@ -491,6 +438,20 @@ static kernel *find(size_result *r, kernel_kind kind, const char *name) {
     return NULL;
 }
 
+static kernel *find_step(size_result *r, const char *name, int check_finite) {
+    for (int i = 0; i < r->nk; i++)
+        if (r->k[i].kind == K_STEP && r->k[i].check_finite == check_finite && !strcmp(r->k[i].name, name))
+            return &r->k[i];
+    return NULL;
+}
+
+/* The plain-loop diagnostic of an optimizer, if there is one. */
+static kernel *find_plain(size_result *r, const char *name) {
+    for (int i = 0; i < r->nk; i++)
+        if (r->k[i].base && !strcmp(r->k[i].base, name)) return &r->k[i];
+    return NULL;
+}
+
 static void measure_size(size_result *r, int64_t n, int threads) {
     memset(r, 0, sizeof *r);
     r->n = n;
@@ -510,40 +471,21 @@ static void measure_size(size_result *r, int64_t n, int threads) {
     int nk = 0;
     kernel *K = r->k;
     K[nk++] = (kernel){.name = "reference 4r/3w", .kind = K_REF, .bytes = 28};
-    int diag = diagnostics && lib_run_step && lib_find_nonfinite && lib_builtin_plugin;
     if (diagnostics) {
         K[nk++] = (kernel){.name = "read g (plain)", .kind = K_PLAIN_SCAN, .bytes = 4};
-        if (diag) K[nk++] = (kernel){.name = "lib scan", .kind = K_LIB_SCAN, .bytes = 4};
         K[nk++] = (kernel){.name = "plain sgd", .base = "sgd", .kind = K_PLAIN_SGD, .bytes = 12};
         K[nk++] = (kernel){.name = "plain momentum", .base = "momentum", .kind = K_PLAIN_MOMENTUM, .bytes = 20};
         K[nk++] = (kernel){.name = "plain adam", .base = "adam", .kind = K_PLAIN_ADAM, .bytes = 28};
-        static const struct { const char *name, *base; int bytes; } runners[] = {
-            {"runner sgd", "sgd", 12}, {"runner momentum", "momentum", 20}, {"runner adam", "adam", 28}};
-        for (int i = 0; diag && i < 3; i++) {
-            kernel *k = &K[nk];
-            *k = (kernel){.name = runners[i].name, .base = runners[i].base, .kind = K_RUNNER,
-                          .bytes = runners[i].bytes};
-            k->desc = builtin_desc(runners[i].base);
-            if (!k->desc) continue;
-            const descent_hparam_desc *h = k->desc->hparams;
-            size_t stride = k->desc->hparam_count ? h[0].struct_size : 0;
-            for (uint32_t j = 0; j < k->desc->hparam_count; j++)
-                k->hparams[j] = ((const descent_hparam_desc *)((const char *)h + j * stride))->default_value;
-            k->ctx = (descent_step_context){.struct_size = sizeof(descent_step_context), .step = 1,
-                                            .hparams = k->hparams, .scalars = k->scalars};
-            if (k->desc->prepare && k->desc->prepare(&k->ctx, k->scalars) != DESCENT_PLUGIN_OK)
-                die("prepare() of a built-in failed");
-            /* The runner shares state arrays with the plain loops: same pattern, same values. */
-            if (k->desc->state_count == 1) k->state[0] = a.vel;
-            if (k->desc->state_count == 2) { k->state[0] = a.m; k->state[1] = a.v; }
-            nk++;
-        }
     }
     for (int i = 0; i < N_OPTIMIZERS; i++) {
         if (!optimizer_selected(OPTIMIZERS[i].name)) continue;
-        kernel *k = &K[nk++];
-        *k = (kernel){.name = OPTIMIZERS[i].name, .kind = K_STEP, .bytes = OPTIMIZERS[i].bytes};
-        check(descent_optimizer_create(OPTIMIZERS[i].name, NULL, &k->opt), "descent_optimizer_create");
+        for (int check_finite = 1; check_finite >= 0; check_finite--) {
+            kernel *k = &K[nk++];
+            *k = (kernel){.name = OPTIMIZERS[i].name, .kind = K_STEP, .bytes = OPTIMIZERS[i].bytes,
+                          .check_finite = check_finite};
+            check(descent_optimizer_create(k->name, check_finite ? NULL : "check_finite=0", &k->opt),
+                  "descent_optimizer_create");
+        }
     }
     r->nk = nk;
 
@@ -596,6 +538,7 @@ static void measure_size(size_result *r, int64_t n, int threads) {
 }
 
 static double gbps(const kernel *k, int64_t n) { return k->bytes * (double)n / k->median_ns; }
+static double vs_ref(const kernel *k, size_result *r) { return gbps(k, r->n) / gbps(find(r, K_REF, NULL), r->n); }
 
 static void print_tables(int nres) {
     printf("\n### Bandwidth reference (plain OpenMP, reads 4 arrays, writes 3; 28 B/element)\n\n");
@@ -610,112 +553,85 @@ static void print_tables(int nres) {
     }
 
     printf("\n### Optimizer steps (descent_optimizer_step, medians)\n\n");
-    printf("vs ref = (bytes the update must move / step time) / reference GB/s. "
-           "iqr = interquartile range / median.\n\n");
-    printf("| optimizer | n | B/elem | us/step | ns/elem | GB/s | vs ref | iqr |\n");
-    printf("|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    printf("check_finite 1 = the default step (gradient scanned for NaN/Inf first); 0 = the optimizer "
+           "created with \"check_finite=0\" (the update alone). vs ref = (bytes the update must move / "
+           "step time) / reference GB/s. iqr = interquartile range / median.\n\n");
+    printf("| optimizer | n | check_finite | B/elem | us/step | ns/elem | GB/s | vs ref | iqr |\n");
+    printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for (int o = 0; o < N_OPTIMIZERS; o++)
-        for (int s = 0; s < nres; s++) {
-            size_result *r = &results[s];
-            kernel *k = find(r, K_STEP, OPTIMIZERS[o].name), *ref = find(r, K_REF, NULL);
-            if (!k) continue;
-            printf("| %s | %.0e | %d | %.2f | %.3f | %.1f | %.2f | %.0f%% |\n", k->name, (double)r->n,
-                   k->bytes, k->median_ns / 1e3, k->median_ns / r->n, gbps(k, r->n),
-                   gbps(k, r->n) / gbps(ref, r->n), 100 * (k->q75_ns - k->q25_ns) / k->median_ns);
-        }
+        for (int s = 0; s < nres; s++)
+            for (int c = 1; c >= 0; c--) {
+                size_result *r = &results[s];
+                kernel *k = find_step(r, OPTIMIZERS[o].name, c);
+                if (!k) continue;
+                printf("| %s | %.0e | %d | %d | %.2f | %.3f | %.1f | %.2f | %.0f%% |\n", k->name,
+                       (double)r->n, c, k->bytes, k->median_ns / 1e3, k->median_ns / r->n,
+                       gbps(k, r->n), vs_ref(k, r), 100 * (k->q75_ns - k->q25_ns) / k->median_ns);
+            }
 
     if (!diagnostics) return;
     printf("\n### Where the time goes (sgd, momentum, adam; ns/element, medians)\n\n");
-    printf("step = descent_optimizer_step; runner = dk_run_step alone (chunked OpenMP runner + "
-           "kernel, no pre-scan, no Swift layer); scan = dk_find_nonfinite alone; plain = the same "
-           "update as a plain OpenMP loop; outside = step - runner - scan, per call (the Swift layer: "
-           "argument and shape checks, prepare(); shown up to n = 1e5, beyond that it is below "
-           "the noise).\n\n");
-    printf("| optimizer | n | step | runner | scan | plain | outside (us) | step vs ref | "
-           "runner vs ref | plain vs ref |\n");
-    printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    printf("step = default step; cf=0 = step with check_finite=0; scan = step - cf=0 (what the "
+           "NaN/Inf pre-scan costs); read g = a plain read-only pass over g, the least a separate "
+           "scan costs; plain = the same update as a plain OpenMP loop in this file; cf=0 - plain = "
+           "the library's cost beyond the plain loop, per call (shown up to n = 1e5; beyond that "
+           "it is below the noise).\n\n");
+    printf("| optimizer | n | step | cf=0 | scan | read g | plain | cf=0 - plain (us) | step vs ref | "
+           "cf=0 vs ref | plain vs ref |\n");
+    printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     const char *bases[] = {"sgd", "momentum", "adam"};
     for (int b = 0; b < 3; b++)
         for (int s = 0; s < nres; s++) {
             size_result *r = &results[s];
             double n = (double)r->n;
-            kernel *step = find(r, K_STEP, bases[b]), *ref = find(r, K_REF, NULL);
-            kernel *runner = NULL, *plain = NULL, *scan = find(r, K_LIB_SCAN, NULL);
-            for (int i = 0; i < r->nk; i++) {
-                if (r->k[i].base && !strcmp(r->k[i].base, bases[b])) {
-                    if (r->k[i].kind == K_RUNNER) runner = &r->k[i];
-                    else plain = &r->k[i];
-                }
-            }
-            if (!step) continue;
-            printf("| %s | %.0e | %.3f | ", bases[b], n, step->median_ns / n);
-            if (runner) printf("%.3f | ", runner->median_ns / n); else printf("- | ");
-            if (scan) printf("%.3f | ", scan->median_ns / n); else printf("- | ");
-            if (plain) printf("%.3f | ", plain->median_ns / n); else printf("- | ");
+            kernel *step = find_step(r, bases[b], 1), *raw = find_step(r, bases[b], 0);
+            kernel *read = find(r, K_PLAIN_SCAN, NULL), *plain = find_plain(r, bases[b]);
+            if (!step || !raw || !read || !plain) continue;
+            printf("| %s | %.0e | %.3f | %.3f | %.3f | %.3f | %.3f | ", bases[b], n, step->median_ns / n,
+                   raw->median_ns / n, (step->median_ns - raw->median_ns) / n, read->median_ns / n,
+                   plain->median_ns / n);
             /* A difference of medians: meaningful only while run-to-run noise is smaller. */
-            if (runner && scan && r->n <= 100000)
-                printf("%.2f | ", (step->median_ns - runner->median_ns - scan->median_ns) / 1e3);
+            if (r->n <= 100000) printf("%.2f | ", (raw->median_ns - plain->median_ns) / 1e3);
             else printf("- | ");
-            printf("%.2f | ", gbps(step, r->n) / gbps(ref, r->n));
-            if (runner) printf("%.2f | ", gbps(runner, r->n) / gbps(ref, r->n)); else printf("- | ");
-            if (plain) printf("%.2f |\n", gbps(plain, r->n) / gbps(ref, r->n)); else printf("- |\n");
+            printf("%.2f | %.2f | %.2f |\n", vs_ref(step, r), vs_ref(raw, r), vs_ref(plain, r));
         }
 }
 
 static void print_verdict(int threads, int nres) {
     printf("\n### Targets (%d thread%s)\n\n", threads, threads == 1 ? "" : "s");
     /* Fixed cost: the step time at n = 1e3 (or the smallest size measured). */
-    int small = -1;
-    for (int s = 0; s < nres; s++)
-        if (results[s].n == 1000) small = s;
-    if (small < 0) {
-        small = 0;
-        for (int s = 1; s < nres; s++)
-            if (results[s].n < results[small].n) small = s;
-    }
+    int small = 0;
+    for (int s = 1; s < nres; s++)
+        if (results[s].n < results[small].n) small = s;
     size_result *r = &results[small];
-    printf("Fixed cost per step at n = %lld (median us/step; target < 2 us):", (long long)r->n);
-    double worst = 0;
-    for (int i = 0; i < r->nk; i++)
-        if (r->k[i].kind == K_STEP) {
-            printf(" %s %.2f;", r->k[i].name, r->k[i].median_ns / 1e3);
-            if (r->k[i].median_ns > worst) worst = r->k[i].median_ns;
-        }
-    printf(" worst %.2f us: %s\n", worst / 1e3, worst < 2000 ? "MET" : "MISSED");
-    kernel *scan = find(r, K_LIB_SCAN, NULL), *ra = find(r, K_RUNNER, "runner adam");
-    kernel *pa = find(r, K_PLAIN_ADAM, NULL), *sa = find(r, K_STEP, "adam");
-    if (scan && ra && pa && sa)
-        printf("  adam at n = %lld: step %.2f us = runner %.2f + scan %.2f + outside %.2f "
-               "(plain loop %.2f us)\n", (long long)r->n, sa->median_ns / 1e3, ra->median_ns / 1e3,
-               scan->median_ns / 1e3, (sa->median_ns - ra->median_ns - scan->median_ns) / 1e3,
-               pa->median_ns / 1e3);
+    for (int c = 1; c >= 0; c--) {
+        printf("Fixed cost per step at n = %lld, check_finite=%d (median us/step; target < 2 us):",
+               (long long)r->n, c);
+        double worst = 0;
+        for (int i = 0; i < r->nk; i++)
+            if (r->k[i].kind == K_STEP && r->k[i].check_finite == c) {
+                printf(" %s %.2f;", r->k[i].name, r->k[i].median_ns / 1e3);
+                if (r->k[i].median_ns > worst) worst = r->k[i].median_ns;
+            }
+        printf(" worst %.2f us: %s\n", worst / 1e3, worst < 2000 ? "MET" : "MISSED");
+    }
 
     printf("\nBandwidth: adam, momentum, sgd at >= 0.90 of the reference at 1e7 and 5e7 elements "
            "(defined for 2 threads):\n\n");
     const char *names[] = {"adam", "momentum", "sgd"};
     for (int s = 0; s < nres; s++) {
-        if (results[s].n != 10000000 && results[s].n != 50000000) continue;
         size_result *rs = &results[s];
-        kernel *ref = find(rs, K_REF, NULL);
-        kernel *lscan = find(rs, K_LIB_SCAN, NULL);
+        if (rs->n != 10000000 && rs->n != 50000000) continue;
         for (int i = 0; i < 3; i++) {
-            kernel *k = find(rs, K_STEP, names[i]);
-            if (!k) continue;
-            double ratio = gbps(k, rs->n) / gbps(ref, rs->n);
-            printf("- %s n=%.0e: %.2f of reference: %s", names[i], (double)rs->n, ratio,
-                   ratio >= 0.9 ? "MET" : "MISSED");
-            char rn[64];
-            snprintf(rn, sizeof rn, "runner %s", names[i]);
-            kernel *runner = find(rs, K_RUNNER, rn);
-            kernel *plain = NULL;
-            for (int j = 0; j < rs->nk; j++)
-                if (rs->k[j].base && !strcmp(rs->k[j].base, names[i]) && rs->k[j].kind != K_RUNNER)
-                    plain = &rs->k[j];
-            if (lscan && runner)
-                printf("; the pre-scan alone takes %.0f%% of the step time; the update without "
-                       "it (dk_run_step) reaches %.2f", 100 * lscan->median_ns / k->median_ns,
-                       gbps(runner, rs->n) / gbps(ref, rs->n));
-            if (plain) printf("; the plain loop %.2f", gbps(plain, rs->n) / gbps(ref, rs->n));
+            kernel *step = find_step(rs, names[i], 1), *raw = find_step(rs, names[i], 0);
+            if (!step || !raw) continue;
+            printf("- %s n=%.0e: default step %.2f of reference: %s; check_finite=0 %.2f: %s; "
+                   "the pre-scan takes %.0f%% of the default step", names[i], (double)rs->n,
+                   vs_ref(step, rs), vs_ref(step, rs) >= 0.9 ? "MET" : "MISSED", vs_ref(raw, rs),
+                   vs_ref(raw, rs) >= 0.9 ? "MET" : "MISSED",
+                   100 * (step->median_ns - raw->median_ns) / step->median_ns);
+            kernel *plain = find_plain(rs, names[i]);
+            if (plain) printf("; the plain loop %.2f", vs_ref(plain, rs));
             printf("\n");
         }
     }
@@ -729,7 +645,6 @@ int main(int argc, char **argv) {
         setenv("OMP_PLACES", "cores", 1);
         bind_set_here = 1;
     }
-    load_internal_symbols();
     if (n_threads == 0) {
         thread_list[n_threads++] = descent_get_num_threads();
         if (thread_list[0] > 1) thread_list[n_threads++] = 1;

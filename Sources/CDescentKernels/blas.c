@@ -92,7 +92,6 @@ int32_t dk_blas_ready(void) {
     return blas.sgemm != NULL;
 }
 
-const char *dk_blas_error(void) { return blas.error; }
 
 const char *dk_blas_description(void) {
     pthread_once(&load_once, load);

@@ -19,8 +19,6 @@ public struct OptimizerKind: @unchecked Sendable {
 
     /// The descriptor; valid for the life of the process (plugins are never unloaded).
     let descriptor: UnsafePointer<descent_optimizer_desc>
-    /// Entries of the descriptor's own table (the rest are host-provided).
-    let declaredCount: Int
     /// Index of the host-provided L2 weight decay in `hyperparameters`, if any.
     let hostWeightDecayIndex: Int?
     /// Index of the host's `check_finite` switch in `hyperparameters`.
@@ -102,7 +100,6 @@ func makeOptimizerKind(_ desc: UnsafePointer<descent_optimizer_desc>?, origin: S
             table.append(spec)
         }
     }
-    let declaredCount = table.count
     var hostWeightDecayIndex: Int? = nil
     if !table.contains(where: { $0.name == "weight_decay" }) {
         hostWeightDecayIndex = table.count
@@ -117,7 +114,7 @@ func makeOptimizerKind(_ desc: UnsafePointer<descent_optimizer_desc>?, origin: S
         name: name, summary: d.description.map { String(cString: $0) } ?? "", origin: origin,
         hyperparameters: table, stateCount: Int(d.state_count),
         isFallible: d.flags & DESCENT_OPTIMIZER_INFALLIBLE == 0,
-        descriptor: desc, declaredCount: declaredCount, hostWeightDecayIndex: hostWeightDecayIndex,
+        descriptor: desc, hostWeightDecayIndex: hostWeightDecayIndex,
         checkFiniteIndex: checkFiniteIndex, library: library)
 }
 

@@ -161,7 +161,7 @@ public final class Network {
         let mode = dk_denormals_flush_begin()   // see denormals.c
         defer { dk_denormals_flush_end(mode) }
         let saved = rng.pointee
-        let loss = forward(x, rows: batch, training: true, labels: labels!)
+        let loss = forward(x, rows: batch, training: true, labels: labels!) + decayPenalty()
         func refuse(_ message: String) -> DescentError {
             rng.pointee = saved
             for layer in layers { layer.discard() }
@@ -220,7 +220,7 @@ public final class Network {
         while start < n {
             let rows = min(chunk, n - start)
             let loss = forward(x + start * inputSize, rows: rows, training: false, labels: labels! + start)
-            totalLoss += (loss - decayPenalty()) * Double(rows)
+            totalLoss += loss * Double(rows)
             dk_argmax_rows(probabilities.pointer, Int64(rows), Int64(classes), &predicted)
             for r in 0..<rows where predicted[r] == labels![start + r] { correct += 1 }
             start += rows
@@ -243,15 +243,15 @@ public final class Network {
 
     // MARK: - internals
 
-    /// Runs the layers and the softmax; returns the mean loss (with the decay penalty) when
-    /// labels are given. In training also writes the score gradient for backward.
+    /// Runs the layers and the softmax; returns the mean cross-entropy when labels are given
+    /// (the caller adds the decay penalty once). In training also writes the score gradient.
     private func forward(_ x: UnsafePointer<Float>, rows: Int, training: Bool, labels: UnsafePointer<Int32>?) -> Double {
         var h = x
         for layer in layers { h = layer.forward(h, rows: rows, training: training) }
         // The last layer is affine: h is the scores [rows][classes].
         let ce = dk_softmax_cross_entropy(h, labels, Int64(rows), Int64(classes), probabilities.pointer,
                                           training ? scoreGradient.pointer : nil)
-        return labels == nil ? 0 : ce + decayPenalty()
+        return labels == nil ? 0 : ce
     }
 
     /// 0.5 * lambda * sum of squared weights.

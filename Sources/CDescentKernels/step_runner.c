@@ -118,7 +118,7 @@ int32_t dk_find_nonfinite(int64_t count, const float *const *grads, const int64_
 /* Runs step() on elements [begin, end) of one tensor. With l2 > 0 the optimizer sees
  * grad + l2 * param, built one cache-sized chunk at a time in scratch, so weight decay adds
  * no memory traffic. */
-static int32_t run_segment(const descent_optimizer_desc *desc, const descent_step_context *ctx,
+int32_t dk_run_segment(const descent_optimizer_desc *desc, const descent_step_context *ctx,
                            float *param, const float *grad, float *const *state, float l2,
                            int64_t begin, int64_t end, float *scratch) {
     float *slots[DESCENT_PLUGIN_MAX_STATE];
@@ -147,7 +147,7 @@ static void run_chunks(const descent_optimizer_desc *desc, const descent_step_co
     uint32_t state_count = desc->state_count;
     FOR_EACH_SEGMENT(count, lengths, k0, k1, {
         if (!atomic_load_explicit(failed, memory_order_relaxed)) {
-            int32_t rc = run_segment(desc, ctx, params[i], grads[i],
+            int32_t rc = dk_run_segment(desc, ctx, params[i], grads[i],
                                      state + (size_t)i * state_count, l2, begin, end, scratch);
             if (rc != DESCENT_PLUGIN_OK) atomic_store(failed, 1);
         }

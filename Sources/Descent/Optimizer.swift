@@ -128,6 +128,66 @@ public final class Optimizer {
     /// step count are as they were. Allocates only on the first step (the state).
     public func step(count: Int64, params: UnsafePointer<UnsafeMutablePointer<Float>?>?,
                      grads: UnsafePointer<UnsafePointer<Float>?>?, lengths: UnsafePointer<Int64>?) throws {
+        let (params, grads, lengths) = try validate(count: count, params: params, grads: grads, lengths: lengths)
+        let n = Int(count)
+        let threads = dk_get_threads()
+        var badTensor: Int64 = 0, badIndex: Int64 = 0
+        if checksFiniteness, dk_find_nonfinite(count, grads, lengths, threads, &badTensor, &badIndex) != 0 {
+            throw Self.nonFinite(grads: grads, tensor: badTensor, index: badIndex)
+        }
+        try takeStep(lengths: lengths, count: n) { desc, ctx, state, l2 in
+            if kind.isFallible { try takeSnapshot(params: params, n: n) }
+            guard dk_run_step(desc, ctx, count, params, grads, lengths, state, l2, threads) == DESCENT_PLUGIN_OK else {
+                restoreSnapshot(params: params, n: n)
+                return false
+            }
+            return true
+        }
+    }
+
+    /// What a kernel that computes the gradients and takes the step in one pass needs.
+    struct FusedStep {
+        let descriptor: UnsafePointer<descent_optimizer_desc>
+        let context: UnsafePointer<descent_step_context>
+        /// state[i * stateCount + s], as in `dk_run_step`.
+        let state: UnsafePointer<UnsafeMutablePointer<Float>?>
+        let l2: Float
+        let checkFinite: Bool
+    }
+
+    /// Whether `fusedStep` may be used: it keeps no rollback copy, so the optimizer's step()
+    /// must never fail (built-ins and plugins flagged DESCENT_OPTIMIZER_INFALLIBLE).
+    var canFuse: Bool { !kind.isFallible }
+
+    /// The step with the kernel supplied by the caller (the network's one-sample path): as
+    /// `step`, but `body` runs step() over the tensors itself, checking gradients when
+    /// `checkFinite` says so (then it throws, and nothing has changed). `body` returns false
+    /// when a step() call failed. The tensors must not be read before `body` runs: their
+    /// gradients may not exist yet.
+    func fusedStep(count: Int64, params: UnsafePointer<UnsafeMutablePointer<Float>?>,
+                   grads: UnsafePointer<UnsafePointer<Float>?>, lengths: UnsafePointer<Int64>,
+                   _ body: (FusedStep) throws -> Bool) throws {
+        assert(canFuse, "fusedStep needs an infallible optimizer")
+        _ = try validate(count: count, params: params, grads: grads, lengths: lengths)
+        let checkFinite = checksFiniteness
+        try takeStep(lengths: lengths, count: Int(count)) { desc, ctx, state, l2 in
+            try body(FusedStep(descriptor: desc, context: ctx, state: state, l2: l2, checkFinite: checkFinite))
+        }
+    }
+
+    /// The error for a NaN/Inf found in grads[tensor][index].
+    static func nonFinite(grads: UnsafePointer<UnsafePointer<Float>?>, tensor: Int64, index: Int64) -> DescentError {
+        let value = grads[Int(tensor)]![Int(index)]
+        return DescentError(.numeric,
+            "grads[\(tensor)] contains \(value.isNaN ? "NaN" : (value < 0 ? "-Inf" : "Inf")) at index \(index)")
+    }
+
+    private var checksFiniteness: Bool { values[kind.checkFiniteIndex] != 0 }
+
+    /// Checks the arguments and that they match the state's shape.
+    private func validate(count: Int64, params: UnsafePointer<UnsafeMutablePointer<Float>?>?,
+                          grads: UnsafePointer<UnsafePointer<Float>?>?, lengths: UnsafePointer<Int64>?) throws
+        -> (UnsafePointer<UnsafeMutablePointer<Float>?>, UnsafePointer<UnsafePointer<Float>?>, UnsafePointer<Int64>) {
         guard count >= 1 else { throw DescentError.invalid("count is \(count): must be >= 1") }
         guard let params else { throw DescentError.invalid("params is NULL") }
         guard let grads else { throw DescentError.invalid("grads is NULL") }
@@ -151,15 +211,15 @@ public final class Optimizer {
                         + "but this step has \(tensors(n)) of lengths [\(got)]; call reset to start over")
             }
         }
-        let threads = dk_get_threads()
-        var badTensor: Int64 = 0, badIndex: Int64 = 0
-        if values[kind.checkFiniteIndex] != 0,
-           dk_find_nonfinite(count, grads, lengths, threads, &badTensor, &badIndex) != 0 {
-            let value = grads[Int(badTensor)]![Int(badIndex)]
-            throw DescentError(.numeric,
-                "grads[\(badTensor)] contains \(value.isNaN ? "NaN" : (value < 0 ? "-Inf" : "Inf")) at index \(badIndex)")
-        }
-        // State made for this step is freed again if the step fails: "nothing changed".
+        return (params, grads, lengths)
+    }
+
+    /// Creates the state if needed, fills in and prepares the step context, and lets `run`
+    /// take the step (false: a step() call failed). Counts the step only when it succeeded;
+    /// state created for a step that did not succeed is freed again.
+    private func takeStep(lengths: UnsafePointer<Int64>, count n: Int,
+                          _ run: (UnsafePointer<descent_optimizer_desc>, UnsafePointer<descent_step_context>,
+                                  UnsafePointer<UnsafeMutablePointer<Float>?>, Float) throws -> Bool) throws {
         let createsState = state == nil
         if createsState { try allocateState(lengths: UnsafeBufferPointer(start: lengths, count: n)) }
         var succeeded = false
@@ -170,19 +230,14 @@ public final class Optimizer {
             struct_size: UInt32(MemoryLayout<descent_step_context>.size), reserved: 0,
             step: stepCount + 1, hparams: UnsafePointer(values), scalars: UnsafePointer(scalars),
             report_error: dk_report_error, host_data: UnsafeMutableRawPointer(report))
-        let desc = kind.descriptor.pointee
         dk_step_report_clear(report)
-        if let prepare = desc.prepare {
+        if let prepare = kind.descriptor.pointee.prepare {
             guard prepare(&ctx, scalars) == DESCENT_PLUGIN_OK else {
                 throw pluginFailure(during: "prepare")
             }
         }
-        if kind.isFallible { try takeSnapshot(params: params, n: n) }
-        let rc = dk_run_step(kind.descriptor, &ctx, count, params, grads, lengths, state, l2, threads)
-        guard rc == DESCENT_PLUGIN_OK else {
-            restoreSnapshot(params: params, n: n)
-            throw pluginFailure(during: "step")
-        }
+        let stepped = try withUnsafePointer(to: &ctx) { try run(kind.descriptor, $0, UnsafePointer(state!), l2) }
+        guard stepped else { throw pluginFailure(during: "step") }
         stepCount += 1
         succeeded = true
     }

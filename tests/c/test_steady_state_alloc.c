@@ -4,7 +4,9 @@
  * executable's definitions win over libc's for every library in the process, libdescent and
  * the Swift runtime included) and counts the calls made during steps 6..55 of a network with
  * batch norm and dropout, trained with Adam; then the same for the split
- * forward_backward/apply_update path, predict and a standalone optimizer step.
+ * forward_backward/apply_update path, predict and a standalone optimizer step; and batch-1
+ * steps of a network without batch norm and dropout, which take the one-pass path
+ * (single_sample.c) on several threads.
  *
  * Calls made by OpenBLAS itself are counted apart and only reported: Debian's OpenBLAS 0.3.21
  * mallocs a small packing buffer inside its SkylakeX small-matrix sgemm kernel on every call.
@@ -68,6 +70,7 @@ enum { BATCH = 64, FEATURES = 50, CLASSES = 10, STEPS = 50 };
 
 typedef struct {
     descent_net *net;
+    int64_t batch;
     float *x;
     int32_t *y;
     float *probs;
@@ -78,14 +81,14 @@ static void train_steps(void *arg) {
     run *r = arg;
     float loss;
     for (int i = 0; i < STEPS; i++)
-        if (descent_net_train_step(r->net, r->x, r->y, BATCH, &loss) != DESCENT_OK) r->failures++;
+        if (descent_net_train_step(r->net, r->x, r->y, r->batch, &loss) != DESCENT_OK) r->failures++;
 }
 
 static void split_steps(void *arg) {
     run *r = arg;
     float loss;
     for (int i = 0; i < STEPS; i++) {
-        if (descent_net_forward_backward(r->net, r->x, r->y, BATCH, &loss) != DESCENT_OK) r->failures++;
+        if (descent_net_forward_backward(r->net, r->x, r->y, r->batch, &loss) != DESCENT_OK) r->failures++;
         if (descent_net_apply_update(r->net) != DESCENT_OK) r->failures++;
     }
 }
@@ -93,7 +96,7 @@ static void split_steps(void *arg) {
 static void predictions(void *arg) {
     run *r = arg;
     for (int i = 0; i < STEPS; i++)
-        if (descent_net_predict(r->net, r->x, BATCH, r->probs) != DESCENT_OK) r->failures++;
+        if (descent_net_predict(r->net, r->x, r->batch, r->probs) != DESCENT_OK) r->failures++;
 }
 
 typedef struct {
@@ -117,6 +120,7 @@ int main(void) {
     for (int i = 0; i < BATCH; i++) y[i] = i % CLASSES;
 
     run r = {0};
+    r.batch = BATCH;
     r.x = x;
     r.y = y;
     r.probs = probs;
@@ -137,6 +141,23 @@ int main(void) {
     CHECK(r.failures == 0, "50 predictions succeeded");
     CHECK(n == 0, "predict allocates nothing (%ld allocations)", n);
     descent_net_free(r.net);
+
+    /* Batch 1, no batch norm or dropout, 37,200 weights: the one-pass path on all threads. */
+    static float x1[300];
+    for (int i = 0; i < 300; i++) x1[i] = (float)((i * 53) % 97) / 97.0f;
+    run one = {.batch = 1, .x = x1, .y = y, .probs = probs};
+    CHECK_STATUS(descent_net_create("{\"sizes\":[300,120,10],\"seed\":4}", &one.net), DESCENT_OK, "create the batch-1 network");
+    CHECK_STATUS(descent_net_set_optimizer(one.net, "adam", "weight_decay=0.01"), DESCENT_OK, "adam with L2");
+    train_steps(&one);
+    split_steps(&one);
+    one.failures = 0;
+    n = count_during(train_steps, &one);
+    CHECK(one.failures == 0, "50 batch-1 train steps succeeded");
+    CHECK(n == 0, "a batch-1 train_step allocates nothing (%ld allocations)", n);
+    n = count_during(split_steps, &one);
+    CHECK(one.failures == 0, "50 batch-1 forward_backward + apply_update succeeded");
+    CHECK(n == 0, "batch-1 forward_backward + apply_update allocate nothing (%ld allocations)", n);
+    descent_net_free(one.net);
 
     static float p0[100000], g0[100000], p1[7], g1[7];
     for (int i = 0; i < 100000; i++) g0[i] = 1e-3f * (float)(i % 13);

@@ -75,6 +75,12 @@ int32_t dk_run_step(const descent_optimizer_desc *desc, const descent_step_conte
                     int64_t count, float *const *params, const float *const *grads,
                     const int64_t *lengths, float *const *state, float l2, int32_t threads);
 
+/* step() on elements [begin, end) of one tensor (state = its state_count slots), with l2 as
+ * in dk_run_step; scratch holds DK_CHUNK floats. The unit dk_run_step splits work into. */
+int32_t dk_run_segment(const descent_optimizer_desc *desc, const descent_step_context *ctx,
+                       float *param, const float *grad, float *const *state, float l2,
+                       int64_t begin, int64_t end, float *scratch);
+
 /* Where a step's report_error() messages go: ctx->host_data points at one. The first message
  * of a step wins; later ones are dropped. Zero it (dk_step_report_clear) before each step. */
 typedef struct dk_step_report {
@@ -128,6 +134,54 @@ void dk_batchnorm_backward(const float *dy, const float *xhat, const float *inv_
 double dk_softmax_cross_entropy(const float *scores, const int32_t *labels, int64_t rows,
                                 int64_t classes, float *probs, float *dscores);
 void dk_argmax_rows(const float *x, int64_t rows, int64_t cols, int32_t *out);
+
+/* ---- one-sample training step (single_sample.c) --------------------------------------------
+ * A plain MLP (affine + activation blocks, softmax cross-entropy; no batch norm, no dropout) at
+ * batch 1, run as one parallel region in which each thread owns the same row blocks of every
+ * weight matrix for forward, backward and update, so they stay in its L2 cache. */
+
+/* Forward sums are split into this many row blocks, whatever the thread count (determinism);
+ * it is also the most threads the step uses. */
+#define DK_ROW_BLOCKS 4
+
+static const int32_t dk_activation_relu = 0, dk_activation_sigmoid = 1, dk_activation_tanh = 2;
+
+/* One affine layer and the buffers the step works in. All vectors hold one sample. */
+typedef struct dk_dense_layer {
+    int32_t fan_in, fan_out;
+    float *weight, *weight_grad;   /* [fan_in][fan_out] row-major */
+    float *bias, *bias_grad;       /* [fan_out] */
+    float *output;                 /* [fan_out]: f(z) for hidden layers, the scores z for the last */
+    float *delta;                  /* [fan_out]: dLoss/dz */
+    float *scratch;                /* [fan_out]: z (forward), W_{l+1} delta_{l+1} (backward); hidden only */
+    float *partials;               /* [DK_ROW_BLOCKS][fan_out]: forward sums per row block */
+} dk_dense_layer;
+
+/* The optimizer step fused after the backward pass. Parameters are W1, b1, W2, b2, ... in
+ * this order: slot s of parameter p is state[p * desc->state_count + s]. */
+typedef struct dk_dense_update {
+    const descent_optimizer_desc *desc;
+    const descent_step_context *ctx;   /* filled in and prepare()d by the caller */
+    float *const *state;
+    float l2;                          /* as in dk_run_step */
+    int32_t check_finite;              /* 1: no update when any gradient is NaN/Inf */
+} dk_dense_update;
+
+static const int32_t dk_dense_ok = 0;
+static const int32_t dk_dense_loss_not_finite = 1;       /* nothing after the forward pass ran */
+static const int32_t dk_dense_gradient_not_finite = 2;   /* gradients written, nothing updated */
+static const int32_t dk_dense_step_failed = 3;           /* a step() call failed: partly updated */
+
+/*
+ * Forward pass on x [layers[0].fan_in] with class label, loss = cross-entropy + loss_offset
+ * (the caller's weight-decay penalty) into *loss and class probabilities into probs; then, if
+ * the loss is finite, the backward pass writing every weight_grad and bias_grad (weight_decay
+ * adds lambda * W to dW); then, if update is not NULL, the optimizer step. Returns a
+ * dk_dense_* code. Call with subnormals flushed (dk_denormals_flush_begin).
+ */
+int32_t dk_dense_step_one(const dk_dense_layer *layers, int32_t count, int32_t activation,
+                          float weight_decay, const float *x, int32_t label, double loss_offset,
+                          const dk_dense_update *update, int32_t threads, float *probs, double *loss);
 
 /* ---- IDX data files (idx_io.c) -----------------------------------------------------------*/
 /* zlib's gzip reader under an opaque name (this header does not include zlib.h). */

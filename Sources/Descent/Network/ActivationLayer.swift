@@ -30,6 +30,9 @@ final class ActivationLayer: Layer {
         return UnsafePointer(output.pointer)
     }
 
+    /// Notes a forward pass that another kernel ran into `output` (the one-sample path).
+    func recordForward(rows: Int) { self.rows = rows }
+
     func backward(_ dy: UnsafePointer<Float>, rows: Int) -> UnsafePointer<Float>? {
         let n = Int64(rows * width)
         switch function {

@@ -20,6 +20,8 @@ public final class Network {
     let rng: UnsafeMutablePointer<dk_rng>
     private let layers: [Layer]
     private let activationLayers: [ActivationLayer]
+    /// The batch-1 step in one pass, for networks without batch norm and dropout.
+    private let singleSample: SingleSamplePath?
     private let scores = try! FloatBuffer(count: 0)
     private let probabilities = try! FloatBuffer(count: 0)
     private let scoreGradient = try! FloatBuffer(count: 0)
@@ -75,6 +77,7 @@ public final class Network {
         self.runningStatistics = running
         self.layers = layers
         self.activationLayers = activationLayers
+        singleSample = try SingleSamplePath(layers: layers, function: spec.activation, weightDecay: decay)
         optimizer = try Optimizer("sgd")
 
         parameterPointers = .allocate(capacity: parameters.count)
@@ -117,6 +120,9 @@ public final class Network {
     /// optimizer state, batch-norm averages and the random generator are as they were.
     @discardableResult
     public func trainStep(x: UnsafePointer<Float>?, labels: UnsafePointer<Int32>?, batch: Int) throws -> Float {
+        if batch == 1, let path = singleSample, optimizer.canFuse {
+            return try singleSampleStep(path, x: x, labels: labels, updating: true)
+        }
         let saved = rng.pointee
         // The optimizer scans the gradients itself before it writes anything.
         let loss = try computeGradients(x: x, labels: labels, batch: batch, commit: false, scanGradients: false)
@@ -137,7 +143,10 @@ public final class Network {
     /// are updated. `applyUpdate` then takes the optimizer step.
     @discardableResult
     public func forwardBackward(x: UnsafePointer<Float>?, labels: UnsafePointer<Int32>?, batch: Int) throws -> Float {
-        try computeGradients(x: x, labels: labels, batch: batch, commit: true, scanGradients: true)
+        if batch == 1, let path = singleSample {
+            return try singleSampleStep(path, x: x, labels: labels, updating: false)
+        }
+        return try computeGradients(x: x, labels: labels, batch: batch, commit: true, scanGradients: true)
     }
 
     /// The optimizer step on the current gradients. Needs a forwardBackward since the last update.
@@ -162,34 +171,89 @@ public final class Network {
         defer { dk_denormals_flush_end(mode) }
         let saved = rng.pointee
         let loss = forward(x, rows: batch, training: true, labels: labels!) + decayPenalty()
-        func refuse(_ message: String) -> DescentError {
+        /// Undoes the forward pass's effects (dropout draws, batch-norm averages) and returns `error`.
+        func refuse(_ error: DescentError) -> DescentError {
             rng.pointee = saved
             for layer in layers { layer.discard() }
-            return DescentError(.numeric, message)
+            return error
         }
-        guard loss.isFinite, Float(loss).isFinite else {
-            let shown = loss.isNaN ? "NaN" : Float(loss).isFinite ? "\(loss)" : "too large for float32 (\(loss))"
-            throw refuse("the loss is \(shown) (the weights or inputs are too large, or the learning rate is)")
-        }
+        guard loss.isFinite, Float(loss).isFinite else { throw refuse(Self.lossError(loss)) }
         guard layers.allSatisfy({ $0.statisticsAreFinite }) else {
-            throw refuse("a batch-norm mean or variance overflowed float32 (the inputs or weights are too large)")
+            throw refuse(DescentError(.numeric, "a batch-norm mean or variance overflowed float32 (the inputs or weights are too large)"))
         }
         var gradient: UnsafePointer<Float>? = UnsafePointer(scoreGradient.pointer)
         for layer in layers.reversed() {
             guard let dy = gradient else { break }
             gradient = layer.backward(dy, rows: batch)
         }
-        var badTensor: Int64 = 0, badIndex: Int64 = 0
-        if scanGradients, dk_find_nonfinite(Int64(parameters.count), UnsafePointer(gradientPointers),
-                                            UnsafePointer(parameterLengths), dk_get_threads(), &badTensor, &badIndex) != 0 {
+        if scanGradients, let error = nonFiniteGradient() {
             hasPendingGradients = false
-            let p = parameters[Int(badTensor)]
-            let value = p.gradient.pointer[Int(badIndex)]
-            throw refuse("the gradient of \(p.name) contains \(value.isNaN ? "NaN" : (value < 0 ? "-Inf" : "Inf")) at index \(badIndex)")
+            throw refuse(error)
         }
         if commit { for layer in layers { layer.commit() } }
         hasPendingGradients = true
         return Float(loss)
+    }
+
+    /// Batch 1 without batch norm or dropout: forward, backward and (when `updating`) the
+    /// optimizer step in one pass. Same contract as the layer-by-layer path: on error nothing
+    /// changed but the gradients (and with a NaN/Inf gradient those are not pending).
+    private func singleSampleStep(_ path: SingleSamplePath, x: UnsafePointer<Float>?, labels: UnsafePointer<Int32>?,
+                                  updating: Bool) throws -> Float {
+        let (x, labels) = try validate(x: x, labels: labels, rows: 1, needLabels: true)
+        try reserve(rows: 1)
+        let mode = dk_denormals_flush_begin()   // see denormals.c
+        defer { dk_denormals_flush_end(mode) }
+        let penalty = decayPenalty()
+        let label = labels![0]
+        var result: (code: Int32, loss: Double) = (dk_dense_ok, 0)
+        /// Throws the error a failed pass stands for (a failed step() is the optimizer's to report).
+        func check() throws {
+            if result.code == dk_dense_loss_not_finite { throw Self.lossError(result.loss) }
+            if result.code == dk_dense_gradient_not_finite {
+                hasPendingGradients = false
+                throw nonFiniteGradient() ?? DescentError(.numeric, "a gradient is NaN or Inf")
+            }
+        }
+        if updating {
+            do {
+                try optimizer.fusedStep(count: Int64(parameters.count), params: UnsafePointer(parameterPointers),
+                                        grads: UnsafePointer(gradientPointers), lengths: UnsafePointer(parameterLengths)) { step in
+                    var update = dk_dense_update(desc: step.descriptor, ctx: step.context, state: step.state,
+                                                 l2: step.l2, check_finite: step.checkFinite ? 1 : 0)
+                    result = path.run(x: x, label: label, lossOffset: penalty, update: &update,
+                                      probabilities: probabilities.pointer)
+                    try check()
+                    return result.code != dk_dense_step_failed
+                }
+            } catch {
+                if result.code == dk_dense_step_failed { hasPendingGradients = false }
+                throw error
+            }
+            hasPendingGradients = false
+        } else {
+            result = path.run(x: x, label: label, lossOffset: penalty, update: nil, probabilities: probabilities.pointer)
+            try check()
+            hasPendingGradients = true
+        }
+        return Float(result.loss)
+    }
+
+    /// The error for a loss that is not a finite float32.
+    private static func lossError(_ loss: Double) -> DescentError {
+        let shown = loss.isNaN ? "NaN" : Float(loss).isFinite ? "\(loss)" : "too large for float32 (\(loss))"
+        return DescentError(.numeric, "the loss is \(shown) (the weights or inputs are too large, or the learning rate is)")
+    }
+
+    /// The first NaN/Inf among the gradients (parameter order, then index), as an error.
+    private func nonFiniteGradient() -> DescentError? {
+        var badTensor: Int64 = 0, badIndex: Int64 = 0
+        guard dk_find_nonfinite(Int64(parameters.count), UnsafePointer(gradientPointers), UnsafePointer(parameterLengths),
+                                dk_get_threads(), &badTensor, &badIndex) != 0 else { return nil }
+        let p = parameters[Int(badTensor)]
+        let value = p.gradient.pointer[Int(badIndex)]
+        return DescentError(.numeric,
+            "the gradient of \(p.name) contains \(value.isNaN ? "NaN" : (value < 0 ? "-Inf" : "Inf")) at index \(badIndex)")
     }
 
     // MARK: - inference

@@ -1,0 +1,348 @@
+/*
+ * single_sample.c -- one training step of a plain MLP (affine + activation blocks, softmax
+ * with cross-entropy) on a single sample, as one parallel region.
+ *
+ * Why a separate path: at batch 1 every product is a matrix-vector product over a few hundred
+ * KB of weights -- too small to fork threads per product -- and the optimizer then reads the
+ * weights, gradients and its state again. In the generic path the calling thread does the
+ * products and both threads then update halves of a flat list of tensors, so a step streams
+ * ~4 MB through L3 (the seed network has 440 KB of weights; with Adam's m and v and the
+ * gradient that is 1.76 MB, more than one core's 1 MB L2). Here each thread owns fixed row
+ * blocks of every weight matrix for the whole step -- forward partial sums, weight gradient,
+ * input gradient, finiteness check and optimizer update -- so its share of weights, gradients
+ * and optimizer state stays in its own L2 from one step to the next, and the threads meet at
+ * one barrier per layer.
+ *
+ * Shapes (layer l, 0-based, of count): a_l [fan_in] is the input (x for l = 0, else the
+ * previous layer's output), W_l [fan_in][fan_out], b_l [fan_out]; z_l = a_l W_l + b_l.
+ * Hidden layers output a_{l+1} = f(z_l); the last layer's z is the scores.
+ *   delta_l = dLoss/dz_l;   dW_l[i][j] = a_l[i] * delta_l[j] (+ lambda * W_l[i][j]);
+ *   db_l = delta_l;         delta_{l-1}[i] = f'(a_l[i]) * sum_j W_l[i][j] * delta_l[j]
+ *
+ * Determinism: the forward sum over i is taken per fixed row block (DK_ROW_BLOCKS blocks, set
+ * by the shape alone) and the block sums are added in block order; everything else is one
+ * expression per element. A thread count only decides who computes which block, so results
+ * are bit-identical for any thread count.
+ */
+#include <omp.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "descent_kernels.h"
+
+/* ---- a barrier for the few threads of one step ---------------------------------------------
+ * libomp's barrier takes ~0.5 us on this machine; a step has one per layer. Two threads that
+ * spin on one counter meet in ~0.2 us. Spinning yields after a while, so an oversubscribed
+ * machine still makes progress. */
+typedef struct spin_barrier {
+    _Alignas(64) atomic_int arrived;
+    _Alignas(64) atomic_int generation;
+    int threads;
+} spin_barrier;
+
+static void spin_barrier_wait(spin_barrier *b) {
+    if (b->threads == 1) return;
+    const int generation = atomic_load_explicit(&b->generation, memory_order_acquire);
+    if (atomic_fetch_add_explicit(&b->arrived, 1, memory_order_acq_rel) == b->threads - 1) {
+        atomic_store_explicit(&b->arrived, 0, memory_order_relaxed);
+        atomic_store_explicit(&b->generation, generation + 1, memory_order_release);
+        return;
+    }
+    for (unsigned spins = 0; atomic_load_explicit(&b->generation, memory_order_acquire) == generation; spins++) {
+        if (spins < 2000) {
+#if defined(__x86_64__) || defined(__i386__)
+            __builtin_ia32_pause();
+#endif
+        } else {
+            sched_yield();
+        }
+    }
+}
+
+/* ---- the kernels, one row range at a time ----------------------------------------------------*/
+
+/* First row of block k of n rows. */
+static int32_t block_begin(int32_t n, int32_t k) { return (int32_t)((int64_t)n * k / DK_ROW_BLOCKS); }
+
+/* ps[out] = sum over i in [r0, r1) of a[i] * W[i][:], four rows per pass so ps is loaded and
+ * stored a quarter as often; the additions keep row order. */
+static void partial_rows(const float *restrict a, const float *restrict w, int32_t out, int32_t r0,
+                         int32_t r1, float *restrict ps) {
+    for (int32_t j = 0; j < out; j++) ps[j] = 0.0f;
+    int32_t i = r0;
+    for (; i + 4 <= r1; i += 4) {
+        const float a0 = a[i], a1 = a[i + 1], a2 = a[i + 2], a3 = a[i + 3];
+        const float *restrict w0 = w + (int64_t)i * out;
+        for (int32_t j = 0; j < out; j++) {
+            float s = ps[j];
+            s += a0 * w0[j];
+            s += a1 * w0[out + j];
+            s += a2 * w0[2 * out + j];
+            s += a3 * w0[3 * out + j];
+            ps[j] = s;
+        }
+    }
+    for (; i < r1; i++) {
+        const float ai = a[i];
+        const float *restrict wi = w + (int64_t)i * out;
+        for (int32_t j = 0; j < out; j++) ps[j] += ai * wi[j];
+    }
+}
+
+/* out[i] = W[i][:] . d for rows [r0, r1). Per row: two 8-lane accumulators over blocks of 16
+ * columns, the rest after them, so each row's order depends on n alone. Two rows run side by
+ * side (four accumulators in flight): one row at a time waits on the adds' latency and on
+ * L2, two keep both busy. */
+static float row_sum(const float *even, const float *odd, float tail) {
+    float lane[8];
+    for (int k = 0; k < 8; k++) lane[k] = even[k] + odd[k];
+    return ((lane[0] + lane[4]) + (lane[1] + lane[5])) + ((lane[2] + lane[6]) + (lane[3] + lane[7])) + tail;
+}
+
+static void row_dots(const float *restrict w, const float *restrict d, int32_t n, int32_t r0, int32_t r1,
+                     float *restrict out) {
+    const int32_t n16 = n & ~15;
+    int32_t i = r0;
+    for (; i + 2 <= r1; i += 2) {
+        const float *restrict u = w + (int64_t)i * n, *restrict v = u + n;
+        float ue[8] = {0}, uo[8] = {0}, ve[8] = {0}, vo[8] = {0};
+        for (int32_t j = 0; j < n16; j += 16)
+            for (int k = 0; k < 8; k++) {
+                ue[k] += u[j + k] * d[j + k];
+                uo[k] += u[j + 8 + k] * d[j + 8 + k];
+                ve[k] += v[j + k] * d[j + k];
+                vo[k] += v[j + 8 + k] * d[j + 8 + k];
+            }
+        float ut = 0.0f, vt = 0.0f;
+        for (int32_t j = n16; j < n; j++) {
+            ut += u[j] * d[j];
+            vt += v[j] * d[j];
+        }
+        out[i] = row_sum(ue, uo, ut);
+        out[i + 1] = row_sum(ve, vo, vt);
+    }
+    for (; i < r1; i++) {
+        const float *restrict u = w + (int64_t)i * n;
+        float ue[8] = {0}, uo[8] = {0};
+        for (int32_t j = 0; j < n16; j += 16)
+            for (int k = 0; k < 8; k++) {
+                ue[k] += u[j + k] * d[j + k];
+                uo[k] += u[j + 8 + k] * d[j + 8 + k];
+            }
+        float ut = 0.0f;
+        for (int32_t j = n16; j < n; j++) ut += u[j] * d[j];
+        out[i] = row_sum(ue, uo, ut);
+    }
+}
+
+/* Largest exponent field in x[0, n): 0x7f800000 exactly when some value is NaN or Inf. */
+static uint32_t worst_exponent(const float *restrict x, int32_t n) {
+    uint32_t worst = 0;
+    for (int32_t j = 0; j < n; j++) {
+        uint32_t u;
+        memcpy(&u, &x[j], sizeof u);
+        u &= 0x7f800000u;
+        worst = u > worst ? u : worst;
+    }
+    return worst;
+}
+
+/* Rows [r0, r1) of dW = a^T delta (+ lambda W); returns their worst exponent. */
+static uint32_t weight_gradient_rows(const float *restrict a, const float *restrict delta,
+                                     const float *restrict w, float *restrict dw, int32_t out,
+                                     int32_t r0, int32_t r1, float lambda) {
+    uint32_t worst = 0;
+    for (int32_t i = r0; i < r1; i++) {
+        const float ai = a[i];
+        const float *restrict wi = w + (int64_t)i * out;
+        float *restrict gi = dw + (int64_t)i * out;
+        if (lambda > 0.0f)
+            for (int32_t j = 0; j < out; j++) gi[j] = ai * delta[j] + lambda * wi[j];
+        else
+            for (int32_t j = 0; j < out; j++) gi[j] = ai * delta[j];
+        uint32_t row = worst_exponent(gi, out);
+        worst = row > worst ? row : worst;
+    }
+    return worst;
+}
+
+/* Rows [r0, r1) of the previous layer's delta: f'(a[i]) * (W[i][:] . delta). */
+static void input_gradient_rows(const float *restrict w, const float *restrict delta, int32_t out,
+                                const float *restrict a, int32_t activation, int32_t r0, int32_t r1,
+                                float *restrict before_activation, float *restrict delta_below) {
+    row_dots(w, delta, out, r0, r1, before_activation);
+    const int64_t n = r1 - r0;
+    if (activation == dk_activation_sigmoid)
+        dk_sigmoid_backward(a + r0, before_activation + r0, delta_below + r0, n);
+    else if (activation == dk_activation_tanh)
+        dk_tanh_backward(a + r0, before_activation + r0, delta_below + r0, n);
+    else
+        dk_relu_backward(a + r0, before_activation + r0, delta_below + r0, n);
+}
+
+/* out[j0, j1) = f(b + partial sums in block order); f is the identity for the scores. */
+static void finish_outputs(const dk_dense_layer *layer, int32_t activation, int hidden, int32_t j0,
+                           int32_t j1) {
+    const int32_t out = layer->fan_out;
+    float *restrict z = hidden ? layer->scratch : layer->output;
+    for (int32_t j = j0; j < j1; j++) {
+        float s = layer->bias[j];
+        for (int32_t k = 0; k < DK_ROW_BLOCKS; k++) s += layer->partials[(int64_t)k * out + j];
+        z[j] = s;
+    }
+    if (!hidden) return;
+    const int64_t n = j1 - j0;
+    if (activation == dk_activation_sigmoid) dk_sigmoid_forward(z + j0, layer->output + j0, n);
+    else if (activation == dk_activation_tanh) dk_tanh_forward(z + j0, layer->output + j0, n);
+    else dk_relu_forward(z + j0, layer->output + j0, n);
+}
+
+/* ---- the step ---------------------------------------------------------------------------------*/
+
+typedef struct step_job {
+    const dk_dense_layer *layers;
+    int32_t count;
+    int32_t activation;
+    float weight_decay;
+    const float *x;
+    int32_t label;
+    double loss_offset;
+    const dk_dense_update *update;
+    float *probs;
+    /* results and shared flags (written before a barrier, read after it) */
+    double loss;
+    int32_t loss_is_finite;
+    atomic_int gradient_not_finite;
+    atomic_int step_failed;
+    spin_barrier barrier;
+} step_job;
+
+static const float *layer_input(const step_job *job, int32_t l) {
+    return l == 0 ? job->x : job->layers[l - 1].output;
+}
+
+static void forward(step_job *job, int tid, int b0, int b1) {
+    for (int32_t l = 0; l < job->count; l++) {
+        const dk_dense_layer *layer = &job->layers[l];
+        const float *a = layer_input(job, l);
+        for (int32_t k = b0; k < b1; k++)
+            partial_rows(a, layer->weight, layer->fan_out, block_begin(layer->fan_in, k),
+                         block_begin(layer->fan_in, k + 1), layer->partials + (int64_t)k * layer->fan_out);
+        spin_barrier_wait(&job->barrier);
+        if (l + 1 < job->count) {
+            /* This thread's outputs are the next layer's rows that its blocks hold: the only
+             * ones it reads, in this forward pass and in the backward pass. */
+            finish_outputs(layer, job->activation, 1, block_begin(layer->fan_out, b0),
+                           block_begin(layer->fan_out, b1));
+        } else if (tid == 0) {
+            finish_outputs(layer, job->activation, 0, 0, layer->fan_out);
+            double ce = dk_softmax_cross_entropy(layer->output, &job->label, 1, layer->fan_out,
+                                                 job->probs, layer->delta);
+            job->loss = ce + job->loss_offset;
+            job->loss_is_finite = ce == ce && job->loss - job->loss == 0.0 &&
+                                  (double)(float)job->loss - (double)(float)job->loss == 0.0;
+        }
+    }
+    spin_barrier_wait(&job->barrier);
+}
+
+static void backward(step_job *job, int tid, int nth, int b0, int b1) {
+    uint32_t worst = 0;
+    for (int32_t l = job->count - 1; l >= 0; l--) {
+        const dk_dense_layer *layer = &job->layers[l];
+        const float *a = layer_input(job, l);
+        const int32_t r0 = block_begin(layer->fan_in, b0), r1 = block_begin(layer->fan_in, b1);
+        uint32_t w = weight_gradient_rows(a, layer->delta, layer->weight, layer->weight_grad,
+                                          layer->fan_out, r0, r1, job->weight_decay);
+        worst = w > worst ? w : worst;
+        if (tid == nth - 1) {
+            memcpy(layer->bias_grad, layer->delta, (size_t)layer->fan_out * sizeof(float));
+            w = worst_exponent(layer->bias_grad, layer->fan_out);
+            worst = w > worst ? w : worst;
+        }
+        if (l > 0) {
+            const dk_dense_layer *below = &job->layers[l - 1];
+            input_gradient_rows(layer->weight, layer->delta, layer->fan_out, a, job->activation, r0, r1,
+                                below->scratch, below->delta);
+            spin_barrier_wait(&job->barrier);
+        }
+    }
+    if (worst == 0x7f800000u) atomic_store_explicit(&job->gradient_not_finite, 1, memory_order_relaxed);
+}
+
+static void update(step_job *job, int tid, int nth, int b0, int b1) {
+    const dk_dense_update *u = job->update;
+    const uint32_t slots = u->desc->state_count;
+    _Alignas(64) float scratch[DK_CHUNK];
+    for (int32_t l = 0; l < job->count; l++) {
+        const dk_dense_layer *layer = &job->layers[l];
+        const int64_t begin = (int64_t)block_begin(layer->fan_in, b0) * layer->fan_out;
+        const int64_t end = (int64_t)block_begin(layer->fan_in, b1) * layer->fan_out;
+        int32_t rc = dk_run_segment(u->desc, u->ctx, layer->weight, layer->weight_grad,
+                                    u->state + (size_t)(2 * l) * slots, u->l2, begin, end, scratch);
+        if (rc == DESCENT_PLUGIN_OK && tid == nth - 1)
+            rc = dk_run_segment(u->desc, u->ctx, layer->bias, layer->bias_grad,
+                                u->state + (size_t)(2 * l + 1) * slots, u->l2, 0, layer->fan_out, scratch);
+        if (rc != DESCENT_PLUGIN_OK) {
+            atomic_store(&job->step_failed, 1);
+            return;
+        }
+    }
+}
+
+static void run_thread(step_job *job, int tid, int nth) {
+    /* This thread's row blocks: the same ones in every layer and every step. */
+    const int b0 = DK_ROW_BLOCKS * tid / nth, b1 = DK_ROW_BLOCKS * (tid + 1) / nth;
+    forward(job, tid, b0, b1);
+    if (!job->loss_is_finite) return;
+    backward(job, tid, nth, b0, b1);
+    if (!job->update) return;
+    if (job->update->check_finite) {
+        spin_barrier_wait(&job->barrier);
+        if (atomic_load_explicit(&job->gradient_not_finite, memory_order_relaxed)) return;
+    }
+    update(job, tid, nth, b0, b1);
+}
+
+int32_t dk_dense_step_one(const dk_dense_layer *layers, int32_t count, int32_t activation,
+                          float weight_decay, const float *x, int32_t label, double loss_offset,
+                          const dk_dense_update *update, int32_t threads, float *probs, double *loss) {
+    step_job job = {
+        .layers = layers, .count = count, .activation = activation, .weight_decay = weight_decay,
+        .x = x, .label = label, .loss_offset = loss_offset, .update = update, .probs = probs,
+    };
+    int64_t weights = 0;
+    for (int32_t l = 0; l < count; l++) weights += (int64_t)layers[l].fan_in * layers[l].fan_out;
+    int nth = threads < DK_ROW_BLOCKS ? threads : DK_ROW_BLOCKS;
+    if (weights < DK_PARALLEL_MIN_ELEMENTS || nth < 1) nth = 1;
+    job.barrier.threads = nth;
+
+    if (nth == 1) {
+        run_thread(&job, 0, 1);   /* no OpenMP region at all (see step_runner.c) */
+    } else {
+        /* OpenMP workers do not inherit the caller's floating-point mode (denormals.c). */
+        const uint32_t caller_mode = dk_fp_mode_get();
+#pragma omp parallel num_threads(nth)
+        {
+            const uint32_t mode = dk_fp_mode_get();
+            dk_fp_mode_set(caller_mode);
+            /* A team smaller than asked for (nested or limited OpenMP) runs the blocks of the
+             * missing threads too: ownership changes, results do not. */
+            const int team = omp_get_num_threads();
+            if (team == nth) {
+                run_thread(&job, omp_get_thread_num(), nth);
+            } else if (omp_get_thread_num() == 0) {
+                job.barrier.threads = 1;
+                run_thread(&job, 0, 1);
+            }
+            dk_fp_mode_set(mode);
+        }
+    }
+    *loss = job.loss;
+    if (!job.loss_is_finite) return dk_dense_loss_not_finite;
+    if (atomic_load(&job.gradient_not_finite) && (!update || update->check_finite))
+        return dk_dense_gradient_not_finite;
+    if (atomic_load(&job.step_failed)) return dk_dense_step_failed;
+    return dk_dense_ok;
+}

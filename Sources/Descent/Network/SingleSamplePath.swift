@@ -1,0 +1,63 @@
+import CDescentKernels
+
+/// The batch-1 training step of a network without batch norm and dropout: forward, backward
+/// and the optimizer update in one pass of `dk_dense_step_one` (single_sample.c), where each
+/// thread keeps its rows of every weight matrix, their gradients and optimizer state in its own
+/// cache. It computes what the layer-by-layer path computes, with sums taken in another
+/// (fixed) order.
+final class SingleSamplePath {
+    private let affine: [AffineLayer]
+    private let activationLayers: [ActivationLayer]
+    private let function: Int32
+    private let weightDecay: Float
+    /// The kernel's view of the layers; pointers refreshed on every call, since the
+    /// activation layers' buffers move when a larger batch makes them grow.
+    private let table: UnsafeMutablePointer<dk_dense_layer>
+    /// Per layer: delta [fan_out], scratch [fan_out], partials [DK_ROW_BLOCKS][fan_out].
+    private let deltas: [FloatBuffer]
+    private let scratches: [FloatBuffer]
+    private let partials: [FloatBuffer]
+    private let scores: FloatBuffer
+
+    /// nil when the network has layers this path does not run (batch norm, dropout).
+    init?(layers: [Layer], function: Activation, weightDecay: Float) throws {
+        guard layers.allSatisfy({ $0 is AffineLayer || $0 is ActivationLayer }) else { return nil }
+        affine = layers.compactMap { $0 as? AffineLayer }
+        activationLayers = layers.compactMap { $0 as? ActivationLayer }
+        switch function {
+        case .relu: self.function = dk_activation_relu
+        case .sigmoid: self.function = dk_activation_sigmoid
+        case .tanh: self.function = dk_activation_tanh
+        }
+        self.weightDecay = weightDecay
+        deltas = try affine.map { try FloatBuffer(count: $0.fanOut) }
+        scratches = try affine.map { try FloatBuffer(count: $0.fanOut) }
+        partials = try affine.map { try FloatBuffer(count: Int(DK_ROW_BLOCKS) * $0.fanOut) }
+        scores = try FloatBuffer(count: affine.last!.fanOut)
+        table = .allocate(capacity: affine.count)
+        table.initialize(repeating: dk_dense_layer(), count: affine.count)
+    }
+
+    deinit { table.deallocate() }
+
+    /// One sample: loss (cross-entropy + `lossOffset`) and probabilities, gradients in every
+    /// parameter's gradient buffer, and with `update` the optimizer step. Returns the
+    /// `dk_dense_*` code and the loss. The network has reserved at least one row.
+    func run(x: UnsafePointer<Float>, label: Int32, lossOffset: Double, update: UnsafePointer<dk_dense_update>?,
+             probabilities: UnsafeMutablePointer<Float>) -> (code: Int32, loss: Double) {
+        for (l, layer) in affine.enumerated() {
+            let hidden = l < activationLayers.count
+            table[l] = dk_dense_layer(
+                fan_in: Int32(layer.fanIn), fan_out: Int32(layer.fanOut),
+                weight: layer.weight.value.pointer, weight_grad: layer.weight.gradient.pointer,
+                bias: layer.bias.value.pointer, bias_grad: layer.bias.gradient.pointer,
+                output: hidden ? activationLayers[l].output.pointer : scores.pointer,
+                delta: deltas[l].pointer, scratch: scratches[l].pointer, partials: partials[l].pointer)
+        }
+        var loss = 0.0
+        let code = dk_dense_step_one(table, Int32(affine.count), function, weightDecay, x, label, lossOffset,
+                                     update, dk_get_threads(), probabilities, &loss)
+        for layer in activationLayers { layer.recordForward(rows: 1) }
+        return (code, loss)
+    }
+}

@@ -1,0 +1,161 @@
+// The batch-1 path (SingleSamplePath / single_sample.c): networks without batch norm and
+// dropout run forward, backward and the optimizer update in one pass at batch 1. These tests
+// hold it to the layer-by-layer path's contract: float64-exact gradients, the same results as
+// forward_backward + apply_update, bit-identical results for any thread count, and the same
+// errors with nothing changed.
+import CDescentKernels
+import Testing
+@testable import Descent
+
+@Suite struct SingleSamplePathTests {
+
+    /// Big enough (300*120 + 120*10 = 37,200 weights) that the pass runs on several threads
+    /// (as many as the machine has cores, up to DK_ROW_BLOCKS).
+    static let large = #"{"sizes":[300,120,10],"activation":"relu","init":"he","seed":21}"#
+
+    /// Small networks of every eligible kind: loss and every gradient coordinate against
+    /// central differences of the float64 reference (tolerances as in NetworkGradientTests).
+    @Test(arguments: [
+        #"{"sizes":[5,3],"init":"std:0.5","seed":3}"#,
+        #"{"sizes":[5,4,4,3],"activation":"relu","init":"he","seed":1}"#,
+        #"{"sizes":[5,4,4,3],"activation":"sigmoid","init":"std:1","seed":2}"#,
+        #"{"sizes":[5,4,4,3],"activation":"tanh","init":"xavier","seed":3}"#,
+        #"{"sizes":[5,4,4,3],"activation":"relu","weight_decay":0.3,"seed":9}"#,
+    ])
+    func gradientsMatchFloat64Reference(_ json: String) throws {
+        let net = try Network(json)
+        var random = TestRandom(200)
+        let x = random.floats(net.inputSize)
+        let labels = random.labels(1, classes: net.classes)
+        let loss = try net.forwardBackward(x, labels)
+
+        let reference = ReferenceMLP(net)
+        let xd = x.map(Double.init)
+        let referenceLoss = reference.loss(xd, labels: labels, mode: .training(masks: []))
+        #expect(abs(Double(loss) - referenceLoss) <= 1e-6 * abs(referenceLoss))
+        let numerical = reference.numericalGradients(xd, labels: labels, masks: [])
+        for (p, parameter) in net.parameters.enumerated() {
+            let mismatch = firstMismatch(parameter.gradient.doubles, numerical[p], abs: 1e-5, rel: 1e-4)
+            #expect(mismatch == nil, "gradient of \(parameter.name)\(mismatch ?? "")")
+        }
+        for parameter in net.parameters where parameter.isWeight {
+            #expect(maxAbs(parameter.gradient.doubles) > 1e-3, "\(parameter.name)'s gradient is ~0")
+        }
+        // The hidden activations are the ones this pass computed.
+        for layer in 0..<net.spec.hiddenLayers {
+            let a = try net.activations(layer: layer)
+            #expect(a.rows == 1 && a.columns == net.spec.sizes[layer + 1])
+        }
+    }
+
+    /// On a network large enough for several threads, the one-sample pass agrees with the
+    /// layer-by-layer (BLAS) path run on a batch of the same sample twice, whose mean loss and
+    /// gradients are the same numbers: only the order of float32 sums differs (~1e-6 relative).
+    @Test func largeNetworkAgreesWithLayerPath() throws {
+        let one = try Network(Self.large), two = try Network(Self.large)
+        var random = TestRandom(201)
+        let x = random.floats(300, std: 0.5, mean: 0.5)
+        let label = random.labels(1, classes: 10)
+        let l1 = try one.forwardBackward(x, label)
+        let l2 = try two.forwardBackward(x + x, label + label)
+        #expect(abs(l1 - l2) <= 1e-6 * abs(l2))
+        for (p, q) in zip(one.parameters, two.parameters) {
+            let scale = max(maxAbs(q.gradient.doubles), 1e-30)
+            let mismatch = firstMismatch(p.gradient.doubles, q.gradient.doubles, abs: 1e-5 * scale, rel: 1e-4)
+            #expect(mismatch == nil, "gradient of \(p.name)\(mismatch ?? "")")
+            #expect(scale > 1e-4, "\(p.name)'s gradient is ~0")
+        }
+    }
+
+    /// train_step fuses the update into the pass; forward_backward + apply_update take the
+    /// update separately. Both give bit-identical losses, weights and optimizer state, and
+    /// train_step leaves the step's gradients readable.
+    @Test(arguments: ["sgd", "momentum", "adam", "adamw"])
+    func trainStepEqualsForwardBackwardThenUpdate(_ optimizer: String) throws {
+        let fused = try Network(Self.large), split = try Network(Self.large)
+        let settings = optimizer == "adamw" ? "lr=0.001" : "weight_decay=0.01"
+        try fused.setOptimizer(optimizer, hyperparameters: settings)
+        try split.setOptimizer(optimizer, hyperparameters: settings)
+        var random = TestRandom(202)
+        for _ in 0..<6 {
+            let x = random.floats(300, std: 0.5, mean: 0.5)
+            let label = random.labels(1, classes: 10)
+            let a = try fused.trainStep(x, label)
+            let gradients = fused.parameters.map { bits($0.gradient.array) }
+            let b = try split.forwardBackward(x, label)
+            #expect(gradients == split.parameters.map { bits($0.gradient.array) })
+            try split.applyUpdate()
+            #expect(a.bitPattern == b.bitPattern)
+        }
+        #expect(NetworkSnapshot(fused) == NetworkSnapshot(split))
+        #expect(fused.optimizer.stepCount == 6)
+    }
+
+    /// A finite loss with an infinite gradient (the construction of NetworkBehaviourTests:
+    /// weight decay 3e38, all weights 0 but W1[0] = 1.2): the fused step fails .numeric with
+    /// the layer path's message and changes nothing; check_finite=0 lets it through.
+    @Test func infiniteGradientChangesNothing() throws {
+        let net = try Network(#"{"sizes":[5,4,4,3],"weight_decay":3e38,"seed":82}"#)
+        try net.setOptimizer("adam")
+        for p in net.parameters where p.isWeight { p.value.fill(0) }
+        var random = TestRandom(204)
+        for _ in 0..<2 { try net.trainStep(random.floats(5), random.labels(1, classes: 3)) }
+        net.parameter("W1").value.pointer[0] = 1.2
+        let x = random.floats(5)
+        let message = "the gradient of W1 contains Inf at index 0"
+        expectFailure(net, .numeric, message) { try net.trainStep(x, [1]) }
+        expectFailure(net, .invalidArgument,
+                      "no gradients to apply: run forward_backward first (each result is applied once)") { try net.applyUpdate() }
+        expectFailure(net, .numeric, message) { try net.forwardBackward(x, [1]) }
+        try net.optimizer.set("check_finite", 0)
+        try net.trainStep(x, [1])
+        #expect(net.optimizer.stepCount == 3)
+        #expect(net.parameter("W1").value.pointer[0].isNaN)
+    }
+
+    /// A loss that is not a finite float32 stops the pass before the backward pass: nothing
+    /// changes, and gradients pending from an earlier forward_backward stay pending.
+    @Test func lossOverflowChangesNothing() throws {
+        let net = try Network(#"{"sizes":[5,4,3],"weight_decay":0.001,"seed":83}"#)
+        try net.forwardBackward(TestRandom.floats(seed: 5, 5), [2])
+        net.parameter("W1").value.pointer[0] = 1e30
+        var x = TestRandom.floats(seed: 19, 5)
+        x[0] = 0
+        let before = NetworkSnapshot(net)
+        do {
+            let loss = try net.trainStep(x, [0])
+            Issue.record("trainStep succeeded with loss \(loss)")
+        } catch let error as DescentError {
+            #expect(error.status == .numeric)
+            #expect(error.message.hasPrefix("the loss is too large for float32 (5.0"), "\(error.message)")
+        }
+        #expect(NetworkSnapshot(net) == before)
+        #expect(net.hasPendingGradients)
+    }
+}
+
+/// In the serialized Threads suite: the thread count is process-wide.
+extension ThreadTests {
+    /// Same inputs, any thread count (1 to DK_ROW_BLOCKS and beyond): bit-identical losses,
+    /// weights and optimizer state.
+    @Test("batch-1 steps: any thread count gives identical bits") func singleSampleBitIdentical() throws {
+        var results: [(losses: [UInt32], snapshot: NetworkSnapshot)] = []
+        for threads: Int32 in [1, 2, 3, 5] {
+            let net = try Network(SingleSamplePathTests.large)
+            try net.setOptimizer("adam")
+            var random = TestRandom(203)
+            try Threads.set(Int(threads))
+            defer { _ = try? Threads.set(0) }
+            let losses = try (0..<8).map { _ in
+                try net.trainStep(random.floats(300, std: 0.5, mean: 0.5), random.labels(1, classes: 10)).bitPattern
+            }
+            results.append((losses, NetworkSnapshot(net)))
+        }
+        for r in results.dropFirst() {
+            #expect(r.losses == results[0].losses)
+            #expect(r.snapshot == results[0].snapshot)
+        }
+    }
+
+}
+

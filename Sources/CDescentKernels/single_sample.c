@@ -60,7 +60,18 @@ static void spin_barrier_wait(spin_barrier *b) {
     }
 }
 
-/* ---- the kernels, one row range at a time ----------------------------------------------------*/
+/* ---- the kernels, one row range at a time ----------------------------------------------------
+ * Written with 8-float vectors (GCC/Clang vector extensions: AVX on x86-64-v3, two NEON
+ * registers elsewhere) because the compiler does not vectorise these loops by itself without
+ * reordering float additions, and the order must stay fixed (determinism). */
+
+typedef float f32x8 __attribute__((vector_size(32)));
+typedef int32_t i32x8 __attribute__((vector_size(32)));
+
+static f32x8 load8(const float *p) { f32x8 v; memcpy(&v, p, sizeof v); return v; }
+static void store8(float *p, f32x8 v) { memcpy(p, &v, sizeof v); }
+static f32x8 splat8(float x) { return (f32x8){x, x, x, x, x, x, x, x}; }
+static float sum8(f32x8 v) { return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7])); }
 
 /* First row of block k of n rows. */
 static int32_t block_begin(int32_t n, int32_t k) { return (int32_t)((int64_t)n * k / DK_ROW_BLOCKS); }
@@ -70,16 +81,25 @@ static int32_t block_begin(int32_t n, int32_t k) { return (int32_t)((int64_t)n *
 static void partial_rows(const float *restrict a, const float *restrict w, int32_t out, int32_t r0,
                          int32_t r1, float *restrict ps) {
     for (int32_t j = 0; j < out; j++) ps[j] = 0.0f;
+    const int32_t out8 = out & ~7;
     int32_t i = r0;
     for (; i + 4 <= r1; i += 4) {
-        const float a0 = a[i], a1 = a[i + 1], a2 = a[i + 2], a3 = a[i + 3];
+        const f32x8 a0 = splat8(a[i]), a1 = splat8(a[i + 1]), a2 = splat8(a[i + 2]), a3 = splat8(a[i + 3]);
         const float *restrict w0 = w + (int64_t)i * out;
-        for (int32_t j = 0; j < out; j++) {
+        for (int32_t j = 0; j < out8; j += 8) {
+            f32x8 s = load8(ps + j);
+            s += a0 * load8(w0 + j);
+            s += a1 * load8(w0 + out + j);
+            s += a2 * load8(w0 + 2 * out + j);
+            s += a3 * load8(w0 + 3 * out + j);
+            store8(ps + j, s);
+        }
+        for (int32_t j = out8; j < out; j++) {
             float s = ps[j];
-            s += a0 * w0[j];
-            s += a1 * w0[out + j];
-            s += a2 * w0[2 * out + j];
-            s += a3 * w0[3 * out + j];
+            s += a[i] * w0[j];
+            s += a[i + 1] * w0[out + j];
+            s += a[i + 2] * w0[2 * out + j];
+            s += a[i + 3] * w0[3 * out + j];
             ps[j] = s;
         }
     }
@@ -90,81 +110,67 @@ static void partial_rows(const float *restrict a, const float *restrict w, int32
     }
 }
 
-/* out[i] = W[i][:] . d for rows [r0, r1). Per row: two 8-lane accumulators over blocks of 16
- * columns, the rest after them, so each row's order depends on n alone. Two rows run side by
- * side (four accumulators in flight): one row at a time waits on the adds' latency and on
- * L2, two keep both busy. */
-static float row_sum(const float *even, const float *odd, float tail) {
-    float lane[8];
-    for (int k = 0; k < 8; k++) lane[k] = even[k] + odd[k];
-    return ((lane[0] + lane[4]) + (lane[1] + lane[5])) + ((lane[2] + lane[6]) + (lane[3] + lane[7])) + tail;
+/* One row's dot product w . d over n: two 8-lane accumulators over blocks of 16 columns, then
+ * the rest, so the order of additions depends on n alone. */
+static float dot(const float *restrict w, const float *restrict d, int32_t n) {
+    f32x8 even = splat8(0.0f), odd = splat8(0.0f);
+    int32_t j = 0;
+    for (; j + 16 <= n; j += 16) {
+        even += load8(w + j) * load8(d + j);
+        odd += load8(w + j + 8) * load8(d + j + 8);
+    }
+    float tail = 0.0f;
+    for (; j < n; j++) tail += w[j] * d[j];
+    return sum8(even + odd) + tail;
 }
 
+/* out[i] = W[i][:] . d for rows [r0, r1). */
 static void row_dots(const float *restrict w, const float *restrict d, int32_t n, int32_t r0, int32_t r1,
                      float *restrict out) {
-    const int32_t n16 = n & ~15;
-    int32_t i = r0;
-    for (; i + 2 <= r1; i += 2) {
-        const float *restrict u = w + (int64_t)i * n, *restrict v = u + n;
-        float ue[8] = {0}, uo[8] = {0}, ve[8] = {0}, vo[8] = {0};
-        for (int32_t j = 0; j < n16; j += 16)
-            for (int k = 0; k < 8; k++) {
-                ue[k] += u[j + k] * d[j + k];
-                uo[k] += u[j + 8 + k] * d[j + 8 + k];
-                ve[k] += v[j + k] * d[j + k];
-                vo[k] += v[j + 8 + k] * d[j + 8 + k];
-            }
-        float ut = 0.0f, vt = 0.0f;
-        for (int32_t j = n16; j < n; j++) {
-            ut += u[j] * d[j];
-            vt += v[j] * d[j];
-        }
-        out[i] = row_sum(ue, uo, ut);
-        out[i + 1] = row_sum(ve, vo, vt);
-    }
-    for (; i < r1; i++) {
-        const float *restrict u = w + (int64_t)i * n;
-        float ue[8] = {0}, uo[8] = {0};
-        for (int32_t j = 0; j < n16; j += 16)
-            for (int k = 0; k < 8; k++) {
-                ue[k] += u[j + k] * d[j + k];
-                uo[k] += u[j + 8 + k] * d[j + 8 + k];
-            }
-        float ut = 0.0f;
-        for (int32_t j = n16; j < n; j++) ut += u[j] * d[j];
-        out[i] = row_sum(ue, uo, ut);
-    }
+    for (int32_t i = r0; i < r1; i++) out[i] = dot(w + (int64_t)i * n, d, n);
 }
 
-/* Largest exponent field in x[0, n): 0x7f800000 exactly when some value is NaN or Inf. */
-static uint32_t worst_exponent(const float *restrict x, int32_t n) {
-    uint32_t worst = 0;
+/* 1 when some value in x[0, n) is NaN or Inf (its exponent field is all ones). */
+static int any_nonfinite(const float *restrict x, int32_t n) {
+    const uint32_t exponent = 0x7f800000u;
+    int bad = 0;
     for (int32_t j = 0; j < n; j++) {
         uint32_t u;
         memcpy(&u, &x[j], sizeof u);
-        u &= 0x7f800000u;
-        worst = u > worst ? u : worst;
+        bad |= (u & exponent) == exponent;
     }
-    return worst;
+    return bad;
 }
 
-/* Rows [r0, r1) of dW = a^T delta (+ lambda W); returns their worst exponent. */
-static uint32_t weight_gradient_rows(const float *restrict a, const float *restrict delta,
-                                     const float *restrict w, float *restrict dw, int32_t out,
-                                     int32_t r0, int32_t r1, float lambda) {
-    uint32_t worst = 0;
+/* Rows [r0, r1) of dW = a^T delta (+ lambda W); 1 when one of them is NaN or Inf, checked in
+ * the same pass as the stores. */
+static int weight_gradient_rows(const float *restrict a, const float *restrict delta,
+                                const float *restrict w, float *restrict dw, int32_t out,
+                                int32_t r0, int32_t r1, float lambda) {
+    const i32x8 exponent = {0x7f800000, 0x7f800000, 0x7f800000, 0x7f800000,
+                            0x7f800000, 0x7f800000, 0x7f800000, 0x7f800000};
+    const int32_t out8 = out & ~7;
+    const f32x8 l8 = splat8(lambda);
+    i32x8 bad = {0};
+    int bad_tail = 0;
     for (int32_t i = r0; i < r1; i++) {
         const float ai = a[i];
+        const f32x8 a8 = splat8(ai);
         const float *restrict wi = w + (int64_t)i * out;
         float *restrict gi = dw + (int64_t)i * out;
-        if (lambda > 0.0f)
-            for (int32_t j = 0; j < out; j++) gi[j] = ai * delta[j] + lambda * wi[j];
-        else
-            for (int32_t j = 0; j < out; j++) gi[j] = ai * delta[j];
-        uint32_t row = worst_exponent(gi, out);
-        worst = row > worst ? row : worst;
+        for (int32_t j = 0; j < out8; j += 8) {
+            f32x8 g = a8 * load8(delta + j);
+            if (lambda > 0.0f) g += l8 * load8(wi + j);
+            store8(gi + j, g);
+            i32x8 bits;
+            memcpy(&bits, &g, sizeof bits);
+            bad |= (bits & exponent) == exponent;
+        }
+        for (int32_t j = out8; j < out; j++) gi[j] = lambda > 0.0f ? ai * delta[j] + lambda * wi[j] : ai * delta[j];
+        bad_tail |= any_nonfinite(gi + out8, out - out8);
     }
-    return worst;
+    for (int k = 0; k < 8; k++) bad_tail |= bad[k] != 0;
+    return bad_tail;
 }
 
 /* Rows [r0, r1) of the previous layer's delta: f'(a[i]) * (W[i][:] . delta). */
@@ -248,18 +254,16 @@ static void forward(step_job *job, int tid, int b0, int b1) {
 }
 
 static void backward(step_job *job, int tid, int nth, int b0, int b1) {
-    uint32_t worst = 0;
+    int bad = 0;
     for (int32_t l = job->count - 1; l >= 0; l--) {
         const dk_dense_layer *layer = &job->layers[l];
         const float *a = layer_input(job, l);
         const int32_t r0 = block_begin(layer->fan_in, b0), r1 = block_begin(layer->fan_in, b1);
-        uint32_t w = weight_gradient_rows(a, layer->delta, layer->weight, layer->weight_grad,
-                                          layer->fan_out, r0, r1, job->weight_decay);
-        worst = w > worst ? w : worst;
+        bad |= weight_gradient_rows(a, layer->delta, layer->weight, layer->weight_grad, layer->fan_out,
+                                    r0, r1, job->weight_decay);
         if (tid == nth - 1) {
             memcpy(layer->bias_grad, layer->delta, (size_t)layer->fan_out * sizeof(float));
-            w = worst_exponent(layer->bias_grad, layer->fan_out);
-            worst = w > worst ? w : worst;
+            bad |= any_nonfinite(layer->bias_grad, layer->fan_out);
         }
         if (l > 0) {
             const dk_dense_layer *below = &job->layers[l - 1];
@@ -268,7 +272,7 @@ static void backward(step_job *job, int tid, int nth, int b0, int b1) {
             spin_barrier_wait(&job->barrier);
         }
     }
-    if (worst == 0x7f800000u) atomic_store_explicit(&job->gradient_not_finite, 1, memory_order_relaxed);
+    if (bad) atomic_store_explicit(&job->gradient_not_finite, 1, memory_order_relaxed);
 }
 
 static void update(step_job *job, int tid, int nth, int b0, int b1) {

@@ -328,6 +328,7 @@ public final class Network {
 
     private func reserve(rows: Int) throws {
         guard rows > reservedRows else { return }
+        singleSample?.buffersMoved()   // first: a failure below may have moved some already
         for layer in layers { try layer.reserve(rows: rows) }
         try scores.reserve(rows * classes)
         try probabilities.reserve(rows * classes)

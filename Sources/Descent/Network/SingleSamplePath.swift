@@ -10,9 +10,10 @@ final class SingleSamplePath {
     private let activationLayers: [ActivationLayer]
     private let function: Int32
     private let weightDecay: Float
-    /// The kernel's view of the layers; pointers refreshed on every call, since the
-    /// activation layers' buffers move when a larger batch makes them grow.
+    /// The kernel's view of the layers, filled on first use and again after `buffersMoved`
+    /// (the activation layers' outputs move when a larger batch makes them grow).
     private let table: UnsafeMutablePointer<dk_dense_layer>
+    private var tableIsCurrent = false
     /// Per layer: delta [fan_out], scratch [fan_out], partials [DK_ROW_BLOCKS][fan_out].
     private let deltas: [FloatBuffer]
     private let scratches: [FloatBuffer]
@@ -40,11 +41,10 @@ final class SingleSamplePath {
 
     deinit { table.deallocate() }
 
-    /// One sample: loss (cross-entropy + `lossOffset`) and probabilities, gradients in every
-    /// parameter's gradient buffer, and with `update` the optimizer step. Returns the
-    /// `dk_dense_*` code and the loss. The network has reserved at least one row.
-    func run(x: UnsafePointer<Float>, label: Int32, lossOffset: Double, update: UnsafePointer<dk_dense_update>?,
-             probabilities: UnsafeMutablePointer<Float>) -> (code: Int32, loss: Double) {
+    /// Tells the path that layer buffers were reallocated (Network.reserve).
+    func buffersMoved() { tableIsCurrent = false }
+
+    private func fillTable() {
         for (l, layer) in affine.enumerated() {
             let hidden = l < activationLayers.count
             table[l] = dk_dense_layer(
@@ -54,6 +54,15 @@ final class SingleSamplePath {
                 output: hidden ? activationLayers[l].output.pointer : scores.pointer,
                 delta: deltas[l].pointer, scratch: scratches[l].pointer, partials: partials[l].pointer)
         }
+        tableIsCurrent = true
+    }
+
+    /// One sample: loss (cross-entropy + `lossOffset`) and probabilities, gradients in every
+    /// parameter's gradient buffer, and with `update` the optimizer step. Returns the
+    /// `dk_dense_*` code and the loss. The network has reserved at least one row.
+    func run(x: UnsafePointer<Float>, label: Int32, lossOffset: Double, update: UnsafePointer<dk_dense_update>?,
+             probabilities: UnsafeMutablePointer<Float>) -> (code: Int32, loss: Double) {
+        if !tableIsCurrent { fillTable() }
         var loss = 0.0
         let code = dk_dense_step_one(table, Int32(affine.count), function, weightDecay, x, label, lossOffset,
                                      update, dk_get_threads(), probabilities, &loss)

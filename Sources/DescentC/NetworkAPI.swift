@@ -56,6 +56,11 @@ import Descent
 /// Errors change nothing (weights, optimizer state, batch-norm averages, random state):
 /// DESCENT_ERR_INVALID_ARGUMENT (NULL, batch <= 0, a label out of range: the message names the
 /// index), DESCENT_ERR_NUMERIC (NaN/Inf in x, or a non-finite loss or gradient).
+/// Afterwards the gradients of this step stay readable through `descent_net_param`; the
+/// result is bit-identical to `descent_net_forward_backward` + `descent_net_apply_update`.
+/// At batch 1, a network without batch norm and dropout (and an optimizer flagged
+/// DESCENT_OPTIMIZER_INFALLIBLE, as the built-ins are) takes the whole step in one parallel
+/// pass in which each thread keeps its rows of every weight matrix in its own cache.
 /// Memory: the caller's arrays are only read during the call.
 /// Threads: one handle, one thread at a time. Allocates only when a larger batch is first seen.
 @c(descent_net_train_step) public func descent_net_train_step(

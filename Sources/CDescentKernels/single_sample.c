@@ -6,12 +6,16 @@
  * KB of weights -- too small to fork threads per product -- and the optimizer then reads the
  * weights, gradients and its state again. In the generic path the calling thread does the
  * products and both threads then update halves of a flat list of tensors, so a step streams
- * ~4 MB through L3 (the seed network has 440 KB of weights; with Adam's m and v and the
- * gradient that is 1.76 MB, more than one core's 1 MB L2). Here each thread owns fixed row
- * blocks of every weight matrix for the whole step -- forward partial sums, weight gradient,
- * input gradient, finiteness check and optimizer update -- so its share of weights, gradients
- * and optimizer state stays in its own L2 from one step to the next, and the threads meet at
- * one barrier per layer.
+ * ~4 MB between the cores through L3 (the seed network has 440 KB of weights; with Adam's m
+ * and v and the gradient that is 1.76 MB, more than one core's 1 MB L2). Here each thread owns
+ * fixed row blocks of every weight matrix for the whole step -- forward partial sums, input
+ * gradients, weight gradients and optimizer update -- so its share stays in its own caches,
+ * and the threads meet at one barrier per layer.
+ *
+ * Order of a step: forward (one barrier per layer); the backward chain of deltas (one per
+ * layer); then, when the deltas prove every gradient finite (gradients_certainly_finite), each
+ * weight-gradient row is made and stepped at once, a 4 KB chunk at a time, while it is in L1.
+ * Otherwise all gradients are made and scanned first and the update waits for the verdict.
  *
  * Shapes (layer l, 0-based, of count): a_l [fan_in] is the input (x for l = 0, else the
  * previous layer's output), W_l [fan_in][fan_out], b_l [fan_out]; z_l = a_l W_l + b_l.
@@ -20,10 +24,12 @@
  *   db_l = delta_l;         delta_{l-1}[i] = f'(a_l[i]) * sum_j W_l[i][j] * delta_l[j]
  *
  * Determinism: the forward sum over i is taken per fixed row block (DK_ROW_BLOCKS blocks, set
- * by the shape alone) and the block sums are added in block order; everything else is one
- * expression per element. A thread count only decides who computes which block, so results
- * are bit-identical for any thread count.
+ * by the shape alone) and the block sums are added in block order; everything else is
+ * computed per element (each dot product in an order set by its length). A thread count only
+ * decides who computes which block, so results are bit-identical for any thread count.
  */
+#include <float.h>
+#include <math.h>
 #include <omp.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -142,11 +148,11 @@ static int any_nonfinite(const float *restrict x, int32_t n) {
     return bad;
 }
 
-/* Rows [r0, r1) of dW = a^T delta (+ lambda W); 1 when one of them is NaN or Inf, checked in
- * the same pass as the stores. */
+/* Rows [r0, r1) of dW = a^T delta (+ lambda W), row i written at rows + (i - r0) * out; 1 when
+ * one of them is NaN or Inf, checked in the same pass as the stores. */
 static int weight_gradient_rows(const float *restrict a, const float *restrict delta,
-                                const float *restrict w, float *restrict dw, int32_t out,
-                                int32_t r0, int32_t r1, float lambda) {
+                                const float *restrict w, int32_t out, int32_t r0, int32_t r1,
+                                float lambda, float *restrict rows) {
     const i32x8 exponent = {0x7f800000, 0x7f800000, 0x7f800000, 0x7f800000,
                             0x7f800000, 0x7f800000, 0x7f800000, 0x7f800000};
     const int32_t out8 = out & ~7;
@@ -157,7 +163,7 @@ static int weight_gradient_rows(const float *restrict a, const float *restrict d
         const float ai = a[i];
         const f32x8 a8 = splat8(ai);
         const float *restrict wi = w + (int64_t)i * out;
-        float *restrict gi = dw + (int64_t)i * out;
+        float *restrict gi = rows + (int64_t)(i - r0) * out;
         for (int32_t j = 0; j < out8; j += 8) {
             f32x8 g = a8 * load8(delta + j);
             if (lambda > 0.0f) g += l8 * load8(wi + j);
@@ -253,41 +259,98 @@ static void forward(step_job *job, int tid, int b0, int b1) {
     spin_barrier_wait(&job->barrier);
 }
 
-static void backward(step_job *job, int tid, int nth, int b0, int b1) {
+/* The backward chain: this thread's rows of the delta of every hidden layer, one barrier
+ * per layer (the layer below needs all of it). */
+static void backward_deltas(step_job *job, int b0, int b1) {
+    for (int32_t l = job->count - 1; l > 0; l--) {
+        const dk_dense_layer *layer = &job->layers[l], *below = &job->layers[l - 1];
+        input_gradient_rows(layer->weight, layer->delta, layer->fan_out, layer_input(job, l), job->activation,
+                            block_begin(layer->fan_in, b0), block_begin(layer->fan_in, b1), below->scratch,
+                            below->delta);
+        spin_barrier_wait(&job->barrier);
+    }
+}
+
+/* This thread's rows of every weight gradient and (last thread) the bias gradients, from the
+ * deltas; raises gradient_not_finite when one holds NaN or Inf. */
+static void weight_gradients(step_job *job, int tid, int nth, int b0, int b1) {
     int bad = 0;
-    for (int32_t l = job->count - 1; l >= 0; l--) {
+    for (int32_t l = 0; l < job->count; l++) {
         const dk_dense_layer *layer = &job->layers[l];
-        const float *a = layer_input(job, l);
         const int32_t r0 = block_begin(layer->fan_in, b0), r1 = block_begin(layer->fan_in, b1);
-        bad |= weight_gradient_rows(a, layer->delta, layer->weight, layer->weight_grad, layer->fan_out,
-                                    r0, r1, job->weight_decay);
+        bad |= weight_gradient_rows(layer_input(job, l), layer->delta, layer->weight, layer->fan_out, r0, r1,
+                                    job->weight_decay, layer->weight_grad + (int64_t)r0 * layer->fan_out);
         if (tid == nth - 1) {
             memcpy(layer->bias_grad, layer->delta, (size_t)layer->fan_out * sizeof(float));
             bad |= any_nonfinite(layer->bias_grad, layer->fan_out);
-        }
-        if (l > 0) {
-            const dk_dense_layer *below = &job->layers[l - 1];
-            input_gradient_rows(layer->weight, layer->delta, layer->fan_out, a, job->activation, r0, r1,
-                                below->scratch, below->delta);
-            spin_barrier_wait(&job->barrier);
         }
     }
     if (bad) atomic_store_explicit(&job->gradient_not_finite, 1, memory_order_relaxed);
 }
 
-static void update(step_job *job, int tid, int nth, int b0, int b1) {
+/* max |x[i]| over x[0, n), or -1 when some x[i] is NaN or Inf. */
+static float max_abs_or_nonfinite(const float *x, int32_t n) {
+    float m = 0.0f;
+    for (int32_t i = 0; i < n; i++) {
+        const float v = fabsf(x[i]);
+        if (!(v <= FLT_MAX)) return -1.0f;
+        m = v > m ? v : m;
+    }
+    return m;
+}
+
+/* Whether every weight and bias gradient is certainly finite, known from the deltas and layer
+ * inputs alone (after the backward chain), so the update may run row by row as each gradient
+ * row is made. Without network weight decay dW[i][j] = a[i] * delta[j]: with a and delta
+ * finite and max|a| * max|delta| <= FLT_MAX (exact in double) no product can round past
+ * FLT_MAX. Reads shared vectors only, so every thread reaches the same answer without a
+ * barrier. 0 means "not known": the gradients are then computed and scanned first. */
+static int gradients_certainly_finite(const step_job *job) {
+    if (job->weight_decay > 0.0f) return 0;
+    for (int32_t l = 0; l < job->count; l++) {
+        const dk_dense_layer *layer = &job->layers[l];
+        const float a = max_abs_or_nonfinite(layer_input(job, l), layer->fan_in);
+        const float d = max_abs_or_nonfinite(layer->delta, layer->fan_out);
+        if (a < 0.0f || d < 0.0f || (double)a * (double)d > (double)FLT_MAX) return 0;
+    }
+    return 1;
+}
+
+/* The optimizer step on this thread's rows of every weight matrix and (last thread) on the
+ * biases. With make_gradients, each weight gradient row is computed just before its step, a
+ * chunk at a time, so it is written and read back while still in L1. */
+static void update(step_job *job, int tid, int nth, int b0, int b1, int make_gradients) {
+    enum { CHUNK_FLOATS = 1024 };   /* 4 KB of gradient per step() call */
     const dk_dense_update *u = job->update;
     const uint32_t slots = u->desc->state_count;
     _Alignas(64) float scratch[DK_CHUNK];
+    float *slot[DESCENT_PLUGIN_MAX_STATE];
     for (int32_t l = 0; l < job->count; l++) {
         const dk_dense_layer *layer = &job->layers[l];
-        const int64_t begin = (int64_t)block_begin(layer->fan_in, b0) * layer->fan_out;
-        const int64_t end = (int64_t)block_begin(layer->fan_in, b1) * layer->fan_out;
-        int32_t rc = dk_run_segment(u->desc, u->ctx, layer->weight, layer->weight_grad,
-                                    u->state + (size_t)(2 * l) * slots, u->l2, begin, end, scratch);
-        if (rc == DESCENT_PLUGIN_OK && tid == nth - 1)
-            rc = dk_run_segment(u->desc, u->ctx, layer->bias, layer->bias_grad,
-                                u->state + (size_t)(2 * l + 1) * slots, u->l2, 0, layer->fan_out, scratch);
+        float *const *state = u->state + (size_t)(2 * l) * slots;
+        const int32_t out = layer->fan_out;
+        const int32_t r0 = block_begin(layer->fan_in, b0), r1 = block_begin(layer->fan_in, b1);
+        int32_t rc = DESCENT_PLUGIN_OK;
+        if (make_gradients) {
+            const int32_t per = out < CHUNK_FLOATS ? CHUNK_FLOATS / out : 1;
+            for (int32_t i = r0; i < r1 && rc == DESCENT_PLUGIN_OK; i += per) {
+                const int32_t e = i + per < r1 ? i + per : r1;
+                const int64_t offset = (int64_t)i * out, n = (int64_t)(e - i) * out;
+                weight_gradient_rows(layer_input(job, l), layer->delta, layer->weight, out, i, e,
+                                     job->weight_decay, layer->weight_grad + offset);
+                for (uint32_t q = 0; q < slots; q++) slot[q] = state[q] + offset;
+                rc = dk_run_segment(u->desc, u->ctx, layer->weight + offset, layer->weight_grad + offset,
+                                    slot, u->l2, 0, n, scratch);
+            }
+        } else {
+            rc = dk_run_segment(u->desc, u->ctx, layer->weight, layer->weight_grad, state, u->l2,
+                                (int64_t)r0 * out, (int64_t)r1 * out, scratch);
+        }
+        if (rc == DESCENT_PLUGIN_OK && tid == nth - 1) {
+            if (make_gradients) memcpy(layer->bias_grad, layer->delta, (size_t)out * sizeof(float));
+            rc = dk_run_segment(u->desc, u->ctx, layer->bias, layer->bias_grad, state + slots, u->l2, 0,
+                                out, scratch);
+        }
         if (rc != DESCENT_PLUGIN_OK) {
             atomic_store(&job->step_failed, 1);
             return;
@@ -300,13 +363,22 @@ static void run_thread(step_job *job, int tid, int nth) {
     const int b0 = DK_ROW_BLOCKS * tid / nth, b1 = DK_ROW_BLOCKS * (tid + 1) / nth;
     forward(job, tid, b0, b1);
     if (!job->loss_is_finite) return;
-    backward(job, tid, nth, b0, b1);
-    if (!job->update) return;
-    if (job->update->check_finite) {
-        spin_barrier_wait(&job->barrier);
-        if (atomic_load_explicit(&job->gradient_not_finite, memory_order_relaxed)) return;
+    backward_deltas(job, b0, b1);
+    if (!job->update) {
+        weight_gradients(job, tid, nth, b0, b1);
+        return;
     }
-    update(job, tid, nth, b0, b1);
+    /* Nothing may be written before every gradient is known to be finite. When the deltas
+     * prove it (the usual case), each gradient row is made right before its step; else all
+     * gradients are made and scanned first, and the threads compare notes at a barrier. */
+    if (!job->update->check_finite || gradients_certainly_finite(job)) {
+        update(job, tid, nth, b0, b1, 1);
+        return;
+    }
+    weight_gradients(job, tid, nth, b0, b1);
+    spin_barrier_wait(&job->barrier);
+    if (atomic_load_explicit(&job->gradient_not_finite, memory_order_relaxed)) return;
+    update(job, tid, nth, b0, b1, 0);
 }
 
 int32_t dk_dense_step_one(const dk_dense_layer *layers, int32_t count, int32_t activation,

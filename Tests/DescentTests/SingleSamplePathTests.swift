@@ -69,10 +69,14 @@ import Testing
 
     /// train_step fuses the update into the pass; forward_backward + apply_update take the
     /// update separately. Both give bit-identical losses, weights and optimizer state, and
-    /// train_step leaves the step's gradients readable.
-    @Test(arguments: ["sgd", "momentum", "adam", "adamw"])
-    func trainStepEqualsForwardBackwardThenUpdate(_ optimizer: String) throws {
-        let fused = try Network(Self.large), split = try Network(Self.large)
+    /// train_step leaves the step's gradients readable. Without network weight decay the
+    /// pass proves the gradients finite from the deltas and steps each gradient row as it is
+    /// made; with it, it makes and scans all gradients first: both are checked.
+    @Test(arguments: ["sgd", "momentum", "adam", "adamw"], [0.0, 0.01])
+    func trainStepEqualsForwardBackwardThenUpdate(_ optimizer: String, _ networkDecay: Double) throws {
+        let spec = Self.large.replacing("\"seed\"", with: "\"weight_decay\":\(networkDecay),\"seed\"")
+        let fused = try Network(spec), split = try Network(spec)
+        #expect(fused.spec.weightDecay == networkDecay)
         let settings = optimizer == "adamw" ? "lr=0.001" : "weight_decay=0.01"
         try fused.setOptimizer(optimizer, hyperparameters: settings)
         try split.setOptimizer(optimizer, hyperparameters: settings)
@@ -111,6 +115,24 @@ import Testing
         try net.trainStep(x, [1])
         #expect(net.optimizer.stepCount == 3)
         #expect(net.parameter("W1").value.pointer[0].isNaN)
+    }
+
+    /// Without network weight decay the pass proves gradients finite from max|a| * max|delta|
+    /// before it steps row by row. Here that bound fails and a product really overflows, with
+    /// a finite loss: x = 1e38 and W1 = 1e-37 give hidden units of 50, W2 = 10 in its first
+    /// column gives scores [2000, 0, 0], a loss of 2000 for label 1, delta of the hidden layer
+    /// 10, and dW1[0][0] = 1e38 * 10 = Inf. The step must fail before writing anything.
+    @Test func overflowingGradientWithoutDecayChangesNothing() throws {
+        let net = try Network(#"{"sizes":[5,4,3],"seed":84}"#)
+        try net.setOptimizer("adam")
+        try net.trainStep(TestRandom.floats(seed: 6, 5), [0])
+        net.parameter("W1").value.fill(1e-37)
+        let w2 = net.parameter("W2").value
+        w2.fill(0)
+        for i in 0..<4 { w2.pointer[i * 3] = 10 }
+        let x = [Float](repeating: 1e38, count: 5)
+        expectFailure(net, .numeric, "the gradient of W1 contains Inf at index 0") { try net.trainStep(x, [1]) }
+        expectFailure(net, .numeric, "the gradient of W1 contains Inf at index 0") { try net.forwardBackward(x, [1]) }
     }
 
     /// A loss that is not a finite float32 stops the pass before the backward pass: nothing

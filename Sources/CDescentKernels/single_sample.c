@@ -172,7 +172,11 @@ static int weight_gradient_rows(const float *restrict a, const float *restrict d
             memcpy(&bits, &g, sizeof bits);
             bad |= (bits & exponent) == exponent;
         }
-        for (int32_t j = out8; j < out; j++) gi[j] = lambda > 0.0f ? ai * delta[j] + lambda * wi[j] : ai * delta[j];
+        for (int32_t j = out8; j < out; j++) {   /* the same two steps as the vector lanes */
+            float g = ai * delta[j];
+            if (lambda > 0.0f) g += lambda * wi[j];
+            gi[j] = g;
+        }
         bad_tail |= any_nonfinite(gi + out8, out - out8);
     }
     for (int k = 0; k < 8; k++) bad_tail |= bad[k] != 0;
@@ -252,8 +256,7 @@ static void forward(step_job *job, int tid, int b0, int b1) {
             double ce = dk_softmax_cross_entropy(layer->output, &job->label, 1, layer->fan_out,
                                                  job->probs, layer->delta);
             job->loss = ce + job->loss_offset;
-            job->loss_is_finite = ce == ce && job->loss - job->loss == 0.0 &&
-                                  (double)(float)job->loss - (double)(float)job->loss == 0.0;
+            job->loss_is_finite = isfinite(job->loss) && isfinite((float)job->loss);   /* returned as float */
         }
     }
     spin_barrier_wait(&job->barrier);

@@ -138,7 +138,7 @@ void dk_argmax_rows(const float *x, int64_t rows, int64_t cols, int32_t *out);
 /* ---- one-sample training step (single_sample.c) --------------------------------------------
  * A plain MLP (affine + activation blocks, softmax cross-entropy; no batch norm, no dropout) at
  * batch 1, run as one parallel region in which each thread owns the same row blocks of every
- * weight matrix for forward, backward and update, so they stay in its L2 cache. */
+ * weight matrix for forward, backward and update, so they stay in its own caches. */
 
 /* Forward sums are split into this many row blocks, whatever the thread count (determinism);
  * it is also the most threads the step uses. */

@@ -145,39 +145,136 @@ static int any_nonfinite(const float *restrict x, int32_t n) {
     return bad;
 }
 
-/* Rows [r0, r1) of dW = a^T delta (+ lambda W), row i written at rows + (i - r0) * out; 1 when
- * one of them is NaN or Inf, checked in the same pass as the stores. */
+/* max |x[i]| over x[0, n), or -1 when some x[i] is NaN or Inf. For a float without its sign
+ * bit, the integer order of the bits is the order of the values, and NaN and Inf are the
+ * patterns from 0x7f800000 up: so one integer maximum answers both questions. */
+static float max_abs_or_nonfinite(const float *restrict x, int32_t n) {
+    const i32x8 magnitude = {0x7fffffff, 0x7fffffff, 0x7fffffff, 0x7fffffff,
+                             0x7fffffff, 0x7fffffff, 0x7fffffff, 0x7fffffff};
+    i32x8 m8 = {0};
+    int32_t j = 0;
+    for (; j + 8 <= n; j += 8) {
+        i32x8 bits;
+        memcpy(&bits, x + j, sizeof bits);
+        bits &= magnitude;
+        const i32x8 larger = bits > m8;
+        m8 = (bits & larger) | (m8 & ~larger);
+    }
+    int32_t m = 0;
+    for (int k = 0; k < 8; k++) m = m8[k] > m ? m8[k] : m;
+    for (; j < n; j++) {
+        int32_t bits;
+        memcpy(&bits, x + j, sizeof bits);
+        bits &= 0x7fffffff;
+        m = bits > m ? bits : m;
+    }
+    if (m >= 0x7f800000) return -1.0f;
+    float value;
+    memcpy(&value, &m, sizeof value);
+    return value;
+}
+
+/* One element of dW: a_i * delta_j (+ lambda * w_ij), rounded after each operation exactly as
+ * in the vector lanes. Contraction into a fused multiply-add is off here and in
+ * store_gradient: an element is computed in a scalar head or tail or in a vector lane
+ * depending on where a thread's rows start, and both must give the same bits. */
+static float gradient_element(float ai, float dj, float wij, float lambda) {
+#pragma STDC FP_CONTRACT OFF
+    float g = ai * dj;
+    if (lambda > 0.0f) g += lambda * wij;
+    return g;
+}
+
+/* Stores eight products a_i * delta_j (+ lambda * w), flagging NaN or Inf lanes in *bad. */
+static void store_gradient(f32x8 g, const float *restrict w, float lambda, float *restrict out,
+                           i32x8 *bad) {
+#pragma STDC FP_CONTRACT OFF
+    const i32x8 exponent = {0x7f800000, 0x7f800000, 0x7f800000, 0x7f800000,
+                            0x7f800000, 0x7f800000, 0x7f800000, 0x7f800000};
+    if (lambda > 0.0f) g += splat8(lambda) * load8(w);
+    store8(out, g);
+    i32x8 bits;
+    memcpy(&bits, &g, sizeof bits);
+    *bad |= (bits & exponent) == exponent;
+}
+
+/* Rows [r0, r1) of dW = a^T delta (+ lambda W), written to rows [0, (r1 - r0) * out) (w and rows
+ * start at row r0); 1 when one of them is NaN or Inf, checked in the same pass as the stores.
+ *
+ * The rows are contiguous, so they are written as one run of 8-float vectors aligned to the
+ * output. A row-by-row loop would start every other row of a fan_out like 100 off the 32-byte
+ * grid and split half its stores across cache lines (measured: 2.2x slower for fan_out 100
+ * than for 104). A vector that straddles two rows takes its first k lanes from the end of one
+ * row and the rest from the start of the next: a from a blend, delta from `wrap` (the last 8
+ * and the first 8 values of delta side by side). Every lane is the same product as its
+ * scalar form (gradient_element). Needs out >= 8, so a vector spans at most two rows. */
+static int weight_gradient_run(const float *restrict a, const float *restrict delta,
+                               const float *restrict w, int32_t out, int32_t r0, int32_t r1,
+                               float lambda, float *restrict rows) {
+    const i32x8 lane = {0, 1, 2, 3, 4, 5, 6, 7};
+    float wrap[16];
+    memcpy(wrap, delta + out - 8, 8 * sizeof(float));
+    memcpy(wrap + 8, delta, 8 * sizeof(float));
+    const int64_t n = (int64_t)(r1 - r0) * out;
+    int32_t i = r0, c = 0;   /* row and column of rows[f] */
+    int64_t f = 0;
+    int bad = 0;
+    /* Up to 7 elements until rows + f sits on the 32-byte grid. */
+    const int64_t head = (int64_t)((32 - (uintptr_t)rows % 32) % 32 / sizeof(float));
+    for (; f < head && f < n; f++) {
+        rows[f] = gradient_element(a[i], delta[c], w[f], lambda);
+        bad |= any_nonfinite(rows + f, 1);
+        if (++c == out) { c = 0; i++; }
+    }
+    i32x8 bad8 = {0};
+    while (f + 8 <= n) {
+        /* The whole vectors left in row i, then the one that straddles into row i + 1. */
+        int64_t whole = (out - c) / 8;
+        if (whole > (n - f) / 8) whole = (n - f) / 8;
+        const f32x8 a8 = splat8(a[i]);
+        for (int64_t t = 0; t < whole; t++)
+            store_gradient(a8 * load8(delta + c + 8 * t), w + f + 8 * t, lambda, rows + f + 8 * t, &bad8);
+        f += 8 * whole;
+        c += (int32_t)(8 * whole);
+        if (c == out) { c = 0; i++; continue; }
+        if (f + 8 > n) break;
+        const int32_t k = out - c;   /* lanes [0, k) end row i, lanes [k, 8) start row i + 1 */
+        const i32x8 first = lane < k;
+        const f32x8 a_next = splat8(a[i + 1]);
+        i32x8 this_bits, next_bits;
+        memcpy(&this_bits, &a8, sizeof this_bits);
+        memcpy(&next_bits, &a_next, sizeof next_bits);
+        const i32x8 blend = (this_bits & first) | (next_bits & ~first);
+        f32x8 a_lanes;
+        memcpy(&a_lanes, &blend, sizeof a_lanes);
+        store_gradient(a_lanes * load8(wrap + 8 - k), w + f, lambda, rows + f, &bad8);
+        f += 8;
+        c = 8 - k;
+        i++;
+    }
+    for (; f < n; f++) {
+        rows[f] = gradient_element(a[i], delta[c], w[f], lambda);
+        bad |= any_nonfinite(rows + f, 1);
+        if (++c == out) { c = 0; i++; }
+    }
+    for (int k = 0; k < 8; k++) bad |= bad8[k] != 0;
+    return bad;
+}
+
+/* Rows [r0, r1) of dW, as weight_gradient_run; row by row when rows are shorter than a
+ * vector. */
 static int weight_gradient_rows(const float *restrict a, const float *restrict delta,
                                 const float *restrict w, int32_t out, int32_t r0, int32_t r1,
                                 float lambda, float *restrict rows) {
-    const i32x8 exponent = {0x7f800000, 0x7f800000, 0x7f800000, 0x7f800000,
-                            0x7f800000, 0x7f800000, 0x7f800000, 0x7f800000};
-    const int32_t out8 = out & ~7;
-    const f32x8 l8 = splat8(lambda);
-    i32x8 bad = {0};
-    int bad_tail = 0;
+    if (out >= 8) return weight_gradient_run(a, delta, w, out, r0, r1, lambda, rows);
+    int bad = 0;
     for (int32_t i = r0; i < r1; i++) {
-        const float ai = a[i];
-        const f32x8 a8 = splat8(ai);
-        const float *restrict wi = w + (int64_t)i * out;
+        const float *restrict wi = w + (int64_t)(i - r0) * out;
         float *restrict gi = rows + (int64_t)(i - r0) * out;
-        for (int32_t j = 0; j < out8; j += 8) {
-            f32x8 g = a8 * load8(delta + j);
-            if (lambda > 0.0f) g += l8 * load8(wi + j);
-            store8(gi + j, g);
-            i32x8 bits;
-            memcpy(&bits, &g, sizeof bits);
-            bad |= (bits & exponent) == exponent;
-        }
-        for (int32_t j = out8; j < out; j++) {   /* the same two steps as the vector lanes */
-            float g = ai * delta[j];
-            if (lambda > 0.0f) g += lambda * wi[j];
-            gi[j] = g;
-        }
-        bad_tail |= any_nonfinite(gi + out8, out - out8);
+        for (int32_t j = 0; j < out; j++) gi[j] = gradient_element(a[i], delta[j], wi[j], lambda);
+        bad |= any_nonfinite(gi, out);
     }
-    for (int k = 0; k < 8; k++) bad_tail |= bad[k] != 0;
-    return bad_tail;
+    return bad;
 }
 
 /* Rows [r0, r1) of the previous layer's delta: f'(a[i]) * (W[i][:] . delta). */
@@ -214,7 +311,7 @@ static void finish_outputs(const dk_dense_layer *layer, int32_t activation, int 
 /* ---- the step ---------------------------------------------------------------------------------*/
 
 typedef struct step_job {
-    const dk_dense_layer *layers;
+    dk_dense_layer *layers;
     int32_t count;
     int32_t activation;
     float weight_decay;
@@ -236,6 +333,10 @@ static const float *layer_input(const step_job *job, int32_t l) {
 }
 
 static void forward(step_job *job, int tid, int b0, int b1) {
+    for (int32_t k = b0; k < b1; k++) {
+        const int32_t r0 = block_begin(job->layers[0].fan_in, k), r1 = block_begin(job->layers[0].fan_in, k + 1);
+        job->layers[0].input_max[k] = max_abs_or_nonfinite(job->x + r0, r1 - r0);
+    }
     for (int32_t l = 0; l < job->count; l++) {
         const dk_dense_layer *layer = &job->layers[l];
         const float *a = layer_input(job, l);
@@ -246,14 +347,21 @@ static void forward(step_job *job, int tid, int b0, int b1) {
         if (l + 1 < job->count) {
             /* This thread's outputs are the next layer's rows that its blocks hold: the only
              * ones it reads, in this forward pass and in the backward pass. */
-            finish_outputs(layer, job->activation, 1, block_begin(layer->fan_out, b0),
-                           block_begin(layer->fan_out, b1));
+            dk_dense_layer *next = &job->layers[l + 1];
+            for (int32_t k = b0; k < b1; k++) {
+                const int32_t j0 = block_begin(layer->fan_out, k), j1 = block_begin(layer->fan_out, k + 1);
+                finish_outputs(layer, job->activation, 1, j0, j1);
+                next->input_max[k] = max_abs_or_nonfinite(layer->output + j0, j1 - j0);
+            }
         } else if (tid == 0) {
             finish_outputs(layer, job->activation, 0, 0, layer->fan_out);
             double ce = dk_softmax_cross_entropy(layer->output, &job->label, 1, layer->fan_out,
                                                  job->probs, layer->delta);
             job->loss = ce + job->loss_offset;
             job->loss_is_finite = isfinite(job->loss) && isfinite((float)job->loss);   /* returned as float */
+            dk_dense_layer *last = &job->layers[l];
+            last->delta_max[0] = max_abs_or_nonfinite(last->delta, last->fan_out);
+            for (int32_t k = 1; k < DK_ROW_BLOCKS; k++) last->delta_max[k] = 0.0f;
         }
     }
     spin_barrier_wait(&job->barrier);
@@ -263,10 +371,14 @@ static void forward(step_job *job, int tid, int b0, int b1) {
  * per layer (the layer below needs all of it). */
 static void backward_deltas(step_job *job, int b0, int b1) {
     for (int32_t l = job->count - 1; l > 0; l--) {
-        const dk_dense_layer *layer = &job->layers[l], *below = &job->layers[l - 1];
-        input_gradient_rows(layer->weight, layer->delta, layer->fan_out, layer_input(job, l), job->activation,
-                            block_begin(layer->fan_in, b0), block_begin(layer->fan_in, b1), below->scratch,
-                            below->delta);
+        const dk_dense_layer *layer = &job->layers[l];
+        dk_dense_layer *below = &job->layers[l - 1];
+        for (int32_t k = b0; k < b1; k++) {
+            const int32_t r0 = block_begin(layer->fan_in, k), r1 = block_begin(layer->fan_in, k + 1);
+            input_gradient_rows(layer->weight, layer->delta, layer->fan_out, layer_input(job, l), job->activation,
+                                r0, r1, below->scratch, below->delta);
+            below->delta_max[k] = max_abs_or_nonfinite(below->delta + r0, r1 - r0);
+        }
         spin_barrier_wait(&job->barrier);
     }
 }
@@ -278,8 +390,9 @@ static void weight_gradients(step_job *job, int tid, int nth, int b0, int b1) {
     for (int32_t l = 0; l < job->count; l++) {
         const dk_dense_layer *layer = &job->layers[l];
         const int32_t r0 = block_begin(layer->fan_in, b0), r1 = block_begin(layer->fan_in, b1);
-        bad |= weight_gradient_rows(layer_input(job, l), layer->delta, layer->weight, layer->fan_out, r0, r1,
-                                    job->weight_decay, layer->weight_grad + (int64_t)r0 * layer->fan_out);
+        const int64_t offset = (int64_t)r0 * layer->fan_out;
+        bad |= weight_gradient_rows(layer_input(job, l), layer->delta, layer->weight + offset, layer->fan_out, r0,
+                                    r1, job->weight_decay, layer->weight_grad + offset);
         if (tid == nth - 1) {
             memcpy(layer->bias_grad, layer->delta, (size_t)layer->fan_out * sizeof(float));
             bad |= any_nonfinite(layer->bias_grad, layer->fan_out);
@@ -288,13 +401,12 @@ static void weight_gradients(step_job *job, int tid, int nth, int b0, int b1) {
     if (bad) atomic_store_explicit(&job->gradient_not_finite, 1, memory_order_relaxed);
 }
 
-/* max |x[i]| over x[0, n), or -1 when some x[i] is NaN or Inf. */
-static float max_abs_or_nonfinite(const float *x, int32_t n) {
+/* The largest of a layer's per-block maxima, or -1 when a block holds NaN or Inf. */
+static float block_max(const float *maxima) {
     float m = 0.0f;
-    for (int32_t i = 0; i < n; i++) {
-        const float v = fabsf(x[i]);
-        if (!(v <= FLT_MAX)) return -1.0f;
-        m = v > m ? v : m;
+    for (int32_t k = 0; k < DK_ROW_BLOCKS; k++) {
+        if (maxima[k] < 0.0f) return -1.0f;
+        m = maxima[k] > m ? maxima[k] : m;
     }
     return m;
 }
@@ -303,14 +415,13 @@ static float max_abs_or_nonfinite(const float *x, int32_t n) {
  * inputs alone (after the backward chain), so the update may run row by row as each gradient
  * row is made. Without network weight decay dW[i][j] = a[i] * delta[j]: with a and delta
  * finite and max|a| * max|delta| <= FLT_MAX (exact in double) no product can round past
- * FLT_MAX. Reads shared vectors only, so every thread reaches the same answer without a
- * barrier. 0 means "not known": the gradients are then computed and scanned first. */
+ * FLT_MAX. The maxima were taken per row block by the threads that made the values (forward,
+ * backward_deltas) and are read after the last barrier, so every thread reaches the same
+ * answer. 0 means "not known": the gradients are then computed and scanned first. */
 static int gradients_certainly_finite(const step_job *job) {
     if (job->weight_decay > 0.0f) return 0;
     for (int32_t l = 0; l < job->count; l++) {
-        const dk_dense_layer *layer = &job->layers[l];
-        const float a = max_abs_or_nonfinite(layer_input(job, l), layer->fan_in);
-        const float d = max_abs_or_nonfinite(layer->delta, layer->fan_out);
+        const float a = block_max(job->layers[l].input_max), d = block_max(job->layers[l].delta_max);
         if (a < 0.0f || d < 0.0f || (double)a * (double)d > (double)FLT_MAX) return 0;
     }
     return 1;
@@ -338,7 +449,7 @@ static void update(step_job *job, int tid, int nth, int b0, int b1, int make_gra
             for (int32_t i = r0; i < r1 && rc == DESCENT_PLUGIN_OK; i += per) {
                 const int32_t e = i + per < r1 ? i + per : r1;
                 const int64_t offset = (int64_t)i * out, n = (int64_t)(e - i) * out;
-                weight_gradient_rows(layer_input(job, l), layer->delta, layer->weight, out, i, e,
+                weight_gradient_rows(layer_input(job, l), layer->delta, layer->weight + offset, out, i, e,
                                      job->weight_decay, layer->weight_grad + offset);
                 for (uint32_t q = 0; q < slots; q++) slot[q] = state[q] + offset;
                 rc = dk_run_segment(u->desc, u->ctx, layer->weight + offset, layer->weight_grad + offset,
@@ -383,7 +494,7 @@ static void run_thread(step_job *job, int tid, int nth) {
     update(job, tid, nth, b0, b1, 0);
 }
 
-int32_t dk_dense_step_one(const dk_dense_layer *layers, int32_t count, int32_t activation,
+int32_t dk_dense_step_one(dk_dense_layer *layers, int32_t count, int32_t activation,
                           float weight_decay, const float *x, int32_t label, double loss_offset,
                           const dk_dense_update *update, int32_t threads, float *probs, double *loss) {
     step_job job = {

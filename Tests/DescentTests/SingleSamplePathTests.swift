@@ -48,6 +48,36 @@ import Testing
         }
     }
 
+    /// Every weight gradient element is the float32 product a_i * delta_j (+ lambda * W_ij),
+    /// rounded after each operation: the bits the definition gives. The pass writes a layer's
+    /// gradient rows as one run of 8-float vectors, so with fan-outs that are not multiples of
+    /// 8 (100, 13, 9) a vector straddles two rows; fan-out 6 takes the row-by-row loop. delta_j
+    /// is read back from the bias gradient, which is delta itself at batch 1.
+    @Test(arguments: [0.0, 0.3])
+    func weightGradientsAreExactProducts(_ decay: Double) throws {
+        let net = try Network(#"{"sizes":[330,100,13,6,9],"activation":"tanh","weight_decay":\#(decay),"seed":31}"#)
+        var random = TestRandom(205)
+        let x = random.floats(330, std: 0.5, mean: 0.5)
+        try net.forwardBackward(x, random.labels(1, classes: 9))
+        let lambda = Float(decay)
+        let sizes = net.spec.sizes
+        for l in 0..<(sizes.count - 1) {
+            let a = l == 0 ? x : Array(UnsafeBufferPointer(start: try net.activations(layer: l - 1).data, count: sizes[l]))
+            let delta = net.parameter("b\(l + 1)").gradient.array
+            let w = net.parameter("W\(l + 1)").value.array, dw = net.parameter("W\(l + 1)").gradient.array
+            var mismatches = 0
+            for i in 0..<sizes[l] {
+                for j in 0..<sizes[l + 1] {
+                    var expected = a[i] * delta[j]
+                    if lambda > 0 { expected += lambda * w[i * sizes[l + 1] + j] }
+                    if dw[i * sizes[l + 1] + j].bitPattern != expected.bitPattern { mismatches += 1 }
+                }
+            }
+            #expect(mismatches == 0, "W\(l + 1): \(mismatches) elements differ from a_i * delta_j")
+            #expect(maxAbs(delta.map(Double.init)) > 1e-4, "b\(l + 1)'s gradient is ~0")
+        }
+    }
+
     /// On a network large enough for several threads, the one-sample pass agrees with the
     /// layer-by-layer (BLAS) path run on a batch of the same sample twice, whose mean loss and
     /// gradients are the same numbers: only the order of float32 sums differs (~1e-6 relative).
@@ -97,9 +127,12 @@ import Testing
 
     /// A finite loss with an infinite gradient (the construction of NetworkBehaviourTests:
     /// weight decay 3e38, all weights 0 but W1[0] = 1.2): the fused step fails .numeric with
-    /// the layer path's message and changes nothing; check_finite=0 lets it through.
-    @Test func infiniteGradientChangesNothing() throws {
-        let net = try Network(#"{"sizes":[5,4,4,3],"weight_decay":3e38,"seed":82}"#)
+    /// the layer path's message and changes nothing; check_finite=0 lets it through. Fan-out
+    /// 4 makes W1's gradient row by row, fan-out 9 as a run of vectors.
+    @Test(arguments: [#"{"sizes":[5,4,4,3],"weight_decay":3e38,"seed":82}"#,
+                      #"{"sizes":[5,9,4,3],"weight_decay":3e38,"seed":82}"#])
+    func infiniteGradientChangesNothing(_ json: String) throws {
+        let net = try Network(json)
         try net.setOptimizer("adam")
         for p in net.parameters where p.isWeight { p.value.fill(0) }
         var random = TestRandom(204)
@@ -159,17 +192,22 @@ import Testing
 /// In the serialized Threads suite: the thread count is process-wide.
 extension ThreadTests {
     /// Same inputs, any thread count (1 to DK_ROW_BLOCKS and beyond): bit-identical losses,
-    /// weights and optimizer state.
-    @Test("batch-1 steps: any thread count gives identical bits") func singleSampleBitIdentical() throws {
+    /// weights and optimizer state. The second network has network weight decay and fan-outs
+    /// that are not multiples of 8, so where a thread's rows start decides which gradient
+    /// elements are made one at a time and which in vector lanes.
+    @Test("batch-1 steps: any thread count gives identical bits", arguments: [
+        SingleSamplePathTests.large, #"{"sizes":[330,100,13,6,9],"weight_decay":0.01,"seed":22}"#,
+    ]) func singleSampleBitIdentical(_ json: String) throws {
         var results: [(losses: [UInt32], snapshot: NetworkSnapshot)] = []
         for threads: Int32 in [1, 2, 3, 5] {
-            let net = try Network(SingleSamplePathTests.large)
+            let net = try Network(json)
             try net.setOptimizer("adam")
             var random = TestRandom(203)
             try Threads.set(Int(threads))
             defer { _ = try? Threads.set(0) }
             let losses = try (0..<8).map { _ in
-                try net.trainStep(random.floats(300, std: 0.5, mean: 0.5), random.labels(1, classes: 10)).bitPattern
+                try net.trainStep(random.floats(net.inputSize, std: 0.5, mean: 0.5),
+                                  random.labels(1, classes: net.classes)).bitPattern
             }
             results.append((losses, NetworkSnapshot(net)))
         }

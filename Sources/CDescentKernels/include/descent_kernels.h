@@ -155,6 +155,9 @@ typedef struct dk_dense_layer {
     float *delta;                  /* [fan_out]: dLoss/dz */
     float *scratch;                /* [fan_out]: z (forward), W_{l+1} delta_{l+1} (backward); hidden only */
     float *partials;               /* [DK_ROW_BLOCKS][fan_out]: forward sums per row block */
+    /* Written by the step: max |input| over each row block of fan_in, and max |delta| over each
+     * row block of fan_out (the next layer's fan_in); -1 for a block that holds NaN or Inf. */
+    float input_max[DK_ROW_BLOCKS], delta_max[DK_ROW_BLOCKS];
 } dk_dense_layer;
 
 /* The optimizer step fused after the backward pass. Parameters are W1, b1, W2, b2, ... in
@@ -179,7 +182,7 @@ static const int32_t dk_dense_step_failed = 3;           /* a step() call failed
  * adds lambda * W to dW); then, if update is not NULL, the optimizer step. Returns a
  * dk_dense_* code. Call with subnormals flushed (dk_denormals_flush_begin).
  */
-int32_t dk_dense_step_one(const dk_dense_layer *layers, int32_t count, int32_t activation,
+int32_t dk_dense_step_one(dk_dense_layer *layers, int32_t count, int32_t activation,
                           float weight_decay, const float *x, int32_t label, double loss_offset,
                           const dk_dense_update *update, int32_t threads, float *probs, double *loss);
 

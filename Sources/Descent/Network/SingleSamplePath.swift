@@ -47,12 +47,18 @@ final class SingleSamplePath {
     private func fillTable() {
         for (l, layer) in affine.enumerated() {
             let hidden = l < activationLayers.count
-            table[l] = dk_dense_layer(
-                fan_in: Int32(layer.fanIn), fan_out: Int32(layer.fanOut),
-                weight: layer.weight.value.pointer, weight_grad: layer.weight.gradient.pointer,
-                bias: layer.bias.value.pointer, bias_grad: layer.bias.gradient.pointer,
-                output: hidden ? activationLayers[l].output.pointer : scores.pointer,
-                delta: deltas[l].pointer, scratch: scratches[l].pointer, partials: partials[l].pointer)
+            var entry = dk_dense_layer()
+            entry.fan_in = Int32(layer.fanIn)
+            entry.fan_out = Int32(layer.fanOut)
+            entry.weight = layer.weight.value.pointer
+            entry.weight_grad = layer.weight.gradient.pointer
+            entry.bias = layer.bias.value.pointer
+            entry.bias_grad = layer.bias.gradient.pointer
+            entry.output = hidden ? activationLayers[l].output.pointer : scores.pointer
+            entry.delta = deltas[l].pointer
+            entry.scratch = scratches[l].pointer
+            entry.partials = partials[l].pointer
+            table[l] = entry
         }
         tableIsCurrent = true
     }

@@ -333,6 +333,11 @@ static void finish_outputs(const dk_dense_layer *layer, int32_t activation, int 
 
 /* ---- the step ---------------------------------------------------------------------------------*/
 
+/* One thread's update chunks not yet taken (see update), on a cache line of its own. */
+typedef struct chunk_queue {
+    _Alignas(64) _Atomic uint64_t range;
+} chunk_queue;
+
 typedef struct step_job {
     dk_dense_layer *layers;
     int32_t count;
@@ -349,6 +354,7 @@ typedef struct step_job {
     atomic_int gradient_not_finite;
     atomic_int step_failed;
     spin_barrier barrier;
+    chunk_queue queues[DK_ROW_BLOCKS];   /* per thread: update chunks not yet taken */
 } step_job;
 
 static const float *layer_input(const step_job *job, int32_t l) {
@@ -450,48 +456,111 @@ static int gradients_certainly_finite(const step_job *job) {
     return 1;
 }
 
-/* The optimizer step on this thread's rows of every weight matrix and (last thread) on the
- * biases. With make_gradients, each weight gradient row is computed just before its step, a
- * chunk at a time, so it is written and read back while still in cache. */
-static void update(step_job *job, int tid, int nth, int b0, int b1, int make_gradients) {
-    /* 16 KB of gradient per step() call: measured against 4, 8 and 32 KB (paired runs, Adam at
-     * batch 1), 16 KB was fastest, 2.4 us per step ahead of 4 KB. */
-    enum { CHUNK_FLOATS = 4096 };
-    const dk_dense_update *u = job->update;
-    const uint32_t slots = u->desc->state_count;
-    _Alignas(64) float scratch[DK_CHUNK];
-    float *slot[DESCENT_PLUGIN_MAX_STATE];
+/* ---- the update, in chunks that idle threads may take over ---------------------------------
+ * Each thread steps the rows it owns, a chunk of rows at a time, and with make_gradients makes
+ * each chunk's gradient rows just before, so they are written and read back while in cache.
+ * The host is noisy: one thread often finishes its share several microseconds after the other
+ * (measured: |difference| ~3 us at the median). So a thread that has run out of chunks takes
+ * the other threads' last ones. Every element is computed the same way whoever takes its
+ * chunk, so results do not change. */
+
+/* 16 KB of gradient per step() call: measured against 4, 8 and 32 KB (paired runs, Adam at
+ * batch 1), 16 KB was fastest, 2.4 us per step ahead of 4 KB. */
+enum { CHUNK_FLOATS = 4096 };
+
+/* Rows per chunk of a layer. */
+static int32_t chunk_rows(const dk_dense_layer *layer) {
+    return layer->fan_out < CHUNK_FLOATS ? CHUNK_FLOATS / layer->fan_out : 1;
+}
+
+/* Chunks of the rows of `owner` (of nth threads) in every layer, layer by layer. */
+static uint32_t owner_chunks(const step_job *job, int owner, int nth) {
+    const int b0 = DK_ROW_BLOCKS * owner / nth, b1 = DK_ROW_BLOCKS * (owner + 1) / nth;
+    uint32_t chunks = 0;
     for (int32_t l = 0; l < job->count; l++) {
         const dk_dense_layer *layer = &job->layers[l];
-        float *const *state = u->state + (size_t)(2 * l) * slots;
-        const int32_t out = layer->fan_out;
-        const int32_t r0 = block_begin(layer->fan_in, b0), r1 = block_begin(layer->fan_in, b1);
-        int32_t rc = DESCENT_PLUGIN_OK;
-        if (make_gradients) {
-            const int32_t per = out < CHUNK_FLOATS ? CHUNK_FLOATS / out : 1;
-            for (int32_t i = r0; i < r1 && rc == DESCENT_PLUGIN_OK; i += per) {
-                const int32_t e = i + per < r1 ? i + per : r1;
-                const int64_t offset = (int64_t)i * out, n = (int64_t)(e - i) * out;
-                weight_gradient_rows(layer_input(job, l), layer->delta, layer->weight + offset, out, i, e,
-                                     job->weight_decay, layer->weight_grad + offset);
-                for (uint32_t q = 0; q < slots; q++) slot[q] = state[q] + offset;
-                rc = dk_run_segment(u->desc, u->ctx, layer->weight + offset, layer->weight_grad + offset,
-                                    slot, u->l2, 0, n, scratch);
-            }
-        } else {
-            rc = dk_run_segment(u->desc, u->ctx, layer->weight, layer->weight_grad, state, u->l2,
-                                (int64_t)r0 * out, (int64_t)r1 * out, scratch);
-        }
-        if (rc == DESCENT_PLUGIN_OK && tid == nth - 1) {
-            if (make_gradients) memcpy(layer->bias_grad, layer->delta, (size_t)out * sizeof(float));
-            rc = dk_run_segment(u->desc, u->ctx, layer->bias, layer->bias_grad, state + slots, u->l2, 0,
-                                out, scratch);
-        }
-        if (rc != DESCENT_PLUGIN_OK) {
-            atomic_store(&job->step_failed, 1);
-            return;
+        const int32_t rows = block_begin(layer->fan_in, b1) - block_begin(layer->fan_in, b0);
+        chunks += (uint32_t)((rows + chunk_rows(layer) - 1) / chunk_rows(layer));
+    }
+    return chunks;
+}
+
+/* A queue's chunks not yet taken, [front, back), packed with front in the high half so one
+ * compare-and-swap takes a chunk from either end. */
+static uint64_t pack_range(uint32_t front, uint32_t back) { return (uint64_t)front << 32 | back; }
+
+static void fill_queues(step_job *job, int nth) {
+    for (int t = 0; t < nth; t++) atomic_store_explicit(&job->queues[t].range, pack_range(0, owner_chunks(job, t, nth)), memory_order_relaxed);
+}
+
+/* Takes the first (from_front) or the last chunk left in q; 0 when none is left. */
+static int take_chunk(chunk_queue *q, int from_front, uint32_t *chunk) {
+    uint64_t range = atomic_load_explicit(&q->range, memory_order_relaxed);
+    for (;;) {
+        const uint32_t front = (uint32_t)(range >> 32), back = (uint32_t)range;
+        if (front >= back) return 0;
+        const uint64_t rest = from_front ? pack_range(front + 1, back) : pack_range(front, back - 1);
+        if (atomic_compare_exchange_weak_explicit(&q->range, &range, rest, memory_order_relaxed,
+                                                  memory_order_relaxed)) {
+            *chunk = from_front ? front : back - 1;
+            return 1;
         }
     }
+}
+
+/* Steps chunk `chunk` of owner's rows (making its gradient rows first with make_gradients). */
+static int32_t step_chunk(const step_job *job, int owner, int nth, uint32_t chunk, int make_gradients,
+                          float *scratch) {
+    const dk_dense_update *u = job->update;
+    const uint32_t slots = u->desc->state_count;
+    const int b0 = DK_ROW_BLOCKS * owner / nth, b1 = DK_ROW_BLOCKS * (owner + 1) / nth;
+    for (int32_t l = 0; l < job->count; l++) {
+        const dk_dense_layer *layer = &job->layers[l];
+        const int32_t r0 = block_begin(layer->fan_in, b0), r1 = block_begin(layer->fan_in, b1);
+        const int32_t per = chunk_rows(layer);
+        const uint32_t chunks = (uint32_t)((r1 - r0 + per - 1) / per);
+        if (chunk >= chunks) {
+            chunk -= chunks;
+            continue;
+        }
+        const int32_t i = r0 + (int32_t)chunk * per, e = i + per < r1 ? i + per : r1;
+        const int64_t offset = (int64_t)i * layer->fan_out, n = (int64_t)(e - i) * layer->fan_out;
+        if (make_gradients)
+            weight_gradient_rows(layer_input(job, l), layer->delta, layer->weight + offset, layer->fan_out, i, e,
+                                 job->weight_decay, layer->weight_grad + offset);
+        float *slot[DESCENT_PLUGIN_MAX_STATE];
+        float *const *state = u->state + (size_t)(2 * l) * slots;
+        for (uint32_t q = 0; q < slots; q++) slot[q] = state[q] + offset;
+        return dk_run_segment(u->desc, u->ctx, layer->weight + offset, layer->weight_grad + offset, slot, u->l2,
+                              0, n, scratch);
+    }
+    return DESCENT_PLUGIN_OK;   /* not reached: chunk < owner_chunks */
+}
+
+/* The optimizer step: the last thread steps the biases, then every thread its own chunks, then
+ * whatever chunks the other threads have not started. */
+static void update(step_job *job, int tid, int nth, int make_gradients) {
+    const dk_dense_update *u = job->update;
+    _Alignas(64) float scratch[DK_CHUNK];
+    int32_t rc = DESCENT_PLUGIN_OK;
+    if (tid == nth - 1) {
+        const uint32_t slots = u->desc->state_count;
+        for (int32_t l = 0; l < job->count && rc == DESCENT_PLUGIN_OK; l++) {
+            const dk_dense_layer *layer = &job->layers[l];
+            if (make_gradients) memcpy(layer->bias_grad, layer->delta, (size_t)layer->fan_out * sizeof(float));
+            rc = dk_run_segment(u->desc, u->ctx, layer->bias, layer->bias_grad,
+                                u->state + (size_t)(2 * l + 1) * slots, u->l2, 0, layer->fan_out, scratch);
+        }
+    }
+    uint32_t chunk;
+    while (rc == DESCENT_PLUGIN_OK && take_chunk(&job->queues[tid], 1, &chunk))
+        rc = step_chunk(job, tid, nth, chunk, make_gradients, scratch);
+    for (int k = 1; k < nth; k++) {
+        const int owner = (tid + k) % nth;
+        while (rc == DESCENT_PLUGIN_OK && take_chunk(&job->queues[owner], 0, &chunk))
+            rc = step_chunk(job, owner, nth, chunk, make_gradients, scratch);
+    }
+    if (rc != DESCENT_PLUGIN_OK) atomic_store(&job->step_failed, 1);
 }
 
 static void run_thread(step_job *job, int tid, int nth) {
@@ -508,13 +577,13 @@ static void run_thread(step_job *job, int tid, int nth) {
      * prove it (the usual case), each gradient row is made right before its step; else all
      * gradients are made and scanned first, and the threads compare notes at a barrier. */
     if (!job->update->check_finite || gradients_certainly_finite(job)) {
-        update(job, tid, nth, b0, b1, 1);
+        update(job, tid, nth, 1);
         return;
     }
     weight_gradients(job, tid, nth, b0, b1);
     spin_barrier_wait(&job->barrier);
     if (atomic_load_explicit(&job->gradient_not_finite, memory_order_relaxed)) return;
-    update(job, tid, nth, b0, b1, 0);
+    update(job, tid, nth, 0);
 }
 
 int32_t dk_dense_step_one(dk_dense_layer *layers, int32_t count, int32_t activation,
@@ -529,6 +598,7 @@ int32_t dk_dense_step_one(dk_dense_layer *layers, int32_t count, int32_t activat
     int nth = threads < DK_ROW_BLOCKS ? threads : DK_ROW_BLOCKS;
     if (weights < DK_PARALLEL_MIN_ELEMENTS || nth < 1) nth = 1;
     job.barrier.threads = nth;
+    fill_queues(&job, nth);
 
     if (nth == 1) {
         run_thread(&job, 0, 1);   /* no OpenMP region at all (see step_runner.c) */
@@ -546,6 +616,7 @@ int32_t dk_dense_step_one(dk_dense_layer *layers, int32_t count, int32_t activat
                 run_thread(&job, omp_get_thread_num(), nth);
             } else if (omp_get_thread_num() == 0) {
                 job.barrier.threads = 1;
+                fill_queues(&job, 1);
                 run_thread(&job, 0, 1);
             }
             dk_fp_mode_set(mode);

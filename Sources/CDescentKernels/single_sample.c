@@ -77,6 +77,10 @@ typedef int32_t i32x8 __attribute__((vector_size(32)));
 static f32x8 load8(const float *p) { f32x8 v; memcpy(&v, p, sizeof v); return v; }
 static void store8(float *p, f32x8 v) { memcpy(p, &v, sizeof v); }
 static f32x8 splat8(float x) { return (f32x8){x, x, x, x, x, x, x, x}; }
+typedef float f32x4 __attribute__((vector_size(16)));
+static f32x4 load4(const float *p) { f32x4 v; memcpy(&v, p, sizeof v); return v; }
+static void store4(float *p, f32x4 v) { memcpy(p, &v, sizeof v); }
+static f32x4 splat4(float x) { return (f32x4){x, x, x, x}; }
 static float sum8(f32x8 v) { return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7])); }
 
 /* First row of block k of n rows. */
@@ -100,7 +104,14 @@ static void partial_rows(const float *restrict a, const float *restrict w, int32
             for (int k = 0; k < ROWS; k++) s += ak[k] * load8(w0 + (int64_t)k * out + j);
             store8(ps + j, s);
         }
-        for (int32_t j = out8; j < out; j++) {
+        int32_t j = out8;
+        if (j + 4 <= out) {   /* e.g. the last 4 of 100: as one 4-float vector */
+            f32x4 s = load4(ps + j);
+            for (int k = 0; k < ROWS; k++) s += splat4(a[i + k]) * load4(w0 + (int64_t)k * out + j);
+            store4(ps + j, s);
+            j += 4;
+        }
+        for (; j < out; j++) {
             float s = ps[j];
             for (int k = 0; k < ROWS; k++) s += a[i + k] * w0[(int64_t)k * out + j];
             ps[j] = s;

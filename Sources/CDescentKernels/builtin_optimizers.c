@@ -10,6 +10,7 @@
  */
 #include <math.h>
 
+#include "adam_element.h"
 #include "descent_kernels.h"
 
 #define OK DESCENT_PLUGIN_OK
@@ -149,26 +150,31 @@ static int32_t adamw_prepare(const descent_step_context *ctx, double *scalars) {
     return OK;
 }
 
-/* Shared by adam and adamw: both tables keep beta1, beta2, eps at the same positions. */
+/* Shared by adam and adamw: both tables keep beta1, beta2, eps at the same positions.
+ * 1 - beta is taken in double, then rounded once: (float)0.999 is 0.99899995, so
+ * 1 - (float)beta2 would be 1.3e-5 too small (PyTorch also takes 1 - beta in double). */
+static dk_adam_constants adam_constants(const descent_step_context *ctx) {
+    return (dk_adam_constants){
+        .one_minus_b1 = (float)(1.0 - ctx->hparams[ADAM_BETA1]),
+        .one_minus_b2 = (float)(1.0 - ctx->hparams[ADAM_BETA2]),
+        .eps = HP(ADAM_EPS),
+        .step_size = (float)ctx->scalars[SCALAR_STEP_SIZE],
+        .inv_sqrt_bc2 = (float)ctx->scalars[SCALAR_INV_SQRT_BC2],
+        .decay = (float)ctx->scalars[SCALAR_DECAY],
+    };
+}
+
 static int32_t adam_step(const descent_step_context *ctx, float *restrict p, const float *restrict g,
                          float *const *state, int64_t n) {
-    /* 1 - beta in double, then rounded once: (float)0.999 is 0.99899995, so 1 - (float)beta2
-     * would be 1.3e-5 too small (PyTorch also takes 1 - beta in double). */
-    const float one_minus_b1 = (float)(1.0 - ctx->hparams[ADAM_BETA1]);
-    const float one_minus_b2 = (float)(1.0 - ctx->hparams[ADAM_BETA2]);
-    const float eps = HP(ADAM_EPS);
-    const float step_size = (float)ctx->scalars[SCALAR_STEP_SIZE];
-    const float inv_sqrt_bc2 = (float)ctx->scalars[SCALAR_INV_SQRT_BC2];
-    const float decay = (float)ctx->scalars[SCALAR_DECAY];
+    const dk_adam_constants k = adam_constants(ctx);
     float *restrict m = state[0];
     float *restrict v = state[1];
     for (int64_t i = 0; i < n; i++) {
-        float gi = g[i];
-        float mi = m[i] + one_minus_b1 * (gi - m[i]);
-        float vi = v[i] + one_minus_b2 * (gi * gi - v[i]);
+        float mi = m[i], vi = v[i], pi = p[i];
+        DK_ADAM_ELEMENT(float, sqrtf, g[i], mi, vi, pi, k);
         m[i] = mi;
         v[i] = vi;
-        p[i] = decay * p[i] - step_size * mi / (sqrtf(vi) * inv_sqrt_bc2 + eps);
+        p[i] = pi;
     }
     return OK;
 }
@@ -208,3 +214,10 @@ static const descent_plugin builtin_plugin = {
 };
 
 const descent_plugin *dk_builtin_plugin(void) { return &builtin_plugin; }
+
+int32_t dk_adam_constants_of(const descent_optimizer_desc *desc, const descent_step_context *ctx,
+                             dk_adam_constants *constants) {
+    if (desc != &adam && desc != &adamw) return 0;
+    *constants = adam_constants(ctx);
+    return 1;
+}

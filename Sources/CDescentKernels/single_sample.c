@@ -35,6 +35,7 @@
 #include <stdatomic.h>
 #include <string.h>
 
+#include "adam_element.h"
 #include "descent_kernels.h"
 
 /* ---- a barrier for the few threads of one step ---------------------------------------------
@@ -219,9 +220,39 @@ static float gradient_element(float ai, float dj, float wij, float lambda) {
     return g;
 }
 
-/* Stores eight products a_i * delta_j (+ lambda * w), flagging NaN or Inf lanes in *bad. */
-static void store_gradient(f32x8 g, const float *restrict w, float lambda, float *restrict out,
-                           i32x8 *bad) {
+/* Adam's step of one weight or of eight (adam_element.h), as adam_step takes it. */
+static f32x8 sqrt8(f32x8 x) {
+#if __has_builtin(__builtin_elementwise_sqrt)
+    return __builtin_elementwise_sqrt(x);
+#else
+    for (int k = 0; k < 8; k++) x[k] = sqrtf(x[k]);
+    return x;
+#endif
+}
+static void adam_one(float g, float *p, float *m, float *v, dk_adam_constants adam) {
+    float mi = *m, vi = *v, pi = *p;
+    DK_ADAM_ELEMENT(float, sqrtf, g, mi, vi, pi, adam);
+    *m = mi, *v = vi, *p = pi;
+}
+/* dk_adam_constants, each splat over 8 lanes. */
+typedef struct adam_vectors {
+    f32x8 one_minus_b1, one_minus_b2, eps, step_size, inv_sqrt_bc2, decay;
+} adam_vectors;
+static adam_vectors adam_splat(dk_adam_constants k) {
+    return (adam_vectors){splat8(k.one_minus_b1), splat8(k.one_minus_b2), splat8(k.eps),
+                          splat8(k.step_size), splat8(k.inv_sqrt_bc2), splat8(k.decay)};
+}
+static void adam_eight(f32x8 g, float *p, float *m, float *v, const adam_vectors *adam) {
+    f32x8 mi = load8(m), vi = load8(v), pi = load8(p);
+    DK_ADAM_ELEMENT(f32x8, sqrt8, g, mi, vi, pi, *adam);
+    store8(m, mi), store8(v, vi), store8(p, pi);
+}
+
+/* Stores eight products a_i * delta_j (+ lambda * w), flagging NaN or Inf lanes in *bad; with
+ * adam, then takes Adam's step of the eight weights w (m and v at the same offset). */
+static inline __attribute__((always_inline)) void
+store_gradient(f32x8 g, float *w, float lambda, float *restrict out, i32x8 *bad, int adam,
+               const adam_vectors *constants, float *m, float *v) {
 #pragma STDC FP_CONTRACT OFF
     const i32x8 exponent = {0x7f800000, 0x7f800000, 0x7f800000, 0x7f800000,
                             0x7f800000, 0x7f800000, 0x7f800000, 0x7f800000};
@@ -230,10 +261,15 @@ static void store_gradient(f32x8 g, const float *restrict w, float lambda, float
     i32x8 bits;
     memcpy(&bits, &g, sizeof bits);
     *bad |= (bits & exponent) == exponent;
+    if (adam) adam_eight(g, w, m, v, constants);
 }
 
 /* Rows [r0, r1) of dW = a^T delta (+ lambda W), written to rows [0, (r1 - r0) * out) (w and rows
  * start at row r0); 1 when one of them is NaN or Inf, checked in the same pass as the stores.
+ * With adam (the gradients are then known to be finite), each element is also fed at once to
+ * Adam's step of its weight in w, with m and v from row r0 on: the divider-bound update hides
+ * the making and storing of the gradient, which as a pass of its own found its lines out of
+ * cache.
  *
  * The rows are contiguous, so they are written as one run of 8-float vectors aligned to the
  * output. A row-by-row loop would start every other row of a fan_out like 100 off the 32-byte
@@ -242,10 +278,15 @@ static void store_gradient(f32x8 g, const float *restrict w, float lambda, float
  * row and the rest from the start of the next: a from a blend, delta from `wrap` (the last 8
  * and the first 8 values of delta side by side). Every lane is the same product as its
  * scalar form (gradient_element). Needs out >= 8, so a vector spans at most two rows. */
-static int weight_gradient_run(const float *restrict a, const float *restrict delta,
-                               const float *restrict w, int32_t out, int32_t r0, int32_t r1,
-                               float lambda, float *restrict rows) {
+static inline __attribute__((always_inline)) int
+weight_gradient_run(const float *restrict a, const float *restrict delta, float *w, int32_t out, int32_t r0,
+                    int32_t r1, float lambda, float *restrict rows, const dk_adam_constants *adam, float *m,
+                    float *v) {
     const i32x8 lane = {0, 1, 2, 3, 4, 5, 6, 7};
+    /* A copy the compiler knows no store can change: else it reloads the constants after
+     * every store to w, m or v. */
+    const dk_adam_constants k_adam = adam ? *adam : (dk_adam_constants){0};
+    const adam_vectors k_adam8 = adam_splat(k_adam);
     float wrap[16];
     memcpy(wrap, delta + out - 8, 8 * sizeof(float));
     memcpy(wrap + 8, delta, 8 * sizeof(float));
@@ -258,6 +299,7 @@ static int weight_gradient_run(const float *restrict a, const float *restrict de
     for (; f < head && f < n; f++) {
         rows[f] = gradient_element(a[i], delta[c], w[f], lambda);
         bad |= any_nonfinite(rows + f, 1);
+        if (adam) adam_one(rows[f], w + f, m + f, v + f, k_adam);
         if (++c == out) { c = 0; i++; }
     }
     i32x8 bad8 = {0};
@@ -266,8 +308,11 @@ static int weight_gradient_run(const float *restrict a, const float *restrict de
         int64_t whole = (out - c) / 8;
         if (whole > (n - f) / 8) whole = (n - f) / 8;
         const f32x8 a8 = splat8(a[i]);
-        for (int64_t t = 0; t < whole; t++)
-            store_gradient(a8 * load8(delta + c + 8 * t), w + f + 8 * t, lambda, rows + f + 8 * t, &bad8);
+        for (int64_t t = 0; t < whole; t++) {
+            const int64_t at = f + 8 * t;
+            store_gradient(a8 * load8(delta + c + 8 * t), w + at, lambda, rows + at, &bad8, adam != NULL, &k_adam8,
+                           m + at, v + at);
+        }
         f += 8 * whole;
         c += (int32_t)(8 * whole);
         if (c == out) { c = 0; i++; continue; }
@@ -281,7 +326,8 @@ static int weight_gradient_run(const float *restrict a, const float *restrict de
         const i32x8 blend = (this_bits & first) | (next_bits & ~first);
         f32x8 a_lanes;
         memcpy(&a_lanes, &blend, sizeof a_lanes);
-        store_gradient(a_lanes * load8(wrap + 8 - k), w + f, lambda, rows + f, &bad8);
+        store_gradient(a_lanes * load8(wrap + 8 - k), w + f, lambda, rows + f, &bad8, adam != NULL, &k_adam8, m + f,
+                       v + f);
         f += 8;
         c = 8 - k;
         i++;
@@ -289,6 +335,7 @@ static int weight_gradient_run(const float *restrict a, const float *restrict de
     for (; f < n; f++) {
         rows[f] = gradient_element(a[i], delta[c], w[f], lambda);
         bad |= any_nonfinite(rows + f, 1);
+        if (adam) adam_one(rows[f], w + f, m + f, v + f, k_adam);
         if (++c == out) { c = 0; i++; }
     }
     for (int k = 0; k < 8; k++) bad |= bad8[k] != 0;
@@ -297,18 +344,34 @@ static int weight_gradient_run(const float *restrict a, const float *restrict de
 
 /* Rows [r0, r1) of dW, as weight_gradient_run; row by row when rows are shorter than a
  * vector. */
-static int weight_gradient_rows(const float *restrict a, const float *restrict delta,
-                                const float *restrict w, int32_t out, int32_t r0, int32_t r1,
-                                float lambda, float *restrict rows) {
-    if (out >= 8) return weight_gradient_run(a, delta, w, out, r0, r1, lambda, rows);
+static inline __attribute__((always_inline)) int
+weight_gradient_rows(const float *restrict a, const float *restrict delta, float *w, int32_t out, int32_t r0,
+                     int32_t r1, float lambda, float *restrict rows, const dk_adam_constants *adam, float *m,
+                     float *v) {
+    if (out >= 8) return weight_gradient_run(a, delta, w, out, r0, r1, lambda, rows, adam, m, v);
     int bad = 0;
     for (int32_t i = r0; i < r1; i++) {
-        const float *restrict wi = w + (int64_t)(i - r0) * out;
-        float *restrict gi = rows + (int64_t)(i - r0) * out;
-        for (int32_t j = 0; j < out; j++) gi[j] = gradient_element(a[i], delta[j], wi[j], lambda);
-        bad |= any_nonfinite(gi, out);
+        const int64_t row = (int64_t)(i - r0) * out;
+        for (int32_t j = 0; j < out; j++) {
+            rows[row + j] = gradient_element(a[i], delta[j], w[row + j], lambda);
+            if (adam) adam_one(rows[row + j], w + row + j, m + row + j, v + row + j, *adam);
+        }
+        bad |= any_nonfinite(rows + row, out);
     }
     return bad;
+}
+
+/* The gradient rows alone; 1 when one of them is NaN or Inf. */
+static int gradient_rows(const float *restrict a, const float *restrict delta, float *w, int32_t out, int32_t r0,
+                         int32_t r1, float lambda, float *restrict rows) {
+    return weight_gradient_rows(a, delta, w, out, r0, r1, lambda, rows, NULL, NULL, NULL);
+}
+
+/* The gradient rows, each element stepped by Adam as soon as it is made. */
+static void gradient_rows_with_adam(const float *restrict a, const float *restrict delta, float *w, int32_t out,
+                                    int32_t r0, int32_t r1, float lambda, float *restrict rows,
+                                    const dk_adam_constants *adam, float *m, float *v) {
+    weight_gradient_rows(a, delta, w, out, r0, r1, lambda, rows, adam, m, v);
 }
 
 /* Rows [r0, r1) of the previous layer's delta: f'(a[i]) * (W[i][:] . delta). */
@@ -366,6 +429,10 @@ typedef struct step_job {
     atomic_int step_failed;
     spin_barrier barrier;
     chunk_queue queues[DK_ROW_BLOCKS];   /* per thread: update chunks not yet taken */
+    /* The update is the built-in adam or adamw without host weight decay: its step is taken in
+     * the pass that makes each gradient row (weight_gradient_run). */
+    int32_t fused_adam;
+    dk_adam_constants adam;
 } step_job;
 
 static const float *layer_input(const step_job *job, int32_t l) {
@@ -431,8 +498,8 @@ static void weight_gradients(step_job *job, int tid, int nth, int b0, int b1) {
         const dk_dense_layer *layer = &job->layers[l];
         const int32_t r0 = block_begin(layer->fan_in, b0), r1 = block_begin(layer->fan_in, b1);
         const int64_t offset = (int64_t)r0 * layer->fan_out;
-        bad |= weight_gradient_rows(layer_input(job, l), layer->delta, layer->weight + offset, layer->fan_out, r0,
-                                    r1, job->weight_decay, layer->weight_grad + offset);
+        bad |= gradient_rows(layer_input(job, l), layer->delta, layer->weight + offset, layer->fan_out, r0, r1,
+                             job->weight_decay, layer->weight_grad + offset);
         if (tid == nth - 1) {
             memcpy(layer->bias_grad, layer->delta, (size_t)layer->fan_out * sizeof(float));
             bad |= any_nonfinite(layer->bias_grad, layer->fan_out);
@@ -536,11 +603,17 @@ static int32_t step_chunk(const step_job *job, int owner, int nth, uint32_t chun
         }
         const int32_t i = r0 + (int32_t)chunk * per, e = i + per < r1 ? i + per : r1;
         const int64_t offset = (int64_t)i * layer->fan_out, n = (int64_t)(e - i) * layer->fan_out;
-        if (make_gradients)
-            weight_gradient_rows(layer_input(job, l), layer->delta, layer->weight + offset, layer->fan_out, i, e,
-                                 job->weight_decay, layer->weight_grad + offset);
-        float *slot[DESCENT_PLUGIN_MAX_STATE];
         float *const *state = u->state + (size_t)(2 * l) * slots;
+        if (make_gradients && job->fused_adam) {
+            gradient_rows_with_adam(layer_input(job, l), layer->delta, layer->weight + offset, layer->fan_out, i, e,
+                                    job->weight_decay, layer->weight_grad + offset, &job->adam,
+                                    state[0] + offset, state[1] + offset);
+            return DESCENT_PLUGIN_OK;
+        }
+        if (make_gradients)
+            gradient_rows(layer_input(job, l), layer->delta, layer->weight + offset, layer->fan_out, i, e,
+                          job->weight_decay, layer->weight_grad + offset);
+        float *slot[DESCENT_PLUGIN_MAX_STATE];
         for (uint32_t q = 0; q < slots; q++) slot[q] = state[q] + offset;
         return dk_run_segment(u->desc, u->ctx, layer->weight + offset, layer->weight_grad + offset, slot, u->l2,
                               0, n, scratch);
@@ -610,6 +683,7 @@ int32_t dk_dense_step_one(dk_dense_layer *layers, int32_t count, int32_t activat
     if (weights < DK_PARALLEL_MIN_ELEMENTS || nth < 1) nth = 1;
     job.barrier.threads = nth;
     fill_queues(&job, nth);
+    job.fused_adam = update && update->l2 == 0.0f && dk_adam_constants_of(update->desc, update->ctx, &job.adam);
 
     if (nth == 1) {
         run_thread(&job, 0, 1);   /* no OpenMP region at all (see step_runner.c) */

@@ -28,6 +28,15 @@ void dk_write_stderr(const char *line);
  * The built-ins are a plugin like any other, registered by the host at start-up. */
 const descent_plugin *dk_builtin_plugin(void);
 
+/* The per-step constants of the built-in adam and adamw (adam_element.h has the formula). */
+typedef struct dk_adam_constants {
+    float one_minus_b1, one_minus_b2, eps, step_size, inv_sqrt_bc2, decay;
+} dk_adam_constants;
+/* 1 and the constants of this step (ctx prepare()d) when desc is the built-in adam or adamw,
+ * else 0: lets the batch-1 step run Adam in the same pass that makes the gradient. */
+int32_t dk_adam_constants_of(const descent_optimizer_desc *desc, const descent_step_context *ctx,
+                             dk_adam_constants *constants);
+
 /* ---- threads -----------------------------------------------------------------------------*/
 /* Threads used by parallel kernels: DESCENT_NUM_THREADS if set (>= 1), else OpenMP's default. */
 int32_t dk_get_threads(void);

@@ -14,8 +14,10 @@
  *
  * Order of a step: forward (one barrier per layer); the backward chain of deltas (one per
  * layer); then, when the deltas prove every gradient finite (gradients_certainly_finite), each
- * weight-gradient row is made and stepped at once, a 16 KB chunk at a time, while in cache.
- * Otherwise all gradients are made and scanned first and the update waits for the verdict.
+ * weight-gradient row is made and stepped at once, a 16 KB chunk at a time, while in cache
+ * (the built-in Adam even element by element, in the same pass). Otherwise all gradients are
+ * made and scanned first and the update waits for the verdict. A thread that runs out of
+ * update chunks takes the other threads' last ones.
  *
  * Shapes (layer l, 0-based, of count): a_l [fan_in] is the input (x for l = 0, else the
  * previous layer's output), W_l [fan_in][fan_out], b_l [fan_out]; z_l = a_l W_l + b_l.

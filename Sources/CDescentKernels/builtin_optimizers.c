@@ -171,7 +171,7 @@ static int32_t adam_step(const descent_step_context *ctx, float *restrict p, con
     float *restrict v = state[1];
     for (int64_t i = 0; i < n; i++) {
         float mi = m[i], vi = v[i], pi = p[i];
-        DK_ADAM_ELEMENT(float, sqrtf, g[i], mi, vi, pi, k);
+        DK_ADAM_ELEMENT(float, sqrtf, fmaf, g[i], mi, vi, pi, k);
         m[i] = mi;
         v[i] = vi;
         p[i] = pi;

@@ -231,9 +231,17 @@ static f32x8 sqrt8(f32x8 x) {
     return x;
 #endif
 }
+static f32x8 fma8(f32x8 a, f32x8 b, f32x8 c) {
+#if __has_builtin(__builtin_elementwise_fma)
+    return __builtin_elementwise_fma(a, b, c);
+#else
+    for (int k = 0; k < 8; k++) a[k] = fmaf(a[k], b[k], c[k]);
+    return a;
+#endif
+}
 static void adam_one(float g, float *p, float *m, float *v, dk_adam_constants adam) {
     float mi = *m, vi = *v, pi = *p;
-    DK_ADAM_ELEMENT(float, sqrtf, g, mi, vi, pi, adam);
+    DK_ADAM_ELEMENT(float, sqrtf, fmaf, g, mi, vi, pi, adam);
     *m = mi, *v = vi, *p = pi;
 }
 /* dk_adam_constants, each splat over 8 lanes. */
@@ -246,7 +254,7 @@ static adam_vectors adam_splat(dk_adam_constants k) {
 }
 static void adam_eight(f32x8 g, float *p, float *m, float *v, const adam_vectors *adam) {
     f32x8 mi = load8(m), vi = load8(v), pi = load8(p);
-    DK_ADAM_ELEMENT(f32x8, sqrt8, g, mi, vi, pi, *adam);
+    DK_ADAM_ELEMENT(f32x8, sqrt8, fma8, g, mi, vi, pi, *adam);
     store8(m, mi), store8(v, vi), store8(p, pi);
 }
 

@@ -371,17 +371,22 @@ weight_gradient_rows(const float *restrict a, const float *restrict delta, float
     return bad;
 }
 
+/* The two forms below inline weight_gradient_rows twice, once with lambda the constant 0 (no
+ * network weight decay, the usual case), so that loop has no test of lambda at all. */
+
 /* The gradient rows alone; 1 when one of them is NaN or Inf. */
 static int gradient_rows(const float *restrict a, const float *restrict delta, float *w, int32_t out, int32_t r0,
                          int32_t r1, float lambda, float *restrict rows) {
-    return weight_gradient_rows(a, delta, w, out, r0, r1, lambda, rows, NULL, NULL, NULL);
+    if (lambda > 0.0f) return weight_gradient_rows(a, delta, w, out, r0, r1, lambda, rows, NULL, NULL, NULL);
+    return weight_gradient_rows(a, delta, w, out, r0, r1, 0.0f, rows, NULL, NULL, NULL);
 }
 
 /* The gradient rows, each element stepped by Adam as soon as it is made. */
 static void gradient_rows_with_adam(const float *restrict a, const float *restrict delta, float *w, int32_t out,
                                     int32_t r0, int32_t r1, float lambda, float *restrict rows,
                                     const dk_adam_constants *adam, float *m, float *v) {
-    weight_gradient_rows(a, delta, w, out, r0, r1, lambda, rows, adam, m, v);
+    if (lambda > 0.0f) weight_gradient_rows(a, delta, w, out, r0, r1, lambda, rows, adam, m, v);
+    else weight_gradient_rows(a, delta, w, out, r0, r1, 0.0f, rows, adam, m, v);
 }
 
 /* Rows [r0, r1) of the previous layer's delta: f'(a[i]) * (W[i][:] . delta). */

@@ -113,6 +113,16 @@ static void optimizer_steps(void *arg) {
         if (descent_optimizer_step(o->opt, 2, o->params, o->grads, o->lengths) != DESCENT_OK) o->failures++;
 }
 
+/* Runs work (STEPS calls) while counting allocations, and checks that every call succeeded
+ * (*failures counts the failed ones) and that none of them allocated. */
+static void expect_no_allocations(void (*work)(void *), void *arg, int *failures, const char *calls,
+                                  const char *allocate_nothing) {
+    *failures = 0;
+    const long n = count_during(work, arg);
+    CHECK(*failures == 0, "%d %s succeeded", STEPS, calls);
+    CHECK(n == 0, "%s (%ld allocations)", allocate_nothing, n);
+}
+
 int main(void) {
     static float x[BATCH * FEATURES], probs[BATCH * CLASSES];
     static int32_t y[BATCH];
@@ -129,17 +139,11 @@ int main(void) {
     train_steps(&r);            /* warm-up: buffers, optimizer state, BLAS and OpenMP pools */
     split_steps(&r);
     predictions(&r);
-    r.failures = 0;
-
-    long n = count_during(train_steps, &r);
-    CHECK(r.failures == 0, "50 train steps succeeded");
-    CHECK(n == 0, "train_step allocates nothing once the batch size was seen (%ld allocations)", n);
-    n = count_during(split_steps, &r);
-    CHECK(r.failures == 0, "50 forward_backward + apply_update succeeded");
-    CHECK(n == 0, "forward_backward + apply_update allocate nothing (%ld allocations)", n);
-    n = count_during(predictions, &r);
-    CHECK(r.failures == 0, "50 predictions succeeded");
-    CHECK(n == 0, "predict allocates nothing (%ld allocations)", n);
+    expect_no_allocations(train_steps, &r, &r.failures, "train steps",
+                          "train_step allocates nothing once the batch size was seen");
+    expect_no_allocations(split_steps, &r, &r.failures, "forward_backward + apply_update",
+                          "forward_backward + apply_update allocate nothing");
+    expect_no_allocations(predictions, &r, &r.failures, "predictions", "predict allocates nothing");
     descent_net_free(r.net);
 
     /* Batch 1, no batch norm or dropout, 37,200 weights: the one-pass path on all threads. */
@@ -150,13 +154,10 @@ int main(void) {
     CHECK_STATUS(descent_net_set_optimizer(one.net, "adam", "weight_decay=0.01"), DESCENT_OK, "adam with L2");
     train_steps(&one);
     split_steps(&one);
-    one.failures = 0;
-    n = count_during(train_steps, &one);
-    CHECK(one.failures == 0, "50 batch-1 train steps succeeded");
-    CHECK(n == 0, "a batch-1 train_step allocates nothing (%ld allocations)", n);
-    n = count_during(split_steps, &one);
-    CHECK(one.failures == 0, "50 batch-1 forward_backward + apply_update succeeded");
-    CHECK(n == 0, "batch-1 forward_backward + apply_update allocate nothing (%ld allocations)", n);
+    expect_no_allocations(train_steps, &one, &one.failures, "batch-1 train steps",
+                          "a batch-1 train_step allocates nothing");
+    expect_no_allocations(split_steps, &one, &one.failures, "batch-1 forward_backward + apply_update",
+                          "batch-1 forward_backward + apply_update allocate nothing");
     descent_net_free(one.net);
 
     static float p0[100000], g0[100000], p1[7], g1[7];
@@ -164,10 +165,8 @@ int main(void) {
     opt_run o = {.params = {p0, p1}, .grads = {g0, g1}, .lengths = {100000, 7}};
     CHECK_STATUS(descent_optimizer_create("adam", NULL, &o.opt), DESCENT_OK, "create adam");
     optimizer_steps(&o);
-    o.failures = 0;
-    n = count_during(optimizer_steps, &o);
-    CHECK(o.failures == 0, "50 optimizer steps succeeded");
-    CHECK(n == 0, "descent_optimizer_step allocates nothing after the first step (%ld allocations)", n);
+    expect_no_allocations(optimizer_steps, &o, &o.failures, "optimizer steps",
+                          "descent_optimizer_step allocates nothing after the first step");
     descent_optimizer_free(o.opt);
     return check_summary();
 }

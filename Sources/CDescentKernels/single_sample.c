@@ -277,9 +277,9 @@ store_gradient(f32x8 g, float *w, float lambda, float *restrict out, i32x8 *bad,
 /* Rows [r0, r1) of dW = a^T delta (+ lambda W), written to rows [0, (r1 - r0) * out) (w and rows
  * start at row r0); 1 when one of them is NaN or Inf, checked in the same pass as the stores.
  * With adam (the gradients are then known to be finite), each element is also fed at once to
- * Adam's step of its weight in w, with m and v from row r0 on: the divider-bound update hides
- * the making and storing of the gradient, which as a pass of its own found its lines out of
- * cache.
+ * Adam's step of its weight in w, with m and v from row r0 on. As a pass of its own, the
+ * making and storing of the gradient found its lines out of cache; here they are written while
+ * the step reads and writes the same rows of w, m and v.
  *
  * The rows are contiguous, so they are written as one run of 8-float vectors aligned to the
  * output. A row-by-row loop would start every other row of a fan_out like 100 off the 32-byte

@@ -170,18 +170,6 @@ static void row_dots(const float *restrict w, const float *restrict d, int32_t n
     for (; i < r1; i++) out[i] = dot(w + (int64_t)i * n, d, n);
 }
 
-/* 1 when some value in x[0, n) is NaN or Inf (its exponent field is all ones). */
-static int any_nonfinite(const float *restrict x, int32_t n) {
-    const uint32_t exponent = 0x7f800000u;
-    int bad = 0;
-    for (int32_t j = 0; j < n; j++) {
-        uint32_t u;
-        memcpy(&u, &x[j], sizeof u);
-        bad |= (u & exponent) == exponent;
-    }
-    return bad;
-}
-
 /* max |x[i]| over x[0, n), or -1 when some x[i] is NaN or Inf. For a float without its sign
  * bit, the integer order of the bits is the order of the values, and NaN and Inf are the
  * patterns from 0x7f800000 up: so one integer maximum answers both questions. */
@@ -210,6 +198,9 @@ static float max_abs_or_nonfinite(const float *restrict x, int32_t n) {
     memcpy(&value, &m, sizeof value);
     return value;
 }
+
+/* 1 when some value in x[0, n) is NaN or Inf. */
+static int any_nonfinite(const float *restrict x, int32_t n) { return max_abs_or_nonfinite(x, n) < 0.0f; }
 
 /* One element of dW: a_i * delta_j (+ lambda * w_ij), rounded after each operation exactly as
  * in the vector lanes. Contraction into a fused multiply-add is off here and in

@@ -194,10 +194,6 @@ enum SafeTensors {
 
     // MARK: - files
 
-    /// Test hook: while set (task-locally, so nothing else sees it), `write` fails with EIO
-    /// once this many bytes of the temporary file have been written.
-    @TaskLocal static var failWritesAfter: Int? = nil
-
     /// An open safetensors file whose header has been read and validated. Tensors are read
     /// on demand with `read`, straight into the caller's memory.
     final class Reader {
@@ -274,96 +270,22 @@ enum SafeTensors {
         }
     }
 
-    /// Writes a safetensors file atomically: the data goes to a temporary file in the target's
-    /// directory (mkstemp), which is fsync'd and renamed over `path`; then the directory is
-    /// fsync'd so the rename itself is durable. On any failure the temporary file is removed
-    /// and an existing file at `path` is untouched. Errors are `.io`, with the path and strerror.
-    /// The new file gets the permissions a newly created file would (0666 minus the umask).
+    /// Writes a safetensors file atomically (`AtomicFile.replace`): a crash or an error never
+    /// leaves a partial file at `path`, and an existing file there stays intact unless the save
+    /// succeeds. Errors are `.io`, naming the path and the system's reason. The new file gets
+    /// the permissions of any newly created file (0666 minus the umask).
     static func write(path: String, tensors: [Source], metadata: [(key: String, value: String)]) throws {
         for t in tensors {
             precondition(t.bytes.count * 8 == t.shape.reduce(1, *) * elementBits[t.dtype]!, "\(t.name): size differs from shape")
         }
         guard !path.isEmpty else { throw DescentError.invalid("path is empty") }
         let header = encodeHeader(tensors, metadata: metadata)
-        let (directory, name) = split(path)
-        guard !name.isEmpty, name != ".", name != ".." else {
-            throw DescentError(.io, "cannot write '\(path)': \(String(cString: strerror(EISDIR)))")
-        }
-        var template = Array("\(directory)/.descent-checkpoint-XXXXXX".utf8CString)
-        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-        guard fd >= 0 else {
-            throw ioError(errno, "cannot create a temporary file in '\(directory)' to write '\(path)'")
-        }
-        let temporary = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
-        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-        var open = true
-        do {
-            _ = fchmod(fd, 0o666 & ~currentUmask())
-            var written = 0
-            func put(_ bytes: UnsafeRawBufferPointer) throws {
-                if let limit = Self.failWritesAfter, written + bytes.count > limit {
-                    try writeAll(fd, UnsafeRawBufferPointer(rebasing: bytes[..<max(0, limit - written)]), temporary)
-                    throw DescentError(.io, "cannot write '\(temporary)': \(String(cString: strerror(EIO))) (injected by a test)")
-                }
-                try writeAll(fd, bytes, temporary)
-                written += bytes.count
-            }
+        try AtomicFile.replace(path) { file in
             var length = UInt64(header.count).littleEndian
-            try withUnsafeBytes(of: &length) { try put($0) }
-            try header.withUnsafeBytes { try put($0) }
-            for t in tensors { try put(t.bytes) }
-            guard fsync(fd) == 0 else { throw ioError(errno, "cannot fsync '\(temporary)' (writing '\(path)')") }
-            open = false
-            guard close(fd) == 0 else { throw ioError(errno, "cannot close '\(temporary)' (writing '\(path)')") }
-            guard rename(temporary, path) == 0 else { throw ioError(errno, "cannot rename '\(temporary)' to '\(path)'") }
-        } catch {
-            if open { close(fd) }
-            unlink(temporary)
-            throw error
+            try withUnsafeBytes(of: &length) { try file.write($0) }
+            try header.withUnsafeBytes { try file.write($0) }
+            for t in tensors { try file.write(t.bytes) }
         }
-        // The file is in place; make the rename durable. Filesystems that cannot sync a
-        // directory say EINVAL, which is no failure.
-        let dfd = Glibc.open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if dfd >= 0 {
-            let rc = fsync(dfd), code = errno
-            close(dfd)
-            if rc != 0 && code != EINVAL && code != EROFS {
-                throw DescentError(.io, "wrote '\(path)' but cannot fsync its directory '\(directory)': \(String(cString: strerror(code)))")
-            }
-        }
-    }
-
-    /// ("dir", "name") of a path; the directory is "." for a bare name.
-    static func split(_ path: String) -> (directory: String, name: String) {
-        guard let slash = path.lastIndex(of: "/") else { return (".", path) }
-        let directory = String(path[..<slash])
-        return (directory.isEmpty ? "/" : directory, String(path[path.index(after: slash)...]))
-    }
-
-    private static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, _ file: String) throws {
-        var done = 0
-        while done < bytes.count {
-            let n = Glibc.write(fd, bytes.baseAddress! + done, bytes.count - done)
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw ioError(errno, "cannot write '\(file)'")
-            }
-            done += n
-        }
-    }
-
-    /// The process umask, read without changing it (Linux /proc); 022 when unknown.
-    private static func currentUmask() -> mode_t {
-        guard let file = fopen("/proc/self/status", "r") else { return 0o022 }
-        defer { fclose(file) }
-        var line = [CChar](repeating: 0, count: 256)
-        while fgets(&line, Int32(line.count), file) != nil {
-            let text = line.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
-            if text.hasPrefix("Umask:"), let value = mode_t(String(text.dropFirst(6)).trimmingSpaces(), radix: 8) {
-                return value & 0o777
-            }
-        }
-        return 0o022
     }
 
     static func bad(_ message: String) -> DescentError { DescentError(.format, message) }

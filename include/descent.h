@@ -198,12 +198,21 @@ int32_t descent_net_predict(descent_net * net, float const * x, int64_t batch, f
 /// step count, and the dropout generator's state. `descent_net_load` then continues training
 /// exactly as if it had never stopped (same inputs, same thread count: bit-identical losses).
 /// Gradients are not saved: save after `descent_net_train_step` or `descent_net_apply_update`.
-/// Atomic: the file is written to a temporary file in the same directory, fsync'd and renamed
-/// over `path`, so a crash or an error never leaves a partial file, and a previous file at
-/// `path` stays intact unless the save succeeds. The network is not changed.
+/// Atomic: the file is written to a temporary file `.descent-checkpoint-XXXXXX` (six random
+/// letters or digits) in the same directory, fsync'd and renamed over `path`, and the directory
+/// is fsync'd; so a crash or an error never leaves a partial file, and a previous file at `path`
+/// stays intact unless the save succeeds. On an error the temporary file is removed. A process
+/// killed during a save leaves its temporary file behind; the next save into that directory
+/// removes it. Each save holds an exclusive flock(2) on its temporary file until the rename, and
+/// removes only temporary files it can lock, so those of saves still running, in any process,
+/// are left alone (on a filesystem without flock, leftovers stay). Only names of exactly that
+/// pattern are touched. The network is not changed.
+/// Permissions: those of any newly created file, 0666 minus the umask (and the directory's
+/// default ACL); those of a file that is replaced are not kept.
 /// Errors: DESCENT_ERR_INVALID_ARGUMENT (NULL, empty path), DESCENT_ERR_IO (the directory does
-/// not exist or is not writable, `path` is a directory, the disk is full, ...: the message names
-/// the path and the system's reason).
+/// not exist or is not writable, `path` is a directory, the disk is full, ...), with the message
+/// "descent_net_save: cannot write '<path>': <what failed>: <the system's reason>", e.g.
+/// "descent_net_save: cannot write 'a/b': cannot open the directory 'a': No such file or directory".
 /// Memory: `path` is only read during the call.
 /// Threads: one handle, one thread at a time (saving reads the network).
 int32_t descent_net_save(descent_net const * net, char const * path);

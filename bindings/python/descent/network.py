@@ -178,7 +178,8 @@ class Network:
 
     def save(self, path: "str | os.PathLike") -> None:
         """Writes a safetensors checkpoint atomically (an existing file is replaced only once
-        the new one is complete)."""
+        the new one is complete). A save killed midway leaves a ``.descent-checkpoint-XXXXXX``
+        file, which the next save into the same folder removes."""
         check(lib.descent_net_save(self._live(), os.fsencode(path)))
 
     # -- lifetime ---------------------------------------------------------------------------------

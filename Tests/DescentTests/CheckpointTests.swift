@@ -355,7 +355,7 @@ private func ckptFloatBytes(_ values: [Float]) -> [UInt8] { values.withUnsafeByt
         let old = ckptReadFile(path)
         _ = try ckptTrainStep(net, step: 10)   // the network moves on
 
-        // (A write that fails halfway: CheckpointSaveTests.aWriteThatFailsHalfway.)
+        // (A write that fails halfway: CheckpointSaveTests.aWriteThatFailsHalfwayLeavesTheOldFileAndNoTemporary.)
 
         // The target is a directory: rename fails, nothing else changes.
         mkdir(dir + "/taken", 0o755)

@@ -15,10 +15,11 @@ import Glibc
 ///
 /// Why the lock: a process killed during a save leaves its temporary file behind, and nothing
 /// else would ever remove it. The lock, held from creation to rename, tells a later save which
-/// temporary files are abandoned: the kernel drops a process's locks when it dies, so a
-/// temporary file that can be locked with LOCK_NB belongs to no live save and is removed, while
-/// one that cannot belongs to a save still running (in this process or another) and is left
-/// alone. Both sides check, after locking, that the name still names the file they locked: the
+/// temporary files are abandoned. A flock belongs to the open file and ends when its last
+/// descriptor closes, which the death of the process does (the descriptor is O_CLOEXEC, so
+/// programs the process starts do not inherit it). So a temporary file that can be locked with
+/// LOCK_NB belongs to no live save and is removed, while one that cannot belongs to a save
+/// still running (in this process or another) and is left alone. Both sides check, after locking, that the name still names the file they locked: the
 /// creator, because a cleaner may have removed its file between the open and the lock (it then
 /// starts again with a new name); the cleaner, because another cleaner may have removed it and
 /// a new save reused the name. While a file is locked nobody else renames or removes its name,

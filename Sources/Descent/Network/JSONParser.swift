@@ -156,10 +156,10 @@ struct JSONParser {
         skipWhitespace()
         if atContainerStart {
             atContainerStart = false
-            if try leave(UInt8(ascii: "}")) { return nil }
+            if leave(UInt8(ascii: "}")) { return nil }
             guard peek(UInt8(ascii: "\"")) else { throw failure("expected a string key or '}' after '{'") }
         } else {
-            if try leave(UInt8(ascii: "}")) { return nil }
+            if leave(UInt8(ascii: "}")) { return nil }
             guard peek(UInt8(ascii: ",")) else { throw failure("expected ',' or '}' after an object member") }
             offset += 1
             skipWhitespace()
@@ -185,9 +185,9 @@ struct JSONParser {
         skipWhitespace()
         if atContainerStart {
             atContainerStart = false
-            return try !leave(UInt8(ascii: "]"))
+            return !leave(UInt8(ascii: "]"))
         }
-        if try leave(UInt8(ascii: "]")) { return false }
+        if leave(UInt8(ascii: "]")) { return false }
         guard peek(UInt8(ascii: ",")) else { throw failure("expected ',' or ']' after an array element") }
         offset += 1
         return true
@@ -204,7 +204,7 @@ struct JSONParser {
     }
 
     /// Steps over `closing` and one level up when it is next.
-    private mutating func leave(_ closing: UInt8) throws -> Bool {
+    private mutating func leave(_ closing: UInt8) -> Bool {
         guard peek(closing) else { return false }
         offset += 1
         depth -= 1

@@ -21,7 +21,10 @@ import Glibc
 /// `safetensors` accepts too: the header is at most 100 MB and starts with `{`; every entry has
 /// exactly dtype, shape and data_offsets; the byte range matches dtype and shape; the tensors
 /// tile the data section exactly (no overlap, no gap, nothing left over); metadata values are
-/// strings. Nothing is read, and nothing large is allocated, before the sizes are checked
+/// strings. Stricter than the reference: the header is strict JSON (`JSONParser`), a name
+/// given twice is refused (readers that build a map keep one of the two silently), and a
+/// header holds at most `maxEntries` tensors and metadata entries and `maxRank` dimensions per
+/// shape. Nothing is read, and nothing large is allocated, before the sizes are checked
 /// against the real file size.
 enum SafeTensors {
     /// The largest header accepted (the reference implementation's limit).
@@ -71,7 +74,7 @@ enum SafeTensors {
     /// about 12,000 tensors), it bounds what a hostile header makes the reader keep: without
     /// it, 100 MB of tiny entries would cost gigabytes.
     static let maxEntries = 100_000
-    /// At most this many dimensions in a shape (numpy's limit; real tensors have a few).
+    /// At most this many dimensions in a shape (numpy 2's limit; real tensors have a few).
     static let maxRank = 64
 
     /// Parses and validates a header. `dataSize` is the length of the data section behind it.

@@ -21,8 +21,8 @@ import Glibc
 /// leading zeros or '+' signs, no byte order mark). The text must be valid UTF-8; strings may
 /// not hold unescaped control characters or unpaired \uD800-\uDFFF escapes (a Swift String
 /// cannot hold them). A key that appears twice in one object is an error: RFC 8259 leaves it
-/// to the reader, and other readers silently keep one of the two values (the safetensors
-/// reference keeps the last), so a file that means different things to different readers is
+/// to the reader, and readers that build a map silently keep one of the two values (Python's
+/// json keeps the last), so a file that means different things to different readers is
 /// refused. A number beyond a Double's range (1e400) is an error; every other number is the
 /// Double that strtod gives for its text, so one below the smallest subnormal becomes 0.
 struct JSONParser {
@@ -428,11 +428,12 @@ struct JSONParser {
         return DescentError(.format, "\(message) at line \(line), column \(column) (byte \(position))")
     }
 
-    /// The byte at `at` for messages: 'x', U+000A, byte 0xFF, or the end of the text.
+    /// The byte at `at` for messages: 'x', "'", U+000A, byte 0xFF, or the end of the text.
     private func describeByte(at position: Int) -> String {
         guard position < text.count else { return "the end of the text" }
         let byte = text[position]
         switch byte {
+        case UInt8(ascii: "'"): return #""'""#
         case 0x21...0x7E: return "'\(Character(Unicode.Scalar(byte)))'"
         case 0x00...0x20, 0x7F: return scalarName(UInt32(byte))
         default: return "byte 0x\(hex2(byte))"

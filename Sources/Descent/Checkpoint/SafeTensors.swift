@@ -71,7 +71,7 @@ enum SafeTensors {
 
     /// At most this many tensors, and this many __metadata__ entries, in one header. Far above
     /// any real checkpoint (a Descent network of 1,000 layers with batch norm and Adam has
-    /// about 12,000 tensors), it bounds what a hostile header makes the reader keep: without
+    /// about 14,000 tensors), it bounds what a hostile header makes the reader keep: without
     /// it, 100 MB of tiny entries would cost gigabytes.
     static let maxEntries = 100_000
     /// At most this many dimensions in a shape (numpy 2's limit; real tensors have a few).
@@ -82,9 +82,9 @@ enum SafeTensors {
     /// a JSON error.
     ///
     /// The header is read entry by entry and each tensor is checked as it is read, without a
-    /// tree of the whole text: time is linear in the header's size and memory is what the
-    /// result holds, both small per byte of header (see maxEntries and maxRank). So the first
-    /// problem in file order is the one reported, whether it is JSON syntax or content.
+    /// tree of the whole text: time is linear in the header's size, and the memory used beyond
+    /// the header's bytes is what the result holds (bounded by maxEntries and maxRank). So the
+    /// first problem in file order is the one reported, whether it is JSON syntax or content.
     static func parseHeader(_ bytes: [UInt8], dataSize: Int) throws -> (tensors: [Tensor], metadata: [String: String]?) {
         guard bytes.first == UInt8(ascii: "{") else {
             throw bad("the header does not start with '{' (a safetensors header is a JSON object)")

@@ -40,7 +40,7 @@ private func nested(_ depth: Int, _ open: String, _ close: String, inner: String
 
     // MARK: - what is read
 
-    @Test(arguments: [
+    static let grammarCases: [(String, JSONValue)] = [
         ("null", JSONValue.null),
         ("true", .bool(true)),
         ("false", .bool(false)),
@@ -59,12 +59,14 @@ private func nested(_ depth: Int, _ open: String, _ close: String, inner: String
         (#"{"a":{"b":[false]},"c":"d"}"#, .object(["a": .object(["b": .array([.bool(false)])]), "c": .string("d")])),
         // whitespace: space, tab, CR, LF around every token
         (" \t\r\n{ \"a\" :\n[ 1 ,\t2 ] } \r\n", .object(["a": .array([.number(1), .number(2)])])),
-    ])
+    ]
+
+    @Test(arguments: grammarCases)
     func grammar(_ text: String, _ expected: JSONValue) throws {
         #expect(try parse(text) == expected)
     }
 
-    @Test(arguments: [
+    static let escapeCases: [(String, String)] = [
         (#""\"\\\/\b\f\n\r\t""#, "\"\\/\u{8}\u{C}\n\r\t"),
         (#""\u0041\u00e9\u20AC\u00E9""#, "Aé€é"),
         (#""\u0000x""#, "\u{0}x"),
@@ -72,20 +74,27 @@ private func nested(_ depth: Int, _ open: String, _ close: String, inner: String
         (#""\udbff\udfff""#, "\u{10FFFF}"),
         (#""a\nb\u0009c""#, "a\nb\tc"),
         ("\"é😀\u{7F}\"", "é😀\u{7F}"),  // UTF-8 as it is, and DEL needs no escape
-    ])
+    ]
+
+    @Test(arguments: escapeCases)
     func escapes(_ text: String, _ expected: String) throws {
         #expect(try parse(text) == .string(expected))
         // and as a key
         #expect(try parse("{\(text):1}") == .object([expected: .number(1)]))
     }
 
-    @Test(arguments: [
+    static let numberCases = [
         "0", "-0", "0.1", "0.3", "1e23", "8.98846567431158e307", "1.7976931348623157e308",
         "2.2250738585072011e-308", "4.9406564584124654e-324", "1e-320", "2.4703282292062328e-324",
         "1e-400", "-1e-400", "9007199254740993", "123456789012345678901234567890", "0.1000000000000000055511151231257827",
         "3.14159265358979323846264338327950288419716939937510", "1" + String(repeating: "0", count: 300),
         "0." + String(repeating: "0", count: 400) + "1e400",
-    ])
+    ]
+
+    /// Texts that parse, for JSONInputTests.
+    static var readable: [String] { grammarCases.map(\.0) + escapeCases.map(\.0) + numberCases }
+
+    @Test(arguments: numberCases)
     func numbersAreStrtods(_ text: String) throws {
         guard case .number(let value) = try parse(text) else {
             Issue.record("not a number: \(text)")
@@ -213,7 +222,7 @@ private func nested(_ depth: Int, _ open: String, _ close: String, inner: String
     }
 
     /// Bytes a Swift string literal cannot hold: invalid UTF-8, NUL, a byte order mark.
-    @Test(arguments: [
+    static let byteCases: [([UInt8], String)] = [
         ([0x22, 0xFF, 0x22], "invalid UTF-8 in a string, found byte 0xFF at line 1, column 2 (byte 1)"),
         ([0x22, 0x80, 0x22], "invalid UTF-8 in a string, found byte 0x80 at line 1, column 2 (byte 1)"),  // a lone continuation
         ([0x22, 0xC0, 0xAF, 0x22], "invalid UTF-8 in a string, found byte 0xC0 at line 1, column 2 (byte 1)"),  // overlong '/'
@@ -229,7 +238,9 @@ private func nested(_ depth: Int, _ open: String, _ close: String, inner: String
         ([0x31, 0x00], "expected the end of the text after the value, found U+0000 at line 1, column 2 (byte 1)"),
         ([0xEF, 0xBB, 0xBF, 0x31], "expected a value, found byte 0xEF at line 1, column 1 (byte 0)"),
         ([0x5B, 0x7F, 0x5D], "expected a value, found U+007F at line 1, column 2 (byte 1)"),
-    ] as [([UInt8], String)])
+    ]
+
+    @Test(arguments: byteCases)
     func byteErrors(_ bytes: [UInt8], _ expected: String) {
         #expect(message { try parse(bytes: bytes) } == "the text is not valid JSON: " + expected)
     }

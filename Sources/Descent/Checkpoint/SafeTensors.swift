@@ -80,35 +80,38 @@ enum SafeTensors {
     /// Parses and validates a header. `dataSize` is the length of the data section behind it.
     /// Errors are DescentError(.format) naming the tensor and the problem, or the position of
     /// a JSON error.
+    static func parseHeader(_ bytes: [UInt8], dataSize: Int) throws -> (tensors: [Tensor], metadata: [String: String]?) {
+        try bytes.withUnsafeBufferPointer { try parseHeader(JSONInput($0), dataSize: dataSize) }
+    }
+
+    /// Parses and validates the header that `input` reads (from a file, through a window).
     ///
     /// The header is read entry by entry and each tensor is checked as it is read, without a
-    /// tree of the whole text: time is linear in the header's size, and the memory used beyond
-    /// the header's bytes is what the result holds (bounded by maxEntries and maxRank). So the
-    /// first problem in file order is the one reported, whether it is JSON syntax or content.
-    static func parseHeader(_ bytes: [UInt8], dataSize: Int) throws -> (tensors: [Tensor], metadata: [String: String]?) {
-        guard bytes.first == UInt8(ascii: "{") else {
+    /// tree of the whole text: time is linear in the header's size, and memory is the window
+    /// plus what the result holds (bounded by maxEntries and maxRank; strings cost their own
+    /// size). So the first problem in file order is the one reported, whether it is JSON
+    /// syntax or content, and nothing after it is read.
+    static func parseHeader(_ input: JSONInput, dataSize: Int) throws -> (tensors: [Tensor], metadata: [String: String]?) {
+        var json = JSONParser(input, what: "the header")
+        guard try json.nextByte() == UInt8(ascii: "{") else {
             throw bad("the header does not start with '{' (a safetensors header is a JSON object)")
         }
-        var (tensors, metadata) = try bytes.withUnsafeBufferPointer { text in
-            var json = JSONParser(text, what: "the header")
-            var names = Set<String>()
-            var metadata: [String: String]? = nil
-            var tensors: [Tensor] = []
-            try json.beginObject()
-            while let entry = try json.nextMember() {
-                guard names.insert(entry.key).inserted else { throw json.duplicateKey(entry) }
-                if entry.key == "__metadata__" {
-                    metadata = try parseMetadata(&json)
-                } else {
-                    guard tensors.count < maxEntries else {
-                        throw bad("the header has more than \(maxEntries) tensors, more than Descent reads")
-                    }
-                    tensors.append(try parseTensor(entry.key, &json))
+        var names = Set<String>()
+        var metadata: [String: String]? = nil
+        var tensors: [Tensor] = []
+        try json.beginObject()
+        while let entry = try json.nextMember() {
+            guard names.insert(entry.key).inserted else { throw json.duplicateKey(entry) }
+            if entry.key == "__metadata__" {
+                metadata = try parseMetadata(&json)
+            } else {
+                guard tensors.count < maxEntries else {
+                    throw bad("the header has more than \(maxEntries) tensors, more than Descent reads")
                 }
+                tensors.append(try parseTensor(entry.key, &json))
             }
-            try json.end()
-            return (tensors, metadata)
         }
+        try json.end()
         tensors.sort { ($0.begin, $0.end, $0.name) < ($1.begin, $1.end, $1.name) }
         try checkTiling(tensors, dataSize: dataSize)
         return (tensors, metadata)
@@ -303,9 +306,9 @@ enum SafeTensors {
                     throw bad("the header length is \(declared) bytes but only \(size - 8) follow the length field: the file is truncated or not safetensors")
                 }
                 let headerLength = Int(declared)
-                var text = [UInt8](repeating: 0, count: headerLength)
-                try text.withUnsafeMutableBytes { try Self.readExactly(fd, into: $0, at: 8) }
                 let dataSize = size - 8 - headerLength
+                // Read as it is parsed: a huge header is never in memory at once.
+                let text = JSONInput(count: headerLength) { buffer, at in try Self.readExactly(fd, into: buffer, at: 8 + at) }
                 let (tensors, metadata) = try parseHeader(text, dataSize: dataSize)
                 header = Header(tensors: tensors, metadata: metadata, dataStart: 8 + headerLength, dataSize: dataSize)
             } catch {

@@ -12,8 +12,8 @@ public enum JSONValue: Equatable, Sendable {
 
     /// Parses UTF-8 JSON text that must be one value. Errors are `.format`, e.g. "the network
     /// spec is not valid JSON: expected ',' or '}' after an object member, found ']' at line 1,
-    /// column 17 (byte 16)", where `what` is "the network spec"; see `JSONParser` for the rules
-    /// and the nesting limit.
+    /// column 18 (byte 17)" for `{"sizes":[784,10]]` with `what` "the network spec"; see
+    /// `JSONParser` for the rules and the nesting limit.
     public static func parse(_ bytes: some Collection<UInt8>, what: String) throws -> JSONValue {
         func parse(_ text: UnsafeBufferPointer<UInt8>) throws -> JSONValue {
             var parser = JSONParser(text, what: what)

@@ -129,8 +129,9 @@ int32_t descent_net_apply_update(descent_net * net);
 /// The optimizer starts as sgd with lr 0.01; see `descent_net_set_optimizer`.
 /// On success `*out` receives a new handle, else NULL.
 /// Errors: DESCENT_ERR_INVALID_ARGUMENT (NULL, unknown field, bad value: the message names the
-/// field), DESCENT_ERR_FORMAT (not JSON), DESCENT_ERR_NOT_FOUND (OpenBLAS cannot be loaded),
-/// DESCENT_ERR_OUT_OF_MEMORY.
+/// field; a spec over 1 MiB), DESCENT_ERR_FORMAT (not strict JSON, a key given twice, or arrays
+/// and objects nested more than 64 deep: the message gives the line, column and byte),
+/// DESCENT_ERR_NOT_FOUND (OpenBLAS cannot be loaded), DESCENT_ERR_OUT_OF_MEMORY.
 /// Memory: free the handle with `descent_net_free`. Threads: safe from any thread.
 int32_t descent_net_create(char const * spec_json, descent_net * * out);
 
@@ -158,7 +159,8 @@ void descent_net_free(descent_net * net);
 /// dropout generator's state. A checkpoint made with a plugin's optimizer needs that plugin
 /// loaded first.
 /// Everything is checked before the network is built: the safetensors structure (sizes and
-/// offsets against the real file size; the header is at most 100 MB), the metadata, the spec,
+/// offsets against the real file size; the header is at most 100 MB of strict JSON, with at
+/// most 100,000 tensors and 100,000 metadata entries), the metadata, the spec,
 /// the optimizer and its hyperparameters, and every tensor's name, dtype (F32) and shape. A
 /// truncated, oversized or hostile file is an error, never a crash or an out-of-bounds read.
 /// On success `*out` receives a new handle, else NULL.

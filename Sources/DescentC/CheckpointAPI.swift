@@ -42,7 +42,8 @@ import Descent
 /// loaded first.
 ///
 /// Everything is checked before the network is built: the safetensors structure (sizes and
-/// offsets against the real file size; the header is at most 100 MB), the metadata, the spec,
+/// offsets against the real file size; the header is at most 100 MB of strict JSON, with at
+/// most 100,000 tensors and 100,000 metadata entries), the metadata, the spec,
 /// the optimizer and its hyperparameters, and every tensor's name, dtype (F32) and shape. A
 /// truncated, oversized or hostile file is an error, never a crash or an out-of-bounds read.
 ///

@@ -12,8 +12,9 @@ import Descent
 ///
 /// On success `*out` receives a new handle, else NULL.
 /// Errors: DESCENT_ERR_INVALID_ARGUMENT (NULL, unknown field, bad value: the message names the
-/// field), DESCENT_ERR_FORMAT (not JSON), DESCENT_ERR_NOT_FOUND (OpenBLAS cannot be loaded),
-/// DESCENT_ERR_OUT_OF_MEMORY.
+/// field; a spec over 1 MiB), DESCENT_ERR_FORMAT (not strict JSON, a key given twice, or arrays
+/// and objects nested more than 64 deep: the message gives the line, column and byte),
+/// DESCENT_ERR_NOT_FOUND (OpenBLAS cannot be loaded), DESCENT_ERR_OUT_OF_MEMORY.
 /// Memory: free the handle with `descent_net_free`. Threads: safe from any thread.
 @c(descent_net_create) public func descent_net_create(
     _ spec_json: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<UnsafeMutablePointer<descent_net>?>?

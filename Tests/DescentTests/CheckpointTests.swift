@@ -425,7 +425,7 @@ private func ckptFloatBytes(_ values: [Float]) -> [UInt8] { values.withUnsafeByt
         reject(ckptRawFile("{}", length: 100), "the header length is 100 bytes but only 2 follow")
         reject(ckptRawFile("[1,2]"), "does not start with '{'")
         reject(ckptRawFile(" {}"), "does not start with '{'")
-        reject(ckptRawFile("{\"a\":"), "the header is not valid JSON")
+        reject(ckptRawFile("{\"a\":"), "the header is not valid JSON: expected a value, found the end of the text at line 1, column 6 (byte 5)")
         reject(ckptRawFile("{\"a\":1}"), "tensor 'a' must be an object with dtype, shape and data_offsets, got a number")
         reject(ckptRawFile(#"{"a":{"shape":[2],"data_offsets":[0,8]}}"#, eight), "tensor 'a' has no 'dtype'")
         reject(ckptRawFile(#"{"a":{"dtype":"F32","data_offsets":[0,8]}}"#, eight), "tensor 'a' has no 'shape'")
@@ -465,9 +465,13 @@ private func ckptFloatBytes(_ values: [Float]) -> [UInt8] { values.withUnsafeByt
         reject(ckptRawFile(#"{"__metadata__":[1],"a":\#(entry)}"#, eight), "__metadata__ must be an object of strings, got an array")
         reject(ckptRawFile(#"{"__metadata__":{"format":1},"a":\#(entry)}"#, eight),
                "__metadata__ 'format' must be a string (safetensors metadata is string to string), got a number")
-        // Deep nesting is refused by the JSON reader, without a stack overflow.
+        // Deep nesting is refused as soon as it is not what an entry can be, without a stack
+        // overflow (JSONSmallStackTests runs such files on a small stack).
         reject(ckptRawFile("{\"a\":" + String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000) + "}"),
-               "the header is not valid JSON")
+               "tensor 'a' must be an object with dtype, shape and data_offsets, got an array")
+        // JSON errors say where they are.
+        reject(ckptRawFile("{\"a\":{\"dtype\":\"F32\",\n\"shape\":[2,],\"data_offsets\":[0,8]}}", eight),
+               "the header is not valid JSON: expected a value, found ']' at line 2, column 12 (byte 32)")
         // Valid safetensors, but not a Descent checkpoint.
         reject(ckptRawFile(#"{"a":\#(entry)}"#, eight), "not a Descent checkpoint: the safetensors header has no __metadata__")
         reject(ckptRawFile(#"{"__metadata__":{"format":"pt"},"a":\#(entry)}"#, eight),

@@ -134,18 +134,16 @@ import Testing
         #expect(throws: DescentError(case_.status, case_.message)) { try Network(json: case_.json) }
     }
 
-    /// Not JSON at all: a format error whose message says so (the rest is the decoder's).
-    @Test(arguments: ["", "sizes: [3, 2]", #"{"sizes":[3,2]"#, "{'sizes':[3,2]}", "\u{0}"])
-    func notJSON(_ text: String) {
-        do {
-            _ = try NetworkSpec.parse(json: text)
-            Issue.record("parsed \(text)")
-        } catch let error as DescentError {
-            #expect(error.status == .format)
-            #expect(error.message.hasPrefix("the network spec is not valid JSON"), "\(error.message)")
-        } catch {
-            Issue.record("not a DescentError: \(error)")
-        }
+    /// Not JSON at all: a format error that says what was expected and where.
+    @Test(arguments: [
+        ("", "expected a value, found the end of the text at line 1, column 1 (byte 0)"),
+        ("sizes: [3, 2]", "expected a value, found 's' at line 1, column 1 (byte 0)"),
+        (#"{"sizes":[3,2]"#, "expected ',' or '}' after an object member, found the end of the text at line 1, column 15 (byte 14)"),
+        ("{'sizes':[3,2]}", #"expected a string key or '}' after '{', found "'" at line 1, column 2 (byte 1)"#),
+        ("\u{0}", "expected a value, found U+0000 at line 1, column 1 (byte 0)"),
+    ])
+    func notJSON(_ text: String, _ message: String) {
+        #expect(throws: DescentError(.format, "the network spec is not valid JSON: " + message)) { try NetworkSpec.parse(json: text) }
     }
 
     /// The Swift initialiser validates like the parser does.

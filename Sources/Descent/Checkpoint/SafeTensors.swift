@@ -21,7 +21,10 @@ import Glibc
 /// `safetensors` accepts too: the header is at most 100 MB and starts with `{`; every entry has
 /// exactly dtype, shape and data_offsets; the byte range matches dtype and shape; the tensors
 /// tile the data section exactly (no overlap, no gap, nothing left over); metadata values are
-/// strings. Nothing is read, and nothing large is allocated, before the sizes are checked
+/// strings. Stricter than the reference: the header is strict JSON (`JSONParser`), a name
+/// given twice is refused (readers that build a map keep one of the two silently), and a
+/// header holds at most `maxEntries` tensors and metadata entries and `maxRank` dimensions per
+/// shape. Nothing is read, and nothing large is allocated, before the sizes are checked
 /// against the real file size.
 enum SafeTensors {
     /// The largest header accepted (the reference implementation's limit).
@@ -66,35 +69,56 @@ enum SafeTensors {
 
     // MARK: - header text
 
+    /// At most this many tensors, and this many __metadata__ entries, in one header. Far above
+    /// any real checkpoint (a Descent network of 1,000 layers with batch norm and Adam has
+    /// about 14,000 tensors), it bounds what a hostile header makes the reader keep: without
+    /// it, 100 MB of tiny entries would cost gigabytes.
+    static let maxEntries = 100_000
+    /// At most this many dimensions in a shape (numpy 2's limit; real tensors have a few).
+    static let maxRank = 64
+
     /// Parses and validates a header. `dataSize` is the length of the data section behind it.
-    /// Errors are DescentError(.format) naming the tensor and the problem.
+    /// Errors are DescentError(.format) naming the tensor and the problem, or the position of
+    /// a JSON error.
     static func parseHeader(_ bytes: [UInt8], dataSize: Int) throws -> (tensors: [Tensor], metadata: [String: String]?) {
-        guard bytes.first == UInt8(ascii: "{") else {
+        try bytes.withUnsafeBufferPointer { try parseHeader(JSONInput($0), dataSize: dataSize) }
+    }
+
+    /// Parses and validates the header that `input` reads (from a file, through a window).
+    ///
+    /// The header is read entry by entry and each tensor is checked as it is read, without a
+    /// tree of the whole text: time is linear in the header's size, and memory is the window
+    /// plus what the result holds (bounded by maxEntries and maxRank; strings cost their own
+    /// size). So the first problem in file order is the one reported, whether it is JSON
+    /// syntax or content, and nothing after it is read.
+    static func parseHeader(_ input: JSONInput, dataSize: Int) throws -> (tensors: [Tensor], metadata: [String: String]?) {
+        var json = JSONParser(input, what: "the header")
+        guard try json.nextByte() == UInt8(ascii: "{") else {
             throw bad("the header does not start with '{' (a safetensors header is a JSON object)")
         }
-        guard case .object(let fields) = try JSONValue.parse(bytes, what: "the header") else {
-            throw bad("the header is not a JSON object")
-        }
+        var names = Set<String>()
         var metadata: [String: String]? = nil
         var tensors: [Tensor] = []
-        for (name, value) in fields.sorted(by: { $0.key < $1.key }) {
-            if name == "__metadata__" {
-                guard case .object(let entries) = value else {
-                    throw bad("__metadata__ must be an object of strings, got \(value.kindName)")
-                }
-                var strings: [String: String] = [:]
-                for (key, entry) in entries.sorted(by: { $0.key < $1.key }) {
-                    guard case .string(let text) = entry else {
-                        throw bad("__metadata__ '\(key)' must be a string (safetensors metadata is string to string), got \(entry.kindName)")
-                    }
-                    strings[key] = text
-                }
-                metadata = strings
+        try json.beginObject()
+        while let entry = try json.nextMember() {
+            guard names.insert(entry.key).inserted else { throw json.duplicateKey(entry) }
+            if entry.key == "__metadata__" {
+                metadata = try parseMetadata(&json)
             } else {
-                tensors.append(try parseTensor(name, value))
+                guard tensors.count < maxEntries else {
+                    throw bad("the header has more than \(maxEntries) tensors, more than Descent reads")
+                }
+                tensors.append(try parseTensor(entry.key, &json))
             }
         }
+        try json.end()
         tensors.sort { ($0.begin, $0.end, $0.name) < ($1.begin, $1.end, $1.name) }
+        try checkTiling(tensors, dataSize: dataSize)
+        return (tensors, metadata)
+    }
+
+    /// The tensors, sorted by offsets, must cover the data section exactly once.
+    private static func checkTiling(_ tensors: [Tensor], dataSize: Int) throws {
         var position = 0
         var previous: String? = nil
         for t in tensors {
@@ -113,24 +137,61 @@ enum SafeTensors {
         guard position == dataSize else {
             throw bad("the data section has \(dataSize) bytes but the tensors cover only \(position): bytes [\(position), \(dataSize)) belong to no tensor")
         }
-        return (tensors, metadata)
     }
 
-    private static func parseTensor(_ name: String, _ value: JSONValue) throws -> Tensor {
-        guard case .object(let fields) = value else {
-            throw bad("tensor '\(name)' must be an object with dtype, shape and data_offsets, got \(value.kindName)")
+    /// Reads the `__metadata__` object that is the next value: string keys to string values.
+    private static func parseMetadata(_ json: inout JSONParser) throws -> [String: String] {
+        let kind = try json.kind()
+        guard kind == .object else { throw bad("__metadata__ must be an object of strings, got \(kind.name)") }
+        try json.beginObject()
+        var strings: [String: String] = [:]
+        while let entry = try json.nextMember() {
+            guard strings[entry.key] == nil else { throw json.duplicateKey(entry) }
+            guard strings.count < maxEntries else {
+                throw bad("__metadata__ has more than \(maxEntries) entries, more than Descent reads")
+            }
+            let kind = try json.kind()
+            guard kind == .string else {
+                throw bad("__metadata__ '\(entry.key)' must be a string (safetensors metadata is string to string), got \(kind.name)")
+            }
+            strings[entry.key] = try json.string()
         }
-        let known = ["dtype", "shape", "data_offsets"]
-        if let extra = fields.keys.sorted().first(where: { !known.contains($0) }) {
-            throw bad("tensor '\(name)' has an unknown field '\(extra)' (allowed: dtype, shape, data_offsets)")
+        return strings
+    }
+
+    /// Reads the tensor entry that is the next value and checks it on its own.
+    private static func parseTensor(_ name: String, _ json: inout JSONParser) throws -> Tensor {
+        let kind = try json.kind()
+        guard kind == .object else {
+            throw bad("tensor '\(name)' must be an object with dtype, shape and data_offsets, got \(kind.name)")
         }
-        for key in known where fields[key] == nil { throw bad("tensor '\(name)' has no '\(key)'") }
-        guard case .string(let dtype) = fields["dtype"]! else {
-            throw bad("tensor '\(name)': dtype must be a string, got \(fields["dtype"]!.kindName)")
+        var dtype: String? = nil
+        var shape: [Int]? = nil
+        var offsets: [Int]? = nil
+        try json.beginObject()
+        while let field = try json.nextMember() {
+            switch field.key {
+            case "dtype":
+                guard dtype == nil else { throw json.duplicateKey(field) }
+                let kind = try json.kind()
+                guard kind == .string else { throw bad("tensor '\(name)': dtype must be a string, got \(kind.name)") }
+                dtype = try json.string()
+            case "shape":
+                guard shape == nil else { throw json.duplicateKey(field) }
+                shape = try integers(&json, "tensor '\(name)': shape", atMost: maxRank,
+                                     tooMany: "tensor '\(name)': shape has more than \(maxRank) dimensions")
+            case "data_offsets":
+                guard offsets == nil else { throw json.duplicateKey(field) }
+                offsets = try integers(&json, "tensor '\(name)': data_offsets", atMost: 2,
+                                       tooMany: "tensor '\(name)': data_offsets must be [begin, end], got more than 2 numbers")
+            default:
+                throw bad("tensor '\(name)' has an unknown field '\(field.key)' (allowed: dtype, shape, data_offsets)")
+            }
         }
+        guard let dtype else { throw bad("tensor '\(name)' has no 'dtype'") }
+        guard let shape else { throw bad("tensor '\(name)' has no 'shape'") }
+        guard let offsets else { throw bad("tensor '\(name)' has no 'data_offsets'") }
         guard let bits = elementBits[dtype] else { throw bad("tensor '\(name)' has an unknown dtype '\(dtype)'") }
-        let shape = try integers(fields["shape"]!, "tensor '\(name)': shape")
-        let offsets = try integers(fields["data_offsets"]!, "tensor '\(name)': data_offsets")
         guard offsets.count == 2 else {
             throw bad("tensor '\(name)': data_offsets must be [begin, end], got \(offsets.count) numbers")
         }
@@ -150,17 +211,26 @@ enum SafeTensors {
         return Tensor(name: name, dtype: dtype, shape: shape, begin: begin, end: end)
     }
 
-    /// An array of whole numbers in 0...2^53.
-    private static func integers(_ value: JSONValue, _ what: String) throws -> [Int] {
-        guard case .array(let items) = value else { throw bad("\(what) must be an array of whole numbers, got \(value.kindName)") }
-        return try items.enumerated().map { i, item in
-            guard case .number(let n) = item, n == n.rounded(), n >= 0, n <= maxInteger else {
-                let got: String
-                if case .number(let n) = item { got = Hyperparameter.format(n) } else { got = item.kindName }
-                throw bad("\(what)[\(i)] must be a whole number in 0...2^53, got \(got)")
+    /// Reads the array of whole numbers in 0...2^53 that is the next value; more than
+    /// `atMost` of them is the error `tooMany`, found before any more are kept.
+    private static func integers(_ json: inout JSONParser, _ what: String, atMost: Int, tooMany: String) throws -> [Int] {
+        let kind = try json.kind()
+        guard kind == .array else { throw bad("\(what) must be an array of whole numbers, got \(kind.name)") }
+        try json.beginArray()
+        var values: [Int] = []
+        while try json.nextElement() {
+            guard values.count < atMost else { throw bad(tooMany) }
+            let kind = try json.kind()
+            guard kind == .number else {
+                throw bad("\(what)[\(values.count)] must be a whole number in 0...2^53, got \(kind.name)")
             }
-            return Int(n)
+            let n = try json.number()
+            guard n == n.rounded(), n >= 0, n <= maxInteger else {
+                throw bad("\(what)[\(values.count)] must be a whole number in 0...2^53, got \(Hyperparameter.format(n))")
+            }
+            values.append(Int(n))
         }
+        return values
     }
 
     /// What to write: a tensor's name, dtype, shape and bytes (exactly dtype size * elements).
@@ -232,9 +302,9 @@ enum SafeTensors {
                     throw bad("the header length is \(declared) bytes but only \(size - 8) follow the length field: the file is truncated or not safetensors")
                 }
                 let headerLength = Int(declared)
-                var text = [UInt8](repeating: 0, count: headerLength)
-                try text.withUnsafeMutableBytes { try Self.readExactly(fd, into: $0, at: 8) }
                 let dataSize = size - 8 - headerLength
+                // Read as it is parsed: a huge header is never in memory at once.
+                let text = JSONInput(count: headerLength) { buffer, at in try Self.readExactly(fd, into: buffer, at: 8 + at) }
                 let (tensors, metadata) = try parseHeader(text, dataSize: dataSize)
                 header = Header(tensors: tensors, metadata: metadata, dataStart: 8 + headerLength, dataSize: dataSize)
             } catch {

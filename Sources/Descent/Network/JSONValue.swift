@@ -1,9 +1,8 @@
-import FoundationEssentials
-
-/// Any JSON value, decoded with Foundation's JSONDecoder. Network specs and checkpoint headers
-/// are read into this first, so every field can be checked by name with a precise message
-/// (Decodable structs would drop unknown keys silently).
-public enum JSONValue: Decodable, Equatable, Sendable {
+/// Any JSON value. Network specs are read into this first, so every field can be checked by
+/// name with a precise message (Decodable structs would drop unknown keys silently).
+/// `JSONParser` reads the text; safetensors headers are read entry by entry with it instead,
+/// without a tree.
+public enum JSONValue: Equatable, Sendable {
     case null
     case bool(Bool)
     case number(Double)
@@ -11,36 +10,32 @@ public enum JSONValue: Decodable, Equatable, Sendable {
     case array([JSONValue])
     case object([String: JSONValue])
 
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.singleValueContainer()
-        if c.decodeNil() { self = .null }
-        else if let b = try? c.decode(Bool.self) { self = .bool(b) }
-        else if let n = try? c.decode(Double.self) { self = .number(n) }
-        else if let s = try? c.decode(String.self) { self = .string(s) }
-        else if let a = try? c.decode([JSONValue].self) { self = .array(a) }
-        else { self = .object(try c.decode([String: JSONValue].self)) }
-    }
-
-    /// Parses UTF-8 JSON text; the message says what is wrong.
+    /// Parses UTF-8 JSON text that must be one value. Errors are `.format`, e.g. "the network
+    /// spec is not valid JSON: expected ',' or '}' after an object member, found ']' at line 1,
+    /// column 18 (byte 17)" for `{"sizes":[784,10]]` with `what` "the network spec"; see
+    /// `JSONParser` for the rules and the nesting limit.
     public static func parse(_ bytes: some Collection<UInt8>, what: String) throws -> JSONValue {
-        do {
-            return try JSONDecoder().decode(JSONValue.self, from: Data(bytes))
-        } catch let DecodingError.dataCorrupted(context) {
-            throw DescentError(.format, "\(what) is not valid JSON: \(context.debugDescription)")
-        } catch {
-            throw DescentError(.format, "\(what) is not valid JSON")
+        func parse(_ text: UnsafeBufferPointer<UInt8>) throws -> JSONValue {
+            var parser = JSONParser(text, what: what)
+            let value = try parser.value()
+            try parser.end()
+            return value
         }
+        if let value = try bytes.withContiguousStorageIfAvailable(parse) { return value }
+        return try Array(bytes).withUnsafeBufferPointer(parse)
     }
 
     /// A short name of the value's type for messages: "a string", "an array", ...
-    public var kindName: String {
+    public var kindName: String { kind.name }
+
+    var kind: JSONParser.Kind {
         switch self {
-        case .null: "null"
-        case .bool: "a boolean"
-        case .number: "a number"
-        case .string: "a string"
-        case .array: "an array"
-        case .object: "an object"
+        case .null: .null
+        case .bool: .bool
+        case .number: .number
+        case .string: .string
+        case .array: .array
+        case .object: .object
         }
     }
 }

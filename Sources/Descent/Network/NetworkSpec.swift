@@ -108,10 +108,18 @@ public struct NetworkSpec: Sendable, Equatable {
         }
     }
 
+    /// The longest spec text accepted. A spec is a few hundred bytes; the limit bounds the
+    /// tree a hostile spec (one stored in a checkpoint, say) makes `parse` build.
+    public static let maxJSONBytes = 1 << 20
+
     /// Parses and validates a JSON spec. Unknown keys, wrong types and bad values are errors
-    /// that name the field.
+    /// that name the field; text that is not JSON (or nests more than 64 levels) is a
+    /// `.format` error with its position.
     public static func parse(json: String) throws -> NetworkSpec {
-        guard case .object(let fields) = try JSONValue.parse(Array(json.utf8), what: "the network spec") else {
+        guard json.utf8.count <= maxJSONBytes else {
+            throw DescentError.invalid("the network spec is \(json.utf8.count) bytes long; at most \(maxJSONBytes) are allowed")
+        }
+        guard case .object(let fields) = try JSONValue.parse(json.utf8, what: "the network spec") else {
             throw DescentError.invalid("the network spec must be a JSON object")
         }
         let known = ["sizes", "activation", "init", "batchnorm", "dropout", "weight_decay", "seed"]

@@ -251,9 +251,13 @@ int32_t descent_net_train_step(descent_net * net, float const * x, int32_t const
 /// without its own weight_decay also takes `weight_decay` (L2: the gradient becomes
 /// g + weight_decay*p), and every optimizer takes `check_finite` (1, the default: refuse
 /// gradients holding NaN/Inf before writing anything; 0: skip that extra read of the gradients).
+/// Plugins in the folders of DESCENT_PLUGIN_PATH and in the installed plugin folder are loaded
+/// before the first name is looked up (see `descent_plugin_search_path`).
 /// On success `*out` receives a new handle; on failure `*out` is set to NULL.
 /// Errors: DESCENT_ERR_INVALID_ARGUMENT (NULL name or out, malformed list, value out of
-/// range), DESCENT_ERR_NOT_FOUND (unknown optimizer or key; the message lists the known ones).
+/// range), DESCENT_ERR_NOT_FOUND (unknown optimizer or key; the message lists the known ones,
+/// and for an unknown optimizer the plugin folders searched: "descent_optimizer_create: unknown
+/// optimizer 'lion'; known: sgd, ..., adamw; plugin folders searched: /usr/local/lib/descent/plugins").
 /// Memory: the caller owns the handle and frees it with `descent_optimizer_free`.
 /// Threads: safe from any thread.
 int32_t descent_optimizer_create(char const * name, char const * hparams, descent_optimizer * * out);
@@ -321,9 +325,11 @@ int32_t descent_optimizer_step(descent_optimizer * opt, int64_t count, float * c
 /// Loads an optimizer plugin (a shared library built against descent_plugin.h) and registers
 /// its optimizers, so `descent_optimizer_create` and `descent_net_set_optimizer` find them by
 /// name. All of the library's optimizers are registered, or none.
-/// Loading the same library again succeeds and changes nothing. Plugins are never unloaded.
-/// Libraries in the folders of DESCENT_PLUGIN_PATH (colon-separated) are loaded automatically
-/// the first time any optimizer name is looked up.
+/// `path` is a file path, absolute or relative to the working directory, also without a slash:
+/// "adabelief.so" is the file in the working directory (dlopen alone would search the library
+/// path for it). Loading the same library again succeeds and changes nothing. Plugins are never
+/// unloaded. The first time any optimizer name is looked up, the libraries in the folders of
+/// `descent_plugin_search_path` are loaded automatically.
 /// Errors: DESCENT_ERR_INVALID_ARGUMENT (NULL or empty path), DESCENT_ERR_NOT_FOUND (no such
 /// file), DESCENT_ERR_PLUGIN (not loadable, no descent_plugin_entry symbol, built for another
 /// ABI major version (the message names both), an invalid descriptor, or an optimizer name
@@ -336,6 +342,20 @@ int32_t descent_plugin_load(char const * path);
 /// Errors: as `descent_plugin_load`, and DESCENT_ERR_NOT_FOUND when the folder cannot be opened.
 /// Threads: safe from any thread.
 int32_t descent_plugin_load_dir(char const * dir);
+
+/// Writes the folders searched for plugins, colon-separated and NUL-terminated, in the order
+/// they are searched: the folders of the environment variable DESCENT_PLUGIN_PATH
+/// (colon-separated, read once per process), then the plugin folder installed with the library,
+/// `descent/plugins` next to the loaded libdescent.so (`<prefix>/lib/descent/plugins`, where
+/// `cmake --install` puts the example plugins; found with dladdr, so it follows the library
+/// wherever the prefix is). Each folder appears once. Every "*.so" in them is loaded, in name
+/// order per folder, the first time any optimizer name is looked up (this call counts); a
+/// library that fails to load is reported on stderr and skipped, and so is a folder of
+/// DESCENT_PLUGIN_PATH that cannot be opened; a missing installed folder is not reported.
+/// An unknown optimizer name's DESCENT_ERR_NOT_FOUND message lists these folders too.
+/// Buffer contract as `descent_optimizer_names`.
+/// Threads: safe from any thread.
+int32_t descent_plugin_search_path(char * buf, int64_t cap, int64_t * needed);
 
 /// Sets how many threads the parallel kernels use: n >= 1 sets it, n == 0 restores the
 /// default (DESCENT_NUM_THREADS if set, else the number of cores). Results do not depend on

@@ -11,9 +11,14 @@ import Descent
 /// g + weight_decay*p), and every optimizer takes `check_finite` (1, the default: refuse
 /// gradients holding NaN/Inf before writing anything; 0: skip that extra read of the gradients).
 ///
+/// Plugins in the folders of DESCENT_PLUGIN_PATH and in the installed plugin folder are loaded
+/// before the first name is looked up (see `descent_plugin_search_path`).
+///
 /// On success `*out` receives a new handle; on failure `*out` is set to NULL.
 /// Errors: DESCENT_ERR_INVALID_ARGUMENT (NULL name or out, malformed list, value out of
-/// range), DESCENT_ERR_NOT_FOUND (unknown optimizer or key; the message lists the known ones).
+/// range), DESCENT_ERR_NOT_FOUND (unknown optimizer or key; the message lists the known ones,
+/// and for an unknown optimizer the plugin folders searched: "descent_optimizer_create: unknown
+/// optimizer 'lion'; known: sgd, ..., adamw; plugin folders searched: /usr/local/lib/descent/plugins").
 /// Memory: the caller owns the handle and frees it with `descent_optimizer_free`.
 /// Threads: safe from any thread.
 @c(descent_optimizer_create) public func descent_optimizer_create(

@@ -16,8 +16,8 @@ public final class Optimizer {
     public let kind: OptimizerKind
     /// Updates taken since creation or the last reset (the `t` of bias corrections).
     public private(set) var stepCount: Int64 = 0
-    /// Whether a network owns this optimizer (it is freed with the network, and steps only
-    /// through the network's training calls).
+    /// Whether a network owns this optimizer: it goes with the network, and the C API refuses
+    /// to free it or to step it with other tensors than the network's.
     public private(set) var isOwnedByNetwork = false
     /// The owning network's spec `weight_decay` (L2 in its loss), 0 when there is none: the
     /// host's L2 `weight_decay` must then stay 0, or the weights would decay twice.

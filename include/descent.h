@@ -146,7 +146,7 @@ int32_t descent_net_evaluate(descent_net * net, float const * x, int32_t const *
 /// without updating. Between this and `descent_net_apply_update` the gradients may be read
 /// and rewritten through `descent_net_param` (e.g. averaged across processes with MPI).
 /// Batch-norm running averages are updated here.
-/// Errors: as `descent_net_train_step`. Threads: one handle, one thread at a time.
+/// Errors: as `descent_net_train_step` (batch 1 with batch norm included). Threads: one handle, one thread at a time.
 int32_t descent_net_forward_backward(descent_net * net, float const * x, int32_t const * labels, int64_t batch, float * loss);
 
 /// Frees a network, its buffers and its optimizer. NULL is ignored. Pointers obtained from
@@ -168,10 +168,27 @@ void descent_net_free(descent_net * net);
 /// DESCENT_ERR_NOT_FOUND (no such file; or the checkpoint's optimizer is not registered: the
 /// message names it), DESCENT_ERR_IO (cannot be read, a directory), DESCENT_ERR_FORMAT (not
 /// safetensors, not a Descent checkpoint, an unsupported format_version, or any inconsistency:
-/// the message names the tensor or metadata field), DESCENT_ERR_NUMERIC (a tensor holds NaN or
-/// Inf), DESCENT_ERR_OUT_OF_MEMORY.
+/// the message names the tensor or metadata field; a spec `weight_decay` > 0 together with the
+/// optimizer's host L2 `weight_decay` > 0 is one, see `descent_net_set_optimizer`),
+/// DESCENT_ERR_NUMERIC (a tensor holds NaN or Inf), DESCENT_ERR_OUT_OF_MEMORY.
 /// Memory: free the handle with `descent_net_free`. Threads: safe from any thread.
 int32_t descent_net_load(char const * path, descent_net * * out);
+
+/// The network's current optimizer, borrowed: `*out` receives a handle on which
+/// `descent_optimizer_get`, `descent_optimizer_set` (hyperparameters change mid-run; state and
+/// step count are kept, so this is how a network's learning-rate schedule is written),
+/// `descent_optimizer_name` and `descent_optimizer_reset` work as on any optimizer. Checkpoints
+/// save the values in force. Setting a host L2 `weight_decay` > 0 on it is refused when the
+/// spec has `weight_decay` > 0 (see `descent_net_set_optimizer`).
+/// The network owns it: `descent_optimizer_free` refuses it (DESCENT_ERR_INVALID_ARGUMENT, the
+/// optimizer stays), and `descent_optimizer_step` refuses it too, since the network steps it
+/// with its own tensors (`descent_net_train_step`, `descent_net_apply_update`).
+/// On success `*out` receives the handle, else NULL.
+/// Errors: DESCENT_ERR_INVALID_ARGUMENT (NULL net or out).
+/// Memory: valid until the next successful `descent_net_set_optimizer` on this network, or
+/// `descent_net_free`; calling this again is cheap and always gives the current one.
+/// Threads: the handle is part of the network: one thread at a time for both together.
+int32_t descent_net_optimizer(descent_net * net, descent_optimizer * * out);
 
 /// Zero-copy access to parameter `index` (0-based, in the order of `descent_net_param_count`):
 /// its name ("W1", "b1", "gamma1", "beta1", ...), its values and its gradient (both `*length`
@@ -196,8 +213,9 @@ int32_t descent_net_predict(descent_net * net, float const * x, int64_t batch, f
 /// `safetensors` package: every parameter under its name (W1 [fan_in][fan_out], b1, gamma1,
 /// beta1, ...), the batch-norm running averages (running_mean1, running_var1, ...), the
 /// optimizer's state buffers ("optimizer.W1.0", "optimizer.W1.1", ... once it has taken a
-/// step), all F32; and in `__metadata__` the spec, the optimizer's name, hyperparameters and
-/// step count, and the dropout generator's state. `descent_net_load` then continues training
+/// step), all F32; and in `__metadata__` the spec, the optimizer's name, hyperparameters (the
+/// values in force, also those set through `descent_net_optimizer`) and step count, and the
+/// dropout generator's state. `descent_net_load` then continues training
 /// exactly as if it had never stopped (same inputs, same thread count: bit-identical losses).
 /// Gradients are not saved: save after `descent_net_train_step` or `descent_net_apply_update`.
 /// Atomic: the file is written to a temporary file `.descent-checkpoint-XXXXXX` (six random
@@ -221,8 +239,17 @@ int32_t descent_net_save(descent_net const * net, char const * path);
 
 /// Swaps the network's optimizer by name (a built-in or a plugin's), at any time: weights are
 /// kept, the new optimizer's state starts fresh. `hparams` as in `descent_optimizer_create`.
-/// Errors: as `descent_optimizer_create`; on error the old optimizer stays, untouched.
-/// Threads: one handle, one thread at a time.
+/// Weight decay: the spec's `weight_decay` (L2 in the loss, on weights only) and the
+/// optimizer's host-provided L2 `weight_decay` (g + weight_decay*p, on every parameter) are the
+/// same regularisation, so a network whose spec has `weight_decay` > 0 refuses a host L2
+/// `weight_decay` > 0. A decoupled decay that an optimizer declares itself (adamw, lion) is a
+/// different update and combines with the spec's L2: both then shrink the weights.
+/// Errors: as `descent_optimizer_create`, and DESCENT_ERR_INVALID_ARGUMENT for the doubled L2
+/// ("descent_net_set_optimizer: sgd's weight_decay=0.001 (L2 on the gradients) would decay the
+/// weights a second time: the network's spec has weight_decay=0.01 (L2 in the loss); keep one
+/// of the two at 0"). On error the old optimizer stays, untouched.
+/// Memory: a handle from `descent_net_optimizer` for the old optimizer becomes invalid (only
+/// when the call succeeds). Threads: one handle, one thread at a time.
 int32_t descent_net_set_optimizer(descent_net * net, char const * name, char const * hparams);
 
 /// Writes the network's spec as JSON (all fields, defaults filled in).
@@ -235,7 +262,10 @@ int32_t descent_net_spec(descent_net const * net, char * buf, int64_t cap, int64
 /// (`loss` may be NULL).
 /// Errors change nothing (weights, optimizer state, batch-norm averages, random state):
 /// DESCENT_ERR_INVALID_ARGUMENT (NULL, batch <= 0, a label out of range: the message names the
-/// index), DESCENT_ERR_NUMERIC (NaN/Inf in x, or a non-finite loss or gradient).
+/// index; batch 1 on a network with batch norm, whose batch variance is then undefined:
+/// "descent_net_train_step: batch is 1, but training a network with batch norm needs at least
+/// 2 samples per batch (the variance of a single sample is undefined); predict and evaluate
+/// accept 1"), DESCENT_ERR_NUMERIC (NaN/Inf in x, or a non-finite loss or gradient).
 /// Afterwards the gradients of this step stay readable through `descent_net_param`; the
 /// result is bit-identical to `descent_net_forward_backward` + `descent_net_apply_update`.
 /// At batch 1, a network without batch norm and dropout (and an optimizer flagged
@@ -253,9 +283,13 @@ int32_t descent_net_train_step(descent_net * net, float const * x, int32_t const
 /// without its own weight_decay also takes `weight_decay` (L2: the gradient becomes
 /// g + weight_decay*p), and every optimizer takes `check_finite` (1, the default: refuse
 /// gradients holding NaN/Inf before writing anything; 0: skip that extra read of the gradients).
+/// Plugins in the folders of DESCENT_PLUGIN_PATH and in the installed plugin folder are loaded
+/// before the first name is looked up (see `descent_plugin_search_path`).
 /// On success `*out` receives a new handle; on failure `*out` is set to NULL.
 /// Errors: DESCENT_ERR_INVALID_ARGUMENT (NULL name or out, malformed list, value out of
-/// range), DESCENT_ERR_NOT_FOUND (unknown optimizer or key; the message lists the known ones).
+/// range), DESCENT_ERR_NOT_FOUND (unknown optimizer or key; the message lists the known ones,
+/// and for an unknown optimizer the plugin folders searched: "descent_optimizer_create: unknown
+/// optimizer 'lion'; known: sgd, ..., adamw; plugin folders searched: /usr/local/lib/descent/plugins").
 /// Memory: the caller owns the handle and frees it with `descent_optimizer_free`.
 /// Threads: safe from any thread.
 int32_t descent_optimizer_create(char const * name, char const * hparams, descent_optimizer * * out);
@@ -269,15 +303,30 @@ int32_t descent_optimizer_create(char const * name, char const * hparams, descen
 /// Threads: safe from any thread.
 int32_t descent_optimizer_describe(char const * name, char * buf, int64_t cap, int64_t * needed);
 
-/// Frees an optimizer and its state. NULL is ignored. The handle must not be used afterwards.
+/// Frees an optimizer from `descent_optimizer_create` and its state. NULL is ignored
+/// (DESCENT_OK). The handle must not be used afterwards.
+/// A network's optimizer (from `descent_net_optimizer`) is not freed: it belongs to the network
+/// and goes with `descent_net_free`. Passing one is refused and changes nothing, so a binding
+/// that frees every handle it wraps cannot free it twice.
+/// Errors: DESCENT_ERR_INVALID_ARGUMENT ("descent_optimizer_free: opt is a network's optimizer
+/// (from descent_net_optimizer): it is freed with the network by descent_net_free").
 /// Threads: not while another thread uses the same handle.
-void descent_optimizer_free(descent_optimizer * opt);
+int32_t descent_optimizer_free(descent_optimizer * opt);
 
 /// Reads a hyperparameter's current value into `*value`. The read-only key "step" gives the
 /// number of steps taken since creation or the last reset.
 /// Errors: DESCENT_ERR_INVALID_ARGUMENT (NULL), DESCENT_ERR_NOT_FOUND (unknown key).
 /// Threads: one handle, one thread at a time.
 int32_t descent_optimizer_get(descent_optimizer const * opt, char const * key, double * value);
+
+/// The registered name of an optimizer, e.g. "adam", or a plugin's "lion"; for a network's
+/// optimizer (`descent_net_optimizer`) the one in use.
+/// On success `*name` receives the name, else NULL.
+/// Errors: DESCENT_ERR_INVALID_ARGUMENT (NULL opt or name).
+/// Memory: a string owned by the library (by the plugin for a plugin's optimizer, and plugins
+/// are never unloaded), valid until the process exits, even after the handle is freed.
+/// Threads: safe from any thread while the handle is alive (the name never changes).
+int32_t descent_optimizer_name(descent_optimizer const * opt, char const * * name);
 
 /// Writes the names of all registered optimizers, comma-separated and NUL-terminated, e.g.
 /// "sgd,momentum,nesterov,adagrad,rmsprop,adam,adamw,lion": built-ins first, then plugins
@@ -294,9 +343,12 @@ int32_t descent_optimizer_names(char * buf, int64_t cap, int64_t * needed);
 int32_t descent_optimizer_reset(descent_optimizer * opt);
 
 /// Sets a hyperparameter, e.g. ("lr", 0.001). State and step count are kept, so this is how
-/// learning-rate schedules are written.
-/// Errors: DESCENT_ERR_INVALID_ARGUMENT (NULL, non-finite or out-of-range value; the optimizer
-/// is unchanged), DESCENT_ERR_NOT_FOUND (unknown key; the message lists the known ones).
+/// learning-rate schedules are written; on a network's optimizer (`descent_net_optimizer`)
+/// the network's next step uses the new value.
+/// Errors: DESCENT_ERR_INVALID_ARGUMENT (NULL, non-finite or out-of-range value; a host L2
+/// `weight_decay` > 0 on the optimizer of a network whose spec has `weight_decay` > 0, see
+/// `descent_net_set_optimizer`; the optimizer is unchanged), DESCENT_ERR_NOT_FOUND (unknown
+/// key; the message lists the known ones).
 /// Threads: one handle, one thread at a time.
 int32_t descent_optimizer_set(descent_optimizer * opt, char const * key, double value);
 
@@ -308,7 +360,8 @@ int32_t descent_optimizer_set(descent_optimizer * opt, char const * key, double 
 /// optimizer's `check_finite` is 0 (then NaN/Inf reach parameters and state; for callers that
 /// guarantee finite gradients and want the step at full memory speed).
 /// Errors leave parameters, state and the step count exactly as they were:
-/// DESCENT_ERR_INVALID_ARGUMENT (NULL pointers, count <= 0, a negative length),
+/// DESCENT_ERR_INVALID_ARGUMENT (NULL pointers, count <= 0, a negative length; `opt` is a
+/// network's optimizer from `descent_net_optimizer`, which steps only with its network),
 /// DESCENT_ERR_NUMERIC (a gradient holds NaN/Inf and check_finite is 1; the message names
 /// tensor and index),
 /// DESCENT_ERR_SHAPE (count or lengths differ from the state's; the message names both),
@@ -323,9 +376,11 @@ int32_t descent_optimizer_step(descent_optimizer * opt, int64_t count, float * c
 /// Loads an optimizer plugin (a shared library built against descent_plugin.h) and registers
 /// its optimizers, so `descent_optimizer_create` and `descent_net_set_optimizer` find them by
 /// name. All of the library's optimizers are registered, or none.
-/// Loading the same library again succeeds and changes nothing. Plugins are never unloaded.
-/// Libraries in the folders of DESCENT_PLUGIN_PATH (colon-separated) are loaded automatically
-/// the first time any optimizer name is looked up.
+/// `path` is a file path, absolute or relative to the working directory, also without a slash:
+/// "adabelief.so" is the file in the working directory (dlopen alone would search the library
+/// path for it). Loading the same library again succeeds and changes nothing. Plugins are never
+/// unloaded. The first time any optimizer name is looked up, the libraries in the folders of
+/// `descent_plugin_search_path` are loaded automatically.
 /// Errors: DESCENT_ERR_INVALID_ARGUMENT (NULL or empty path), DESCENT_ERR_NOT_FOUND (no such
 /// file), DESCENT_ERR_PLUGIN (not loadable, no descent_plugin_entry symbol, built for another
 /// ABI major version (the message names both), an invalid descriptor, or an optimizer name
@@ -338,6 +393,20 @@ int32_t descent_plugin_load(char const * path);
 /// Errors: as `descent_plugin_load`, and DESCENT_ERR_NOT_FOUND when the folder cannot be opened.
 /// Threads: safe from any thread.
 int32_t descent_plugin_load_dir(char const * dir);
+
+/// Writes the folders searched for plugins, colon-separated and NUL-terminated, in the order
+/// they are searched: the folders of the environment variable DESCENT_PLUGIN_PATH
+/// (colon-separated, read once per process), then the plugin folder installed with the library,
+/// `descent/plugins` next to the loaded libdescent.so (`<prefix>/lib/descent/plugins`, where
+/// `cmake --install` puts the example plugins; found with dladdr, so it follows the library
+/// wherever the prefix is). Each folder appears once. Every "*.so" in them is loaded, in name
+/// order per folder, the first time any optimizer name is looked up (this call counts); a
+/// library that fails to load is reported on stderr and skipped, and so is a folder of
+/// DESCENT_PLUGIN_PATH that cannot be opened; a missing installed folder is not reported.
+/// An unknown optimizer name's DESCENT_ERR_NOT_FOUND message lists these folders too.
+/// Buffer contract as `descent_optimizer_names`.
+/// Threads: safe from any thread.
+int32_t descent_plugin_search_path(char * buf, int64_t cap, int64_t * needed);
 
 /// Sets how many threads the parallel kernels use: n >= 1 sets it, n == 0 restores the
 /// default (DESCENT_NUM_THREADS if set, else the number of cores). Results do not depend on

@@ -12,7 +12,9 @@
  *   - checks gradients for NaN/Inf before any update (its `check_finite` hyperparameter, which
  *     it adds to every optimizer; the name is reserved: a plugin may not declare it),
  *   - adds L2 weight decay (grad + weight_decay * param) unless the optimizer declares a
- *     hyperparameter named "weight_decay" itself (then that one is the optimizer's own),
+ *     hyperparameter named "weight_decay" itself: declaring one turns the host's L2 off, and
+ *     step() then receives the raw gradient and applies its own decay (a decoupled one, as
+ *     adamw and lion do, or any other),
  *   - calls prepare() once per step, then step() on chunks of every tensor, from several
  *     threads at once (OpenMP) when the tensors are large,
  *   - saves state in checkpoints, and resets it when the user swaps optimizers.
@@ -76,7 +78,11 @@ typedef struct descent_step_context {
     uint32_t struct_size;
     uint32_t reserved;
     int64_t step;              /* t: 1 on the first update after creation or reset */
-    const double *hparams;     /* current values, in the order of the optimizer's table */
+    /* Current values: hparams[0 .. hparam_count) in the order of the optimizer's table, then
+     * the host's own: hparams[hparam_count] is "weight_decay" (the host's L2, already added to
+     * the gradient step() sees) when the optimizer declares no "weight_decay", and the last
+     * entry is always "check_finite" (1 or 0). Plugins need not read the host's entries. */
+    const double *hparams;
     const double *scalars;     /* values prepare() wrote for this step (zeros without prepare) */
     /* Records why step() or prepare() is about to return DESCENT_PLUGIN_ERROR. Thread-safe;
      * the first message of a step wins. The host copies the string. */
@@ -85,7 +91,7 @@ typedef struct descent_step_context {
 } descent_step_context;
 
 /* descent_optimizer_desc.flags */
-/* step() never returns an error, so the host need not snapshot parameters and state to roll
+/* step() never returns an error (prepare() still may), so the host need not snapshot parameters and state to roll
  * them back when it does. Without this flag the host keeps such a snapshot for every step. */
 #define DESCENT_OPTIMIZER_INFALLIBLE 0x1u
 
@@ -100,10 +106,16 @@ typedef struct descent_optimizer_desc {
     const descent_hparam_desc *hparams;
     /* Optional (may be NULL). Called once per step before any step() call, to compute values
      * that are the same for every element (bias corrections), so they are not recomputed per
-     * element. Writes at most DESCENT_PLUGIN_MAX_SCALARS values to scalars. */
+     * element. Writes at most DESCENT_PLUGIN_MAX_SCALARS values to scalars. May return
+     * DESCENT_PLUGIN_ERROR (after ctx->report_error) whatever the flags, also with
+     * DESCENT_OPTIMIZER_INFALLIBLE: nothing has been written yet, so the step fails with
+     * parameters, state and the step count unchanged. */
     int32_t (*prepare)(const descent_step_context *ctx, double *scalars);
     /* Required. Updates param[0..n) in place from grad[0..n) and the state buffers
-     * state[0..state_count)[0..n). Called on disjoint chunks, possibly concurrently. */
+     * state[0..state_count)[0..n). Called on disjoint chunks, possibly concurrently. The
+     * pointers are already advanced to the chunk, and step() is told neither which tensor it
+     * belongs to nor where in it the chunk starts: the update of an element may depend only on
+     * that element's param, grad and state, ctx->hparams, ctx->scalars and ctx->step. */
     int32_t (*step)(const descent_step_context *ctx, float *param, const float *grad,
                     float *const *state, int64_t n);
 } descent_optimizer_desc;

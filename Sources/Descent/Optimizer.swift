@@ -16,6 +16,12 @@ public final class Optimizer {
     public let kind: OptimizerKind
     /// Updates taken since creation or the last reset (the `t` of bias corrections).
     public private(set) var stepCount: Int64 = 0
+    /// Whether a network owns this optimizer: it goes with the network, and the C API refuses
+    /// to free it or to step it with other tensors than the network's.
+    public private(set) var isOwnedByNetwork = false
+    /// The owning network's spec `weight_decay` (L2 in its loss), 0 when there is none: the
+    /// host's L2 `weight_decay` must then stay 0, or the weights would decay twice.
+    private var networkWeightDecay = 0.0
 
     /// Current hyperparameter values, in the kind's table order; stable address for C.
     private let values: UnsafeMutablePointer<Double>
@@ -76,7 +82,37 @@ public final class Optimizer {
     public func set(_ key: String, _ value: Double) throws {
         guard let i = kind.index(of: key) else { throw Self.unknownKey(key, kind) }
         try kind.hyperparameters[i].validate(value)
+        if i == kind.hostWeightDecayIndex, value > 0, networkWeightDecay > 0 {
+            throw Self.doubleWeightDecay(kind: kind, value: value, networkWeightDecay: networkWeightDecay)
+        }
         values[i] = value
+    }
+
+    /// The host's L2 `weight_decay` in force (0 for optimizers that declare their own, such as
+    /// adamw's decoupled decay).
+    public var hostWeightDecay: Double { kind.hostWeightDecayIndex.map { values[$0] } ?? 0 }
+
+    /// Hands this optimizer to a network whose spec has L2 `weight_decay` `networkWeightDecay`.
+    /// Refuses (and changes nothing) when the host's L2 is on too: one L2 term is enough.
+    func attachToNetwork(weightDecay networkWeightDecay: Double) throws {
+        if networkWeightDecay > 0, hostWeightDecay > 0 {
+            throw Self.doubleWeightDecay(kind: kind, value: hostWeightDecay, networkWeightDecay: networkWeightDecay)
+        }
+        isOwnedByNetwork = true
+        self.networkWeightDecay = networkWeightDecay
+    }
+
+    /// The network let go of this optimizer (it was replaced).
+    func detachFromNetwork() {
+        isOwnedByNetwork = false
+        networkWeightDecay = 0
+    }
+
+    static func doubleWeightDecay(kind: OptimizerKind, value: Double, networkWeightDecay: Double) -> DescentError {
+        DescentError(.invalidArgument,
+            "\(kind.name)'s weight_decay=\(Hyperparameter.format(value)) (L2 on the gradients) would decay the weights "
+                + "a second time: the network's spec has weight_decay=\(Hyperparameter.format(networkWeightDecay)) "
+                + "(L2 in the loss); keep one of the two at 0")
     }
 
     /// Current values by name.

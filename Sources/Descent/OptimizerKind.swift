@@ -26,6 +26,10 @@ public struct OptimizerKind: @unchecked Sendable {
     /// The library handle it came from (nil for built-ins); identifies "the same plugin".
     let library: UnsafeMutableRawPointer?
 
+    /// `name` as the descriptor's C string: checked at load to equal `name`, and valid for the
+    /// life of the process, as every descriptor is.
+    public var cName: UnsafePointer<CChar> { descriptor.pointee.name! }
+
     /// The position of a hyperparameter in the table.
     public func index(of key: String) -> Int? { hyperparameters.firstIndex { $0.name == key } }
 

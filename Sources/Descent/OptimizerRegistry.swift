@@ -7,12 +7,16 @@ import Glibc
 
 /// Every optimizer Descent knows by name: the built-ins, then plugins in load order.
 ///
-/// Safe to use from any thread: one lock guards the table. Plugins found through
-/// `DESCENT_PLUGIN_PATH` (colon-separated folders) are loaded on first use.
+/// Safe to use from any thread: one lock guards the table. On first use the plugins in the
+/// folders of `DESCENT_PLUGIN_PATH` (colon-separated) are loaded, then those in the folder
+/// installed with the library (`installedPluginFolder`), as CLAP hosts search their standard
+/// folders after the user's.
 public enum OptimizerRegistry {
     struct Table {
         var kinds: [OptimizerKind] = []
         var pluginPathScanned = false
+        /// The folders the first-use scan searched, in order.
+        var pluginFolders: [String] = []
     }
 
     static let table: Mutex<Table> = {
@@ -40,15 +44,31 @@ public enum OptimizerRegistry {
     /// Names of all registered optimizers, built-ins first.
     public static var names: [String] { withTable { $0.kinds.map(\.name) } }
 
-    /// The optimizer registered under `name`.
+    /// The optimizer registered under `name`. Unknown: `.notFound`, naming the known optimizers
+    /// and the plugin folders searched.
     public static func kind(named name: String) throws -> OptimizerKind {
         try withTable { t in
             guard let kind = t.kinds.first(where: { $0.name == name }) else {
+                let folders = t.pluginFolders.isEmpty ? "none" : t.pluginFolders.joined(separator: ", ")
                 throw DescentError(.notFound,
-                    "unknown optimizer '\(name)'; known: \(t.kinds.map(\.name).joined(separator: ", "))")
+                    "unknown optimizer '\(name)'; known: \(t.kinds.map(\.name).joined(separator: ", "))"
+                        + "; plugin folders searched: \(folders)")
             }
             return kind
         }
+    }
+
+    /// The folders searched for plugins on first use, in order: those of `DESCENT_PLUGIN_PATH`,
+    /// then `installedPluginFolder` (each once; folders that do not exist included).
+    public static var pluginFolders: [String] { withTable { $0.pluginFolders } }
+
+    /// `descent/plugins` next to the loaded library: `<prefix>/lib/descent/plugins` for an
+    /// installed libdescent.so, where `cmake --install` puts the example plugins. Nil when the
+    /// library's own file cannot be found.
+    public static var installedPluginFolder: String? {
+        guard let directory = dk_library_directory() else { return nil }
+        defer { free(directory) }
+        return String(cString: directory) + "/descent/plugins"
     }
 
     /// Loads a plugin library and registers its optimizers, all or none. Loading the same
@@ -101,8 +121,11 @@ public enum OptimizerRegistry {
 
     static func load(path: String, into t: inout Table) throws -> [String] {
         guard !path.isEmpty else { throw DescentError.invalid("path is empty") }
-        guard access(path, F_OK) == 0 else { throw DescentError(.notFound, "no such file: \(path)") }
-        guard let handle = dlopen(path, RTLD_NOW | RTLD_LOCAL) else {
+        // dlopen searches the library path for a name without a slash, where access() looks in
+        // the working directory: "./" makes both mean the file the caller named.
+        let file = path.contains("/") ? path : "./" + path
+        guard access(file, F_OK) == 0 else { throw DescentError(.notFound, "no such file: \(path)") }
+        guard let handle = dlopen(file, RTLD_NOW | RTLD_LOCAL) else {
             let reason = dlerror().map { String(cString: $0) } ?? "unknown reason"
             throw DescentError(.plugin, "cannot load '\(path)': \(reason)")
         }
@@ -150,16 +173,25 @@ public enum OptimizerRegistry {
         return paths.sorted()
     }
 
-    /// Plugins from DESCENT_PLUGIN_PATH. A failure is reported on stderr and the scan goes on:
-    /// there is no caller to return it to on first use.
+    /// Plugins from the folders of DESCENT_PLUGIN_PATH, then from the installed folder. A
+    /// failure is reported on stderr and the scan goes on: there is no caller to return it to
+    /// on first use. The installed folder is optional: its absence is not reported.
     static func scanPluginPath(into t: inout Table) {
-        guard let raw = getenv("DESCENT_PLUGIN_PATH") else { return }
-        for directory in String(cString: raw).split(separator: ":").map(String.init) where !directory.isEmpty {
+        var folders: [(path: String, source: String)] = []
+        if let raw = getenv("DESCENT_PLUGIN_PATH") {
+            for directory in String(cString: raw).split(separator: ":").map(String.init) where !directory.isEmpty {
+                folders.append((directory, "DESCENT_PLUGIN_PATH"))
+            }
+        }
+        if let installed = installedPluginFolder { folders.append((installed, "installed plugin folder")) }
+        for (directory, source) in folders where !t.pluginFolders.contains(directory) {
+            t.pluginFolders.append(directory)
+            if source != "DESCENT_PLUGIN_PATH", access(directory, F_OK) != 0 { continue }
             do {
                 for path in try sharedLibraries(in: directory) {
-                    do { _ = try load(path: path, into: &t) } catch { warn("DESCENT_PLUGIN_PATH: \(error)") }
+                    do { _ = try load(path: path, into: &t) } catch { warn("\(source): \(error)") }
                 }
-            } catch { warn("DESCENT_PLUGIN_PATH: \(error)") }
+            } catch { warn("\(source): \(error)") }
         }
     }
 }

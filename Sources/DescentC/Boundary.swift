@@ -55,6 +55,12 @@ func box<T: AnyObject, Handle>(_ object: T, as: Handle.Type) -> UnsafeMutablePoi
     Unmanaged.passRetained(object).toOpaque().assumingMemoryBound(to: Handle.self)
 }
 
+/// A Swift object behind a C handle that something else owns (a network's optimizer): the
+/// same pointer an owned handle would be, without a retain.
+func borrow<T: AnyObject, Handle>(_ object: T, as: Handle.Type) -> UnsafeMutablePointer<Handle> {
+    Unmanaged.passUnretained(object).toOpaque().assumingMemoryBound(to: Handle.self)
+}
+
 func unbox<T: AnyObject, Handle>(_ handle: UnsafePointer<Handle>, as: T.Type) -> T {
     Unmanaged<T>.fromOpaque(UnsafeRawPointer(handle)).takeUnretainedValue()
 }

@@ -5,8 +5,9 @@ import Descent
 /// `safetensors` package: every parameter under its name (W1 [fan_in][fan_out], b1, gamma1,
 /// beta1, ...), the batch-norm running averages (running_mean1, running_var1, ...), the
 /// optimizer's state buffers ("optimizer.W1.0", "optimizer.W1.1", ... once it has taken a
-/// step), all F32; and in `__metadata__` the spec, the optimizer's name, hyperparameters and
-/// step count, and the dropout generator's state. `descent_net_load` then continues training
+/// step), all F32; and in `__metadata__` the spec, the optimizer's name, hyperparameters (the
+/// values in force, also those set through `descent_net_optimizer`) and step count, and the
+/// dropout generator's state. `descent_net_load` then continues training
 /// exactly as if it had never stopped (same inputs, same thread count: bit-identical losses).
 /// Gradients are not saved: save after `descent_net_train_step` or `descent_net_apply_update`.
 ///
@@ -52,8 +53,9 @@ import Descent
 /// DESCENT_ERR_NOT_FOUND (no such file; or the checkpoint's optimizer is not registered: the
 /// message names it), DESCENT_ERR_IO (cannot be read, a directory), DESCENT_ERR_FORMAT (not
 /// safetensors, not a Descent checkpoint, an unsupported format_version, or any inconsistency:
-/// the message names the tensor or metadata field), DESCENT_ERR_NUMERIC (a tensor holds NaN or
-/// Inf), DESCENT_ERR_OUT_OF_MEMORY.
+/// the message names the tensor or metadata field; a spec `weight_decay` > 0 together with the
+/// optimizer's host L2 `weight_decay` > 0 is one, see `descent_net_set_optimizer`),
+/// DESCENT_ERR_NUMERIC (a tensor holds NaN or Inf), DESCENT_ERR_OUT_OF_MEMORY.
 /// Memory: free the handle with `descent_net_free`. Threads: safe from any thread.
 @c(descent_net_load) public func descent_net_load(
     _ path: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<UnsafeMutablePointer<descent_net>?>?

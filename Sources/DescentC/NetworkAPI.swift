@@ -38,14 +38,51 @@ import Descent
 /// Swaps the network's optimizer by name (a built-in or a plugin's), at any time: weights are
 /// kept, the new optimizer's state starts fresh. `hparams` as in `descent_optimizer_create`.
 ///
-/// Errors: as `descent_optimizer_create`; on error the old optimizer stays, untouched.
-/// Threads: one handle, one thread at a time.
+/// Weight decay: the spec's `weight_decay` (L2 in the loss, on weights only) and the
+/// optimizer's host-provided L2 `weight_decay` (g + weight_decay*p, on every parameter) are the
+/// same regularisation, so a network whose spec has `weight_decay` > 0 refuses a host L2
+/// `weight_decay` > 0. A decoupled decay that an optimizer declares itself (adamw, lion) is a
+/// different update and combines with the spec's L2: both then shrink the weights.
+///
+/// Errors: as `descent_optimizer_create`, and DESCENT_ERR_INVALID_ARGUMENT for the doubled L2
+/// ("descent_net_set_optimizer: sgd's weight_decay=0.001 (L2 on the gradients) would decay the
+/// weights a second time: the network's spec has weight_decay=0.01 (L2 in the loss); keep one
+/// of the two at 0"). On error the old optimizer stays, untouched.
+/// Memory: a handle from `descent_net_optimizer` for the old optimizer becomes invalid (only
+/// when the call succeeds). Threads: one handle, one thread at a time.
 @c(descent_net_set_optimizer) public func descent_net_set_optimizer(
     _ net: UnsafeMutablePointer<descent_net>?, _ name: UnsafePointer<CChar>?, _ hparams: UnsafePointer<CChar>?
 ) -> Int32 {
     guarded("descent_net_set_optimizer") {
         let network = unbox(try required(net, "net"), as: Network.self)
         try network.setOptimizer(try string(name, "name"), hyperparameters: hparams.map { String(cString: $0) })
+    }
+}
+
+/// The network's current optimizer, borrowed: `*out` receives a handle on which
+/// `descent_optimizer_get`, `descent_optimizer_set` (hyperparameters change mid-run; state and
+/// step count are kept, so this is how a network's learning-rate schedule is written),
+/// `descent_optimizer_name` and `descent_optimizer_reset` work as on any optimizer. Checkpoints
+/// save the values in force. Setting a host L2 `weight_decay` > 0 on it is refused when the
+/// spec has `weight_decay` > 0 (see `descent_net_set_optimizer`).
+///
+/// The network owns it: `descent_optimizer_free` refuses it (DESCENT_ERR_INVALID_ARGUMENT, the
+/// optimizer stays), and `descent_optimizer_step` refuses it too, since the network steps it
+/// with its own tensors (`descent_net_train_step`, `descent_net_apply_update`).
+///
+/// On success `*out` receives the handle, else NULL.
+/// Errors: DESCENT_ERR_INVALID_ARGUMENT (NULL net or out).
+/// Memory: valid until the next successful `descent_net_set_optimizer` on this network, or
+/// `descent_net_free`; calling this again is cheap and always gives the current one.
+/// Threads: the handle is part of the network: one thread at a time for both together.
+@c(descent_net_optimizer) public func descent_net_optimizer(
+    _ net: UnsafeMutablePointer<descent_net>?, _ out: UnsafeMutablePointer<UnsafeMutablePointer<descent_optimizer>?>?
+) -> Int32 {
+    out?.pointee = nil
+    return guarded("descent_net_optimizer") {
+        let network = unbox(try required(net, "net"), as: Network.self)
+        let out = try required(out, "out")
+        out.pointee = borrow(network.optimizer, as: descent_optimizer.self)
     }
 }
 
@@ -56,7 +93,10 @@ import Descent
 ///
 /// Errors change nothing (weights, optimizer state, batch-norm averages, random state):
 /// DESCENT_ERR_INVALID_ARGUMENT (NULL, batch <= 0, a label out of range: the message names the
-/// index), DESCENT_ERR_NUMERIC (NaN/Inf in x, or a non-finite loss or gradient).
+/// index; batch 1 on a network with batch norm, whose batch variance is then undefined:
+/// "descent_net_train_step: batch is 1, but training a network with batch norm needs at least
+/// 2 samples per batch (the variance of a single sample is undefined); predict and evaluate
+/// accept 1"), DESCENT_ERR_NUMERIC (NaN/Inf in x, or a non-finite loss or gradient).
 /// Afterwards the gradients of this step stay readable through `descent_net_param`; the
 /// result is bit-identical to `descent_net_forward_backward` + `descent_net_apply_update`.
 /// At batch 1, a network without batch norm and dropout (and an optimizer flagged
@@ -80,7 +120,7 @@ import Descent
 /// and rewritten through `descent_net_param` (e.g. averaged across processes with MPI).
 /// Batch-norm running averages are updated here.
 ///
-/// Errors: as `descent_net_train_step`. Threads: one handle, one thread at a time.
+/// Errors: as `descent_net_train_step` (batch 1 with batch norm included). Threads: one handle, one thread at a time.
 @c(descent_net_forward_backward) public func descent_net_forward_backward(
     _ net: UnsafeMutablePointer<descent_net>?, _ x: UnsafePointer<Float>?, _ labels: UnsafePointer<Int32>?,
     _ batch: Int64, _ loss: UnsafeMutablePointer<Float>?

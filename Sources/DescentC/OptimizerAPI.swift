@@ -11,9 +11,14 @@ import Descent
 /// g + weight_decay*p), and every optimizer takes `check_finite` (1, the default: refuse
 /// gradients holding NaN/Inf before writing anything; 0: skip that extra read of the gradients).
 ///
+/// Plugins in the folders of DESCENT_PLUGIN_PATH and in the installed plugin folder are loaded
+/// before the first name is looked up (see `descent_plugin_search_path`).
+///
 /// On success `*out` receives a new handle; on failure `*out` is set to NULL.
 /// Errors: DESCENT_ERR_INVALID_ARGUMENT (NULL name or out, malformed list, value out of
-/// range), DESCENT_ERR_NOT_FOUND (unknown optimizer or key; the message lists the known ones).
+/// range), DESCENT_ERR_NOT_FOUND (unknown optimizer or key; the message lists the known ones,
+/// and for an unknown optimizer the plugin folders searched: "descent_optimizer_create: unknown
+/// optimizer 'lion'; known: sgd, ..., adamw; plugin folders searched: /usr/local/lib/descent/plugins").
 /// Memory: the caller owns the handle and frees it with `descent_optimizer_free`.
 /// Threads: safe from any thread.
 @c(descent_optimizer_create) public func descent_optimizer_create(
@@ -39,7 +44,8 @@ import Descent
 /// guarantee finite gradients and want the step at full memory speed).
 ///
 /// Errors leave parameters, state and the step count exactly as they were:
-/// DESCENT_ERR_INVALID_ARGUMENT (NULL pointers, count <= 0, a negative length),
+/// DESCENT_ERR_INVALID_ARGUMENT (NULL pointers, count <= 0, a negative length; `opt` is a
+/// network's optimizer from `descent_net_optimizer`, which steps only with its network),
 /// DESCENT_ERR_NUMERIC (a gradient holds NaN/Inf and check_finite is 1; the message names
 /// tensor and index),
 /// DESCENT_ERR_SHAPE (count or lengths differ from the state's; the message names both),
@@ -56,15 +62,22 @@ import Descent
 ) -> Int32 {
     guarded("descent_optimizer_step") {
         let optimizer = unbox(try required(opt, "opt"), as: Optimizer.self)
+        guard !optimizer.isOwnedByNetwork else {
+            throw DescentError(.invalidArgument, "opt is a network's optimizer (from descent_net_optimizer): it steps only with "
+                + "the network's tensors, through descent_net_train_step or descent_net_apply_update")
+        }
         try optimizer.step(count: count, params: params, grads: grads, lengths: lengths)
     }
 }
 
 /// Sets a hyperparameter, e.g. ("lr", 0.001). State and step count are kept, so this is how
-/// learning-rate schedules are written.
+/// learning-rate schedules are written; on a network's optimizer (`descent_net_optimizer`)
+/// the network's next step uses the new value.
 ///
-/// Errors: DESCENT_ERR_INVALID_ARGUMENT (NULL, non-finite or out-of-range value; the optimizer
-/// is unchanged), DESCENT_ERR_NOT_FOUND (unknown key; the message lists the known ones).
+/// Errors: DESCENT_ERR_INVALID_ARGUMENT (NULL, non-finite or out-of-range value; a host L2
+/// `weight_decay` > 0 on the optimizer of a network whose spec has `weight_decay` > 0, see
+/// `descent_net_set_optimizer`; the optimizer is unchanged), DESCENT_ERR_NOT_FOUND (unknown
+/// key; the message lists the known ones).
 /// Threads: one handle, one thread at a time.
 @c(descent_optimizer_set) public func descent_optimizer_set(
     _ opt: UnsafeMutablePointer<descent_optimizer>?, _ key: UnsafePointer<CChar>?, _ value: Double
@@ -103,13 +116,45 @@ import Descent
     }
 }
 
-/// Frees an optimizer and its state. NULL is ignored. The handle must not be used afterwards.
+/// Frees an optimizer from `descent_optimizer_create` and its state. NULL is ignored
+/// (DESCENT_OK). The handle must not be used afterwards.
 ///
+/// A network's optimizer (from `descent_net_optimizer`) is not freed: it belongs to the network
+/// and goes with `descent_net_free`. Passing one is refused and changes nothing, so a binding
+/// that frees every handle it wraps cannot free it twice.
+/// Errors: DESCENT_ERR_INVALID_ARGUMENT ("descent_optimizer_free: opt is a network's optimizer
+/// (from descent_net_optimizer): it is freed with the network by descent_net_free").
 /// Threads: not while another thread uses the same handle.
 @c(descent_optimizer_free) public func descent_optimizer_free(
     _ opt: UnsafeMutablePointer<descent_optimizer>?
-) {
-    if let opt { release(opt, as: Optimizer.self) }
+) -> Int32 {
+    guarded("descent_optimizer_free") {
+        guard let opt else { return }
+        guard !unbox(opt, as: Optimizer.self).isOwnedByNetwork else {
+            throw DescentError(.invalidArgument,
+                "opt is a network's optimizer (from descent_net_optimizer): it is freed with the network by descent_net_free")
+        }
+        release(opt, as: Optimizer.self)
+    }
+}
+
+/// The registered name of an optimizer, e.g. "adam", or a plugin's "lion"; for a network's
+/// optimizer (`descent_net_optimizer`) the one in use.
+///
+/// On success `*name` receives the name, else NULL.
+/// Errors: DESCENT_ERR_INVALID_ARGUMENT (NULL opt or name).
+/// Memory: a string owned by the library (by the plugin for a plugin's optimizer, and plugins
+/// are never unloaded), valid until the process exits, even after the handle is freed.
+/// Threads: safe from any thread while the handle is alive (the name never changes).
+@c(descent_optimizer_name) public func descent_optimizer_name(
+    _ opt: UnsafePointer<descent_optimizer>?, _ name: UnsafeMutablePointer<UnsafePointer<CChar>?>?
+) -> Int32 {
+    name?.pointee = nil
+    return guarded("descent_optimizer_name") {
+        let optimizer = unbox(try required(opt, "opt"), as: Optimizer.self)
+        let out = try required(name, "name")
+        out.pointee = optimizer.kind.cName
+    }
 }
 
 /// Writes the names of all registered optimizers, comma-separated and NUL-terminated, e.g.

@@ -33,19 +33,22 @@ struct RegistryTests {
         #expect(kind.index(of: "nope") == nil)
     }
 
-    @Test("an unknown name is notFound and lists the known ones")
+    @Test("an unknown name is notFound and lists the known ones and the plugin folders searched")
     func unknownName() {
-        let message = "unknown optimizer 'adamax'; known: \(OptimizerRegistry.names.joined(separator: ", "))"
+        let known = OptimizerRegistry.names.joined(separator: ", ")
+        let folders = OptimizerRegistry.pluginFolders.joined(separator: ", ")
+        let message = "unknown optimizer 'adamax'; known: \(known); plugin folders searched: \(folders)"
         if pluginPathUnset {
-            #expect(message == "unknown optimizer 'adamax'; known: sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw")
+            #expect(known == "sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw")
+            #expect(OptimizerRegistry.pluginFolders == [OptimizerRegistry.installedPluginFolder!])
         }
         expectDescentError(.notFound, message) { _ = try OptimizerRegistry.kind(named: "adamax") }
         expectDescentError(.notFound, message) { _ = try Optimizer("adamax") }
-        expectDescentError(.notFound, "unknown optimizer ''; known: \(OptimizerRegistry.names.joined(separator: ", "))") {
+        expectDescentError(.notFound, "unknown optimizer ''; known: \(known); plugin folders searched: \(folders)") {
             _ = try Optimizer("")
         }
         // Names are case-sensitive.
-        expectDescentError(.notFound, "unknown optimizer 'Adam'; known: \(OptimizerRegistry.names.joined(separator: ", "))") {
+        expectDescentError(.notFound, "unknown optimizer 'Adam'; known: \(known); plugin folders searched: \(folders)") {
             _ = try Optimizer("Adam")
         }
     }

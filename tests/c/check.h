@@ -238,6 +238,23 @@ static inline char *describe_string(const char *name) {
     return buf;
 }
 
+/* descent_plugin_search_path() as an unknown optimizer's message lists it ("/a, /b"), in a
+ * static buffer ("" when the call fails). One thread only. */
+static inline const char *searched_folders(void) {
+    static char text[4096];
+    char path[4096];
+    int64_t needed = 0;
+    text[0] = '\0';
+    if (descent_plugin_search_path(path, (int64_t)sizeof path, &needed) != DESCENT_OK) return text;
+    size_t n = 0;
+    for (const char *p = path; *p && n + 3 < sizeof text; p++) {
+        if (*p == ':') { text[n++] = ','; text[n++] = ' '; }
+        else text[n++] = *p;
+    }
+    text[n] = '\0';
+    return text;
+}
+
 /* Reads a hyperparameter (or "step"); NaN when the call fails. */
 static inline double get_value(const descent_optimizer *opt, const char *key) {
     double v = NAN;

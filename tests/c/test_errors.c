@@ -23,6 +23,8 @@
 #include "descent.h"
 
 #define KNOWN "sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw"
+/* An unknown optimizer's message ends with the plugin folders searched (a %s for searched_folders()). */
+#define FOLDERS "; plugin folders searched: %s"
 #define ADAM_KEYS "lr, beta1, beta2, eps, eps_hat, weight_decay, check_finite"
 
 /* ---- the rig ------------------------------------------------------------------------------*/
@@ -143,12 +145,13 @@ static void test_create_errors(void) {
     CHECK_ERROR(descent_optimizer_create("sgd", NULL, NULL), DESCENT_ERR_INVALID_ARGUMENT,
                 "descent_optimizer_create: out is NULL", "create(\"sgd\", NULL, NULL)");
     expect_create_error("nope", NULL, DESCENT_ERR_NOT_FOUND,
-                        "descent_optimizer_create: unknown optimizer 'nope'; known: " KNOWN,
+                        sfmt("descent_optimizer_create: unknown optimizer 'nope'; known: " KNOWN FOLDERS, searched_folders()),
                         "create an unknown optimizer (the message lists the known ones)");
-    expect_create_error("", NULL, DESCENT_ERR_NOT_FOUND, "descent_optimizer_create: unknown optimizer ''; known: " KNOWN,
+    expect_create_error("", NULL, DESCENT_ERR_NOT_FOUND,
+                        sfmt("descent_optimizer_create: unknown optimizer ''; known: " KNOWN FOLDERS, searched_folders()),
                         "create with an empty name");
     expect_create_error("Adam", NULL, DESCENT_ERR_NOT_FOUND,
-                        "descent_optimizer_create: unknown optimizer 'Adam'; known: " KNOWN,
+                        sfmt("descent_optimizer_create: unknown optimizer 'Adam'; known: " KNOWN FOLDERS, searched_folders()),
                         "names are case-sensitive");
     expect_create_error("adam", "lr=0.01,gamma=2", DESCENT_ERR_NOT_FOUND,
                         "descent_optimizer_create: unknown hyperparameter 'gamma' for adam; known: " ADAM_KEYS,
@@ -628,7 +631,8 @@ static void test_other_errors(void) {
     CHECK_ERROR(descent_optimizer_describe(NULL, buf, sizeof buf, &needed), DESCENT_ERR_INVALID_ARGUMENT,
                 "descent_optimizer_describe: name is NULL", "describe(NULL)");
     CHECK_ERROR(descent_optimizer_describe("nope", buf, sizeof buf, &needed), DESCENT_ERR_NOT_FOUND,
-                "descent_optimizer_describe: unknown optimizer 'nope'; known: " KNOWN, "describe an unknown optimizer");
+                sfmt("descent_optimizer_describe: unknown optimizer 'nope'; known: " KNOWN FOLDERS, searched_folders()),
+                "describe an unknown optimizer");
     CHECK_ERROR(descent_optimizer_describe("adam", buf, -3, &needed), DESCENT_ERR_INVALID_ARGUMENT,
                 "descent_optimizer_describe: cap is -3: must be >= 0", "describe with cap -3");
 

@@ -98,8 +98,8 @@ static void test_lion_load(void) {
     CHECK(!has_name("lion"), "before loading, \"lion\" is not registered");
     descent_optimizer *opt = NULL;
     CHECK_ERROR(descent_optimizer_create("lion", NULL, &opt), DESCENT_ERR_NOT_FOUND,
-                "descent_optimizer_create: unknown optimizer 'lion'; known: sgd, momentum, nesterov, adagrad, rmsprop, "
-                "adam, adamw",
+                sfmt("descent_optimizer_create: unknown optimizer 'lion'; known: sgd, momentum, nesterov, adagrad, rmsprop, "
+                     "adam, adamw; plugin folders searched: %s", searched_folders()),
                 "create(\"lion\") before loading");
 
     CHECK_STATUS(descent_plugin_load(LION), DESCENT_OK, "descent_plugin_load(lion.so)");

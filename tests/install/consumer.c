@@ -2,11 +2,15 @@
  * with pkg-config and with CMake's find_package). It uses only the installed header and
  * library: one SGD step on one tensor, checked against p - lr * g.
  *
- *   consumer [PLUGIN_DIR]   with a folder: also loads the plugins in it and lists the optimizers */
+ *   consumer [PLUGIN_DIR]   with a folder: also loads the plugins in it and lists the optimizers
+ *   consumer --find NAME    creates optimizer NAME without loading any plugin itself (the library
+ *                           searches its plugin folders); exit 0 and the folders when found, else
+ *                           exit 3 and the library's message on stdout */
 #include <descent.h>
 
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 
 static int fail(const char *what, int32_t status)
 {
@@ -14,8 +18,28 @@ static int fail(const char *what, int32_t status)
     return 1;
 }
 
+/* The optimizer `name`, found by the library alone. */
+static int find(const char *name)
+{
+    descent_optimizer *opt = NULL;
+    int32_t status = descent_optimizer_create(name, NULL, &opt);
+    if (status != DESCENT_OK) {
+        printf("%s\n", descent_last_error());
+        return 3;
+    }
+    descent_optimizer_free(opt);
+    char folders[4096];
+    int64_t needed = 0;
+    status = descent_plugin_search_path(folders, (int64_t)sizeof folders, &needed);
+    if (status != DESCENT_OK) return fail("descent_plugin_search_path", status);
+    printf("found %s; plugin folders searched: %s\n", name, folders);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 3 && strcmp(argv[1], "--find") == 0) return find(argv[2]);
+
     descent_optimizer *opt = NULL;
     int32_t status = descent_optimizer_create("sgd", "lr=0.1", &opt);
     if (status != DESCENT_OK) return fail("descent_optimizer_create(\"sgd\", \"lr=0.1\")", status);

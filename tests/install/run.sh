@@ -69,6 +69,8 @@ for p in "${plugins[@]}"; do
 done
 
 # Runs a consumer, checks it resolved libdescent.so from the prefix, and runs it with the plugins.
+# Then checks the library finds the installed plugins by itself (descent/plugins next to the
+# installed libdescent.so), and names that folder when a name is unknown.
 run_consumer() {
     local exe=$1
     local resolved
@@ -76,6 +78,18 @@ run_consumer() {
     [[ "$resolved" == "$libdir/libdescent.so" ]] || die "$exe loads libdescent.so from '$resolved', not $libdir"
     "$exe"
     if [[ ${#plugins[@]} -gt 0 ]]; then "$exe" "$plugin_dir"; fi
+
+    local installed out rc=0
+    installed=$(realpath -m "$plugin_dir")
+    if [[ -f "$plugin_dir/lion.so" ]]; then
+        out=$(env -u DESCENT_PLUGIN_PATH "$exe" --find lion) || die "lion is not found without DESCENT_PLUGIN_PATH: $out"
+        echo "  $out"
+        [[ "$out" == "found lion; plugin folders searched: $installed" ]] || die "unexpected: $out"
+    fi
+    out=$(env -u DESCENT_PLUGIN_PATH "$exe" --find adabelief) || rc=$?
+    [[ $rc -eq 3 ]] || die "an unknown optimizer gave exit $rc, not 3: $out"
+    echo "  $out"
+    [[ "$out" == *"; plugin folders searched: $installed" ]] || die "the NotFound message does not name $installed: $out"
 }
 
 step "consumer built with pkg-config"

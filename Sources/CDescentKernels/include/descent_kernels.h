@@ -45,6 +45,11 @@ int32_t dk_set_threads(int32_t n);
 /* The default the library starts with (environment or OpenMP). */
 int32_t dk_default_threads(void);
 
+/* ---- the library's own location (library_path.c) -------------------------------------------*/
+/* The absolute, symlink-free folder of the file this code was loaded from (libdescent.so, or
+ * the program it is linked into), malloc'ed (the caller frees it); NULL when unknown. */
+char *dk_library_directory(void);
+
 /* ---- thread-local error text -------------------------------------------------------------*/
 /* Copies message into this thread's buffer; dk_error_get returns it ("" before any error). */
 void dk_error_set(const char *message);

@@ -170,6 +170,11 @@ enum Checkpoint {
             } catch let error as DescentError {
                 throw bad("__metadata__ 'optimizer_hparams' is not valid for \(name): \(error.message)")
             }
+            if spec.weightDecay > 0, optimizer.hostWeightDecay > 0 {
+                let error = Optimizer.doubleWeightDecay(kind: optimizer.kind, value: optimizer.hostWeightDecay,
+                                                        networkWeightDecay: spec.weightDecay)
+                throw bad("__metadata__ 'optimizer_hparams' is not valid for \(name): \(error.message)")
+            }
             let stepText = try field("optimizer_step")
             guard !stepText.isEmpty, stepText.utf8.count <= 19, stepText.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }),
                   let step = Int64(stepText) else {
@@ -237,7 +242,7 @@ enum Checkpoint {
             try optimizer.restoreState(stepCount: step, lengths: parameters.map { Int64($0.count) }) { tensor, slot, buffer in
                 try load(stateName(parameters[tensor].name, slot), into: buffer)
             }
-            network.install(optimizer)
+            try network.install(optimizer)
             network.rng.pointee = rng
         }
 

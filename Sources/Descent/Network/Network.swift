@@ -14,7 +14,8 @@ public final class Network {
     public let parameters: [Parameter]
     /// Batch-norm running averages per hidden layer (empty without batch norm).
     public let runningStatistics: [(mean: FloatBuffer, variance: FloatBuffer)]
-    /// The optimizer that apply_update uses; sgd (lr 0.01) until set.
+    /// The optimizer that apply_update uses; sgd (lr 0.01) until set. The network owns it
+    /// (`Optimizer.isOwnedByNetwork`); its hyperparameters may be changed at any time.
     public private(set) var optimizer: Optimizer
 
     let rng: UnsafeMutablePointer<dk_rng>
@@ -79,6 +80,7 @@ public final class Network {
         self.activationLayers = activationLayers
         singleSample = try SingleSamplePath(layers: layers, function: spec.activation, weightDecay: decay)
         optimizer = try Optimizer("sgd")
+        try optimizer.attachToNetwork(weightDecay: spec.weightDecay)   // sgd's L2 is 0: never refused
 
         parameterPointers = .allocate(capacity: parameters.count)
         gradientPointers = .allocate(capacity: parameters.count)
@@ -106,12 +108,18 @@ public final class Network {
     public var inputSize: Int { spec.inputSize }
 
     /// Replaces the optimizer by name; weights are kept, the new optimizer's state starts fresh.
+    /// With a spec `weight_decay` > 0, the host's L2 `weight_decay` must be 0 (one L2 term;
+    /// a decoupled decay such as adamw's is allowed). On error the old optimizer stays.
     public func setOptimizer(_ name: String, hyperparameters: String? = nil) throws {
-        optimizer = try Optimizer(name, hyperparameters: hyperparameters)
+        try install(try Optimizer(name, hyperparameters: hyperparameters))
     }
 
     /// Installs an existing optimizer (checkpoint loading). Its state, if any, must match.
-    func install(_ optimizer: Optimizer) { self.optimizer = optimizer }
+    func install(_ new: Optimizer) throws {
+        try new.attachToNetwork(weightDecay: spec.weightDecay)
+        optimizer.detachFromNetwork()
+        optimizer = new
+    }
 
     // MARK: - training
 
@@ -166,6 +174,12 @@ public final class Network {
     private func computeGradients(x: UnsafePointer<Float>?, labels: UnsafePointer<Int32>?, batch: Int,
                                   commit: Bool, scanGradients: Bool) throws -> Float {
         let (x, labels) = try validate(x: x, labels: labels, rows: batch, needLabels: true)
+        // PyTorch refuses this too: normalising one sample by its own batch statistics gives
+        // x - mean = 0 everywhere and a variance that estimates nothing.
+        guard batch >= 2 || !spec.batchNorm else {
+            throw DescentError.invalid("batch is 1, but training a network with batch norm needs at least 2 samples "
+                + "per batch (the variance of a single sample is undefined); predict and evaluate accept 1")
+        }
         try reserve(rows: batch)
         let mode = dk_denormals_flush_begin()   // see denormals.c
         defer { dk_denormals_flush_end(mode) }

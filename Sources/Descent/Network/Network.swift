@@ -17,31 +17,43 @@ public final class Network {
     /// The optimizer that apply_update uses; sgd (lr 0.01) until set.
     public private(set) var optimizer: Optimizer
 
-    let rng: UnsafeMutablePointer<dk_rng>
+    /// The dropout generator's state (DropoutLayer and checkpoints hold its address).
+    var rng: UnsafeMutablePointer<dk_rng> { rngState.pointer }
+    private let rngState: CheckedArray<dk_rng>
     private let layers: [Layer]
     private let activationLayers: [ActivationLayer]
     /// The batch-1 step in one pass, for networks without batch norm and dropout.
     private let singleSample: SingleSamplePath?
-    private let scores = try! FloatBuffer(count: 0)
-    private let probabilities = try! FloatBuffer(count: 0)
-    private let scoreGradient = try! FloatBuffer(count: 0)
+    private let scores = FloatBuffer()
+    private let probabilities = FloatBuffer()
+    private let scoreGradient = FloatBuffer()
     private var reservedRows = 0
     /// Pointer tables handed to the optimizer, built once.
-    private let parameterPointers: UnsafeMutablePointer<UnsafeMutablePointer<Float>?>
-    private let gradientPointers: UnsafeMutablePointer<UnsafePointer<Float>?>
-    private let parameterLengths: UnsafeMutablePointer<Int64>
+    private let parameterTable: CheckedArray<UnsafeMutablePointer<Float>?>
+    private let gradientTable: CheckedArray<UnsafePointer<Float>?>
+    private let lengthTable: CheckedArray<Int64>
+    private var parameterPointers: UnsafeMutablePointer<UnsafeMutablePointer<Float>?> { parameterTable.pointer }
+    private var gradientPointers: UnsafeMutablePointer<UnsafePointer<Float>?> { gradientTable.pointer }
+    private var parameterLengths: UnsafeMutablePointer<Int64> { lengthTable.pointer }
     /// Gradients from forwardBackward that apply_update has not used yet.
     public private(set) var hasPendingGradients = false
 
-    /// Builds and initialises a network from a spec.
+    /// Builds and initialises a network from a spec. Errors: `.invalidArgument` (the spec),
+    /// `.notFound` (no BLAS), `.outOfMemory` (the message names the tensor).
+    ///
+    /// Every block of memory is owned by a stored property or a local as soon as it exists
+    /// (FloatBuffer, CheckedArray, Parameter, the layers): when an allocation fails halfway,
+    /// Swift releases what was already built (a failed init runs no deinit, so nothing may
+    /// rely on one) and the throw leaves nothing behind.
     public init(spec: NetworkSpec) throws {
         try spec.validate()
         guard dk_blas_ready() != 0 else {
             throw DescentError(.notFound, String(cString: dk_blas_description()))
         }
         self.spec = spec
-        rng = .allocate(capacity: 1)
-        dk_rng_seed(rng, spec.seed)
+        rngState = try CheckedArray(count: 1, for: "the random generator")
+        dk_rng_seed(rngState.pointer, spec.seed)
+        let rng = rngState.pointer
 
         var parameters: [Parameter] = []
         var running: [(mean: FloatBuffer, variance: FloatBuffer)] = []
@@ -61,7 +73,7 @@ public final class Network {
                 let gamma = try Parameter(name: "gamma\(i)", shape: [fanOut], isWeight: false)
                 let beta = try Parameter(name: "beta\(i)", shape: [fanOut], isWeight: false)
                 gamma.value.fill(1)
-                let stats = (mean: try FloatBuffer(count: fanOut), variance: try FloatBuffer(count: fanOut))
+                let stats = (mean: try Self.buffer(fanOut, "running_mean\(i)"), variance: try Self.buffer(fanOut, "running_var\(i)"))
                 stats.variance.fill(1)
                 parameters += [gamma, beta]
                 running.append(stats)
@@ -80,26 +92,29 @@ public final class Network {
         singleSample = try SingleSamplePath(layers: layers, function: spec.activation, weightDecay: decay)
         optimizer = try Optimizer("sgd")
 
-        parameterPointers = .allocate(capacity: parameters.count)
-        gradientPointers = .allocate(capacity: parameters.count)
-        parameterLengths = .allocate(capacity: parameters.count)
+        let n = parameters.count
+        parameterTable = try CheckedArray(count: n, for: "the table of \(n) parameter pointers")
+        gradientTable = try CheckedArray(count: n, for: "the table of \(n) gradient pointers")
+        lengthTable = try CheckedArray(count: n, for: "the table of \(n) parameter lengths")
         for (i, p) in parameters.enumerated() {
-            parameterPointers[i] = p.value.pointer
-            gradientPointers[i] = UnsafePointer(p.gradient.pointer)
-            parameterLengths[i] = Int64(p.count)
+            parameterTable.pointer[i] = p.value.pointer
+            gradientTable.pointer[i] = UnsafePointer(p.gradient.pointer)
+            lengthTable.pointer[i] = Int64(p.count)
+        }
+    }
+
+    /// A zeroed buffer whose out-of-memory error names the tensor it is for.
+    private static func buffer(_ count: Int, _ name: String) throws -> FloatBuffer {
+        do {
+            return try FloatBuffer(count: count)
+        } catch let error as DescentError {
+            throw DescentError(error.status, "\(name): \(error.message)")
         }
     }
 
     /// Builds a network from a JSON spec (see `NetworkSpec`).
     public convenience init(json: String) throws {
         try self.init(spec: try NetworkSpec.parse(json: json))
-    }
-
-    deinit {
-        rng.deallocate()
-        parameterPointers.deallocate()
-        gradientPointers.deallocate()
-        parameterLengths.deallocate()
     }
 
     public var classes: Int { spec.classes }

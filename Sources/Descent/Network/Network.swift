@@ -1,4 +1,5 @@
 import CDescentKernels
+import Synchronization
 
 /// A multi-layer perceptron: the book's MultiLayerNetExtend.
 ///
@@ -37,6 +38,8 @@ public final class Network {
     private var parameterLengths: UnsafeMutablePointer<Int64> { lengthTable.pointer }
     /// Gradients from forwardBackward that apply_update has not used yet.
     public private(set) var hasPendingGradients = false
+    /// Set while a call through the C API uses this network (see `claim`).
+    private let inUse = Atomic<Bool>(false)
 
     /// Builds and initialises a network from a spec. Errors: `.invalidArgument` (the spec),
     /// `.notFound` (no BLAS), `.outOfMemory` (the message names the tensor).
@@ -116,6 +119,16 @@ public final class Network {
     public convenience init(json: String) throws {
         try self.init(spec: try NetworkSpec.parse(json: json))
     }
+
+    /// Marks the network as in use by the calling thread; false if another thread has it.
+    /// The C API claims a network for each call that reads or changes its state, so two
+    /// threads on one handle get an error instead of a data race. One atomic exchange.
+    public func claim() -> Bool {
+        inUse.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged
+    }
+
+    /// Ends a `claim`.
+    public func unclaim() { inUse.store(false, ordering: .releasing) }
 
     public var classes: Int { spec.classes }
     public var inputSize: Int { spec.inputSize }

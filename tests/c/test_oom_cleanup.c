@@ -6,8 +6,9 @@
  *
  * The program interposes the C allocator (an executable's malloc and friends win over libc's
  * for every library in the process) and keeps the live heap: allocations minus frees, in count
- * and in usable bytes. Then, for descent_net_create, descent_net_set_optimizer and
- * descent_net_load, it makes the library's own allocations fail one at a time: the Nth for
+ * and in usable bytes. Then, for descent_net_create, descent_net_set_optimizer,
+ * descent_net_load, descent_optimizer_create, an optimizer's first descent_optimizer_step and
+ * descent_dataset_load_idx, it makes the library's own allocations fail one at a time: the Nth for
  * N = 1, 2, ... until the call succeeds. Only calls made from libdescent's code are failed
  * (the checked allocations: float buffers, optimizer state and tables, the generator); the
  * Swift runtime's own allocations (objects, arrays, strings) trap on NULL by design and are
@@ -25,6 +26,7 @@
 #include <dirent.h>
 #include <link.h>
 #include <malloc.h>
+#include <math.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -228,6 +230,78 @@ static int32_t set_optimizer(void *arg) {
 }
 static void nothing(void *arg) { (void)arg; }
 
+typedef struct optimizer_call {
+    descent_optimizer *opt;
+    float *params[2];
+    const float *grads[2];
+    int64_t lengths[2];
+} optimizer_call;
+
+static int32_t create_optimizer(void *arg) {
+    return descent_optimizer_create("adam", "lr=0.01", &((optimizer_call *)arg)->opt);
+}
+static void free_optimizer(void *arg) { descent_optimizer_free(((optimizer_call *)arg)->opt); }
+/* The first step allocates the optimizer's state; reset frees it again. */
+static int32_t first_step(void *arg) {
+    optimizer_call *c = arg;
+    return descent_optimizer_step(c->opt, 2, c->params, c->grads, c->lengths);
+}
+static void reset_optimizer(void *arg) { descent_optimizer_reset(((optimizer_call *)arg)->opt); }
+
+typedef struct dataset_call {
+    const char *images, *labels;
+    float *x;
+    int32_t *y;
+    int64_t count, features;
+} dataset_call;
+
+static int32_t load_dataset(void *arg) {
+    dataset_call *c = arg;
+    return descent_dataset_load_idx(c->images, c->labels, &c->x, &c->y, &c->count, &c->features);
+}
+static void free_dataset(void *arg) {
+    dataset_call *c = arg;
+    descent_dataset_free(c->x, c->y);
+}
+
+/* An IDX file of `count` samples of `rank - 1` dimensions of 2 (bytes of i % 251). */
+static void write_idx(const char *path, int rank, uint32_t count, int gzipped) {
+    unsigned char data[4 + 4 * 3 + 5 * 4] = {0, 0, 8, (unsigned char)rank};
+    size_t n = 4, elements = count;
+    for (int d = 0; d < rank; d++) {
+        uint32_t size = d == 0 ? count : 2;
+        if (d > 0) elements *= 2;
+        data[n++] = (unsigned char)(size >> 24), data[n++] = (unsigned char)(size >> 16);
+        data[n++] = (unsigned char)(size >> 8), data[n++] = (unsigned char)size;
+    }
+    for (size_t i = 0; i < elements; i++) data[n++] = (unsigned char)(i % 251);
+    if (gzipped) {
+        /* The library's own writer is not public; a stored (uncompressed) gzip member is simple
+         * enough to write here: header, one final stored deflate block, CRC-32, length. */
+        unsigned crc = 0xFFFFFFFFu;
+        for (size_t i = 0; i < n; i++) {
+            crc ^= data[i];
+            for (int k = 0; k < 8; k++) crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
+        }
+        crc ^= 0xFFFFFFFFu;
+        FILE *f = fopen(path, "wb");
+        const unsigned char head[10] = {0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3};
+        const unsigned char block[5] = {1, (unsigned char)n, (unsigned char)(n >> 8), (unsigned char)~n,
+                                        (unsigned char)(~n >> 8)};
+        fwrite(head, 1, sizeof head, f);
+        fwrite(block, 1, sizeof block, f);
+        fwrite(data, 1, n, f);
+        const unsigned char tail[8] = {(unsigned char)crc, (unsigned char)(crc >> 8), (unsigned char)(crc >> 16),
+                                       (unsigned char)(crc >> 24), (unsigned char)n, (unsigned char)(n >> 8), 0, 0};
+        fwrite(tail, 1, sizeof tail, f);
+        fclose(f);
+    } else {
+        FILE *f = fopen(path, "wb");
+        fwrite(data, 1, n, f);
+        fclose(f);
+    }
+}
+
 int main(void) {
     dl_iterate_phdr(find_library, NULL);
     if (!CHECK(library_end > library_start, "libdescent's segments found")) return check_summary();
@@ -256,6 +330,33 @@ int main(void) {
     net_call loading = {.path = path};
     check_cleanup(&(operation){"descent_net_load", load, free_net, &loading}, 20);
     remove(path);
+
+    optimizer_call adam = {0};
+    check_cleanup(&(operation){"descent_optimizer_create", create_optimizer, free_optimizer, &adam}, 3);
+    static float p0[100], g0[100], p1[3], g1[3];
+    for (int i = 0; i < 100; i++) g0[i] = 0.01f * (float)(i % 7);
+    adam.params[0] = p0, adam.params[1] = p1, adam.grads[0] = g0, adam.grads[1] = g1;
+    adam.lengths[0] = 100, adam.lengths[1] = 3;
+    CHECK_STATUS(descent_optimizer_create("adam", NULL, &adam.opt), DESCENT_OK, "create adam");
+    /* A state table and 2 buffers per tensor. */
+    check_cleanup(&(operation){"descent_optimizer_step", first_step, reset_optimizer, &adam}, 5);
+    descent_optimizer_free(adam.opt);
+
+    /* Data sets: the data buffer, then the float and label arrays handed to the caller. */
+    write_idx("oom_images", 3, 5, 0);
+    write_idx("oom_labels", 1, 5, 0);
+    write_idx("oom_images.gz", 3, 5, 1);
+    dataset_call raw = {.images = "oom_images", .labels = "oom_labels"};
+    check_cleanup(&(operation){"descent_dataset_load_idx", load_dataset, free_dataset, &raw}, 4);
+    dataset_call gz = {.images = "oom_images.gz", .labels = "oom_labels"};
+    check_cleanup(&(operation){"descent_dataset_load_idx", load_dataset, free_dataset, &gz}, 4);
+    CHECK_STATUS(load_dataset(&gz), DESCENT_OK, "the gzip file loads");
+    CHECK(gz.count == 5 && gz.features == 4 && gz.y[4] == 4 && fabsf(gz.x[19] - 19.0f / 255.0f) < 1e-7f,
+          "5 samples of 4 features, the values as written");
+    free_dataset(&gz);
+    remove("oom_images");
+    remove("oom_labels");
+    remove("oom_images.gz");
 
     /* A spec that needs 40 GB of weights in a process allowed 4 GB more address space than it
      * has: a plain out-of-memory error, nothing left behind. */

@@ -76,7 +76,8 @@ public final class Network {
                 let gamma = try Parameter(name: "gamma\(i)", shape: [fanOut], isWeight: false)
                 let beta = try Parameter(name: "beta\(i)", shape: [fanOut], isWeight: false)
                 gamma.value.fill(1)
-                let stats = (mean: try Self.buffer(fanOut, "running_mean\(i)"), variance: try Self.buffer(fanOut, "running_var\(i)"))
+                let stats = (mean: try Self.buffer(fanOut, "running_mean\(i)"),
+                             variance: try Self.buffer(fanOut, "running_var\(i)"))
                 stats.variance.fill(1)
                 parameters += [gamma, beta]
                 running.append(stats)

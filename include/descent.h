@@ -15,6 +15,8 @@
  *    `const char *` are owned by the library (see each function for how long they live).
  *  - Threads: separate handles may be used from different threads at the same time; one handle
  *    is used by one thread at a time. Functions without a handle are safe from any thread.
+ *    A descent_net call made while another thread is inside one on the same network fails with
+ *    DESCENT_ERR_INVALID_ARGUMENT ("net 0x... is in use by another thread") instead of racing.
  *
  * Link with -ldescent (pkg-config descent, or CMake find_package(Descent)).
  * Optimizer plugins are written against descent_plugin.h alone.
@@ -151,7 +153,8 @@ int32_t descent_net_forward_backward(descent_net * net, float const * x, int32_t
 
 /// Frees a network, its buffers and its optimizer. NULL is ignored. Pointers obtained from
 /// `descent_net_param` and `descent_net_activations` become invalid.
-/// Threads: not while another thread uses the same handle.
+/// Threads: not while another thread uses the same handle. If another thread is inside a call
+/// on it, nothing is freed and `descent_last_error()` says so (the handle stays valid).
 void descent_net_free(descent_net * net);
 
 /// Loads a checkpoint written by `descent_net_save` into a new network: parameters, batch-norm

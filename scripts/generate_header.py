@@ -40,6 +40,8 @@ PROLOGUE = """\
  *    `const char *` are owned by the library (see each function for how long they live).
  *  - Threads: separate handles may be used from different threads at the same time; one handle
  *    is used by one thread at a time. Functions without a handle are safe from any thread.
+ *    A descent_net call made while another thread is inside one on the same network fails with
+ *    DESCENT_ERR_INVALID_ARGUMENT ("net 0x... is in use by another thread") instead of racing.
  *
  * Link with -ldescent (pkg-config descent, or CMake find_package(Descent)).
  * Optimizer plugins are written against descent_plugin.h alone.

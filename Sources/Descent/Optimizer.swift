@@ -24,9 +24,13 @@ public final class Optimizer {
     private var networkWeightDecay = 0.0
 
     /// Current hyperparameter values, in the kind's table order; stable address for C.
-    private let values: UnsafeMutablePointer<Double>
-    private let scalars: UnsafeMutablePointer<Double>
-    private let report: UnsafeMutablePointer<dk_step_report>
+    /// These three live in checked memory (memory.c), owned so a failed init frees them.
+    private let valueTable: CheckedArray<Double>
+    private let scalarTable: CheckedArray<Double>
+    private let reportBox: CheckedArray<dk_step_report>
+    private var values: UnsafeMutablePointer<Double> { valueTable.pointer }
+    private var scalars: UnsafeMutablePointer<Double> { scalarTable.pointer }
+    private var report: UnsafeMutablePointer<dk_step_report> { reportBox.pointer }
     /// Lengths of the tensors the state belongs to; empty before the first step.
     private var shape: [Int64] = []
     /// state[i * stateCount + s]: state slot s of tensor i, 64-byte aligned, zero at creation.
@@ -56,19 +60,14 @@ public final class Optimizer {
             initial[i] = value
         }
         self.kind = kind
-        values = .allocate(capacity: max(1, initial.count))
-        values.initialize(from: initial, count: initial.count)
-        scalars = .allocate(capacity: Int(DESCENT_PLUGIN_MAX_SCALARS))
-        scalars.initialize(repeating: 0, count: Int(DESCENT_PLUGIN_MAX_SCALARS))
-        report = .allocate(capacity: 1)
-        report.initialize(to: dk_step_report())
+        valueTable = try CheckedArray(count: initial.count, for: "the hyperparameters of \(kind.name)")
+        valueTable.pointer.update(from: initial, count: initial.count)
+        scalarTable = try CheckedArray(count: Int(DESCENT_PLUGIN_MAX_SCALARS), for: "the step scalars of \(kind.name)")
+        reportBox = try CheckedArray(count: 1, for: "the step report of \(kind.name)")
     }
 
     deinit {
         freeState()
-        values.deallocate()
-        scalars.deallocate()
-        report.deallocate()
     }
 
     /// The current value of a hyperparameter. The read-only key `step` gives the step count.
@@ -306,8 +305,8 @@ public final class Optimizer {
             throw error
         }
         if let oldState {
-            for j in 0..<(oldShape.count * kind.stateCount) { free(oldState[j]) }
-            oldState.deallocate()
+            for j in 0..<(oldShape.count * kind.stateCount) { dk_free(oldState[j]) }
+            dk_free(oldState)
         }
         self.stepCount = stepCount
     }
@@ -332,17 +331,18 @@ public final class Optimizer {
 
     private func allocateState(lengths: UnsafeBufferPointer<Int64>) throws {
         let slots = kind.stateCount
-        let table = UnsafeMutablePointer<UnsafeMutablePointer<Float>?>.allocate(capacity: max(1, lengths.count * slots))
-        table.initialize(repeating: nil, count: max(1, lengths.count * slots))
+        guard let raw = dk_alloc_zeroed(Int64(lengths.count * slots), Int64(MemoryLayout<UnsafeMutablePointer<Float>?>.stride)) else {
+            throw DescentError(.outOfMemory, "cannot allocate the optimizer's state table (\(lengths.count * slots) buffers)")
+        }
+        let table = raw.bindMemory(to: UnsafeMutablePointer<Float>?.self, capacity: max(1, lengths.count * slots))
         for (i, length) in lengths.enumerated() {
             for s in 0..<slots {
                 let bytes = max(64, (Int(length) * MemoryLayout<Float>.size + 63) / 64 * 64)
-                guard let raw = aligned_alloc(64, bytes) else {
-                    for j in 0..<(lengths.count * slots) { free(table[j]) }
-                    table.deallocate()
+                guard let raw = dk_alloc_zeroed(length, Int64(MemoryLayout<Float>.size)) else {
+                    for j in 0..<(lengths.count * slots) { dk_free(table[j]) }
+                    dk_free(table)
                     throw DescentError(.outOfMemory, "cannot allocate \(bytes) bytes of optimizer state for tensor \(i)")
                 }
-                memset(raw, 0, bytes)
                 table[i * slots + s] = raw.assumingMemoryBound(to: Float.self)
             }
         }
@@ -352,12 +352,12 @@ public final class Optimizer {
 
     private func freeState() {
         if let state {
-            for j in 0..<(shape.count * kind.stateCount) { free(state[j]) }
-            state.deallocate()
+            for j in 0..<(shape.count * kind.stateCount) { dk_free(state[j]) }
+            dk_free(state)
         }
         state = nil
         shape = []
-        snapshot?.deallocate()
+        free(snapshot)
         snapshot = nil
         snapshotCount = 0
     }
@@ -366,7 +366,7 @@ public final class Optimizer {
     private func takeSnapshot(params: UnsafePointer<UnsafeMutablePointer<Float>?>, n: Int) throws {
         let total = shape.reduce(0) { $0 + Int($1) } * (1 + kind.stateCount)
         if snapshotCount < total {
-            snapshot?.deallocate()
+            free(snapshot)
             snapshot = nil
             snapshotCount = 0
             guard let raw = malloc(max(1, total) * MemoryLayout<Float>.size) else {

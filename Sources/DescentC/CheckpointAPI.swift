@@ -32,8 +32,7 @@ import Descent
     _ net: UnsafePointer<descent_net>?, _ path: UnsafePointer<CChar>?
 ) -> Int32 {
     guarded("descent_net_save") {
-        let network = unbox(try required(net, "net"), as: Network.self)
-        try network.save(to: try string(path, "path"))
+        try withNetwork(net) { try $0.save(to: try string(path, "path")) }
     }
 }
 

@@ -1,6 +1,23 @@
 import CDescentKernels
 import Descent
 
+/// The network behind `net`, claimed for the duration of `body`. A handle is used by one
+/// thread at a time; a second thread that calls in while the first is inside gets
+/// DESCENT_ERR_INVALID_ARGUMENT naming the handle, instead of racing it (the claim is one
+/// atomic exchange, nothing measurable next to a step).
+func withNetwork<T>(_ net: UnsafePointer<descent_net>?, _ body: (Network) throws -> T) throws -> T {
+    let handle = try required(net, "net")
+    let network = unbox(handle, as: Network.self)
+    guard network.claim() else { throw DescentError(.invalidArgument, inUseMessage(handle)) }
+    defer { network.unclaim() }
+    return try body(network)
+}
+
+/// "net 0x55d0c2a1e2b0 is in use by another thread ..." (the address as printf's %p shows it).
+func inUseMessage(_ handle: UnsafePointer<descent_net>) -> String {
+    "net 0x\(String(UInt(bitPattern: handle), radix: 16)) is in use by another thread (a handle is used by one thread at a time)"
+}
+
 /// Creates a network from a JSON spec, e.g.
 /// {"sizes":[784,100,100,10], "activation":"relu", "init":"he", "batchnorm":false,
 ///  "dropout":0.0, "weight_decay":0.0, "seed":42}.
@@ -30,9 +47,15 @@ import Descent
 /// Frees a network, its buffers and its optimizer. NULL is ignored. Pointers obtained from
 /// `descent_net_param` and `descent_net_activations` become invalid.
 ///
-/// Threads: not while another thread uses the same handle.
+/// Threads: not while another thread uses the same handle. If another thread is inside a call
+/// on it, nothing is freed and `descent_last_error()` says so (the handle stays valid).
 @c(descent_net_free) public func descent_net_free(_ net: UnsafeMutablePointer<descent_net>?) {
-    if let net { release(net, as: Network.self) }
+    guard let net else { return }
+    guard unbox(net, as: Network.self).claim() else {
+        dk_error_set("descent_net_free: \(inUseMessage(net)): not freed")
+        return
+    }
+    release(net, as: Network.self)
 }
 
 /// Swaps the network's optimizer by name (a built-in or a plugin's), at any time: weights are
@@ -54,8 +77,9 @@ import Descent
     _ net: UnsafeMutablePointer<descent_net>?, _ name: UnsafePointer<CChar>?, _ hparams: UnsafePointer<CChar>?
 ) -> Int32 {
     guarded("descent_net_set_optimizer") {
-        let network = unbox(try required(net, "net"), as: Network.self)
-        try network.setOptimizer(try string(name, "name"), hyperparameters: hparams.map { String(cString: $0) })
+        try withNetwork(net) { network in
+            try network.setOptimizer(try string(name, "name"), hyperparameters: hparams.map { String(cString: $0) })
+        }
     }
 }
 
@@ -109,8 +133,7 @@ import Descent
     _ batch: Int64, _ loss: UnsafeMutablePointer<Float>?
 ) -> Int32 {
     guarded("descent_net_train_step") {
-        let network = unbox(try required(net, "net"), as: Network.self)
-        let value = try network.trainStep(x: x, labels: labels, batch: Int(clamping: batch))
+        let value = try withNetwork(net) { try $0.trainStep(x: x, labels: labels, batch: Int(clamping: batch)) }
         loss?.pointee = value
     }
 }
@@ -126,8 +149,7 @@ import Descent
     _ batch: Int64, _ loss: UnsafeMutablePointer<Float>?
 ) -> Int32 {
     guarded("descent_net_forward_backward") {
-        let network = unbox(try required(net, "net"), as: Network.self)
-        let value = try network.forwardBackward(x: x, labels: labels, batch: Int(clamping: batch))
+        let value = try withNetwork(net) { try $0.forwardBackward(x: x, labels: labels, batch: Int(clamping: batch)) }
         loss?.pointee = value
     }
 }
@@ -140,7 +162,7 @@ import Descent
 /// optimizer's errors. Threads: one handle, one thread at a time.
 @c(descent_net_apply_update) public func descent_net_apply_update(_ net: UnsafeMutablePointer<descent_net>?) -> Int32 {
     guarded("descent_net_apply_update") {
-        try unbox(try required(net, "net"), as: Network.self).applyUpdate()
+        try withNetwork(net) { try $0.applyUpdate() }
     }
 }
 
@@ -154,8 +176,7 @@ import Descent
     _ probs: UnsafeMutablePointer<Float>?
 ) -> Int32 {
     guarded("descent_net_predict") {
-        let network = unbox(try required(net, "net"), as: Network.self)
-        try network.predict(x: x, batch: Int(clamping: batch), probabilities: probs)
+        try withNetwork(net) { try $0.predict(x: x, batch: Int(clamping: batch), probabilities: probs) }
     }
 }
 
@@ -170,8 +191,7 @@ import Descent
     _ n: Int64, _ loss: UnsafeMutablePointer<Float>?, _ accuracy: UnsafeMutablePointer<Float>?
 ) -> Int32 {
     guarded("descent_net_evaluate") {
-        let network = unbox(try required(net, "net"), as: Network.self)
-        let result = try network.evaluate(x: x, labels: labels, count: Int(clamping: n))
+        let result = try withNetwork(net) { try $0.evaluate(x: x, labels: labels, count: Int(clamping: n)) }
         loss?.pointee = Float(result.loss)
         accuracy?.pointee = Float(result.accuracy)
     }
@@ -225,8 +245,7 @@ import Descent
     _ rows: UnsafeMutablePointer<Int64>?, _ cols: UnsafeMutablePointer<Int64>?
 ) -> Int32 {
     guarded("descent_net_activations") {
-        let network = unbox(try required(net, "net"), as: Network.self)
-        let a = try network.activations(layer: Int(clamping: layer))
+        let a = try withNetwork(net) { try $0.activations(layer: Int(clamping: layer)) }
         data?.pointee = a.data
         rows?.pointee = Int64(a.rows)
         cols?.pointee = Int64(a.columns)

@@ -104,6 +104,14 @@ typedef struct dk_step_report {
 void dk_step_report_clear(dk_step_report *report);
 void dk_report_error(const descent_step_context *ctx, const char *message);
 
+/* ---- the checked allocator (memory.c) ----------------------------------------------------
+ * count * element_size bytes (rounded up to 64, at least 64), 64-byte aligned and zeroed; NULL
+ * when memory runs out or the size overflows. */
+void *dk_alloc_zeroed(int64_t count, int64_t element_size);
+void dk_free(void *p);
+/* A 64-byte aligned address for buffers of no elements (never written, never freed). */
+float *dk_empty_floats(void);
+
 /* ---- random numbers (rng.c) --------------------------------------------------------------*/
 typedef struct dk_rng { uint64_t s[4]; } dk_rng;
 void dk_rng_seed(dk_rng *rng, uint64_t seed);

@@ -167,7 +167,7 @@ enum Checkpoint {
             let hparams = try field("optimizer_hparams")
             do {
                 optimizer = try Optimizer(name, hyperparameters: hparams)
-            } catch let error as DescentError {
+            } catch let error as DescentError where error.status != .outOfMemory {
                 throw bad("__metadata__ 'optimizer_hparams' is not valid for \(name): \(error.message)")
             }
             if spec.weightDecay > 0, optimizer.hostWeightDecay > 0 {

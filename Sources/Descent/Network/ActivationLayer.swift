@@ -4,8 +4,8 @@ import CDescentKernels
 final class ActivationLayer: Layer {
     let function: Activation
     let width: Int
-    let output = try! FloatBuffer(count: 0)
-    private let inputGradient = try! FloatBuffer(count: 0)
+    let output = FloatBuffer()
+    private let inputGradient = FloatBuffer()
     /// Rows of the last forward pass.
     private(set) var rows = 0
 

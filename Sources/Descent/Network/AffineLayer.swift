@@ -11,8 +11,8 @@ final class AffineLayer: Layer {
     /// The first layer's input gradient is never used: skipping it saves a third of its work.
     let needsInputGradient: Bool
 
-    private let output = try! FloatBuffer(count: 0)
-    private let inputGradient = try! FloatBuffer(count: 0)
+    private let output = FloatBuffer()
+    private let inputGradient = FloatBuffer()
     private var input: UnsafePointer<Float>? = nil
 
     init(weight: Parameter, bias: Parameter, weightDecay: Float, needsInputGradient: Bool) {

@@ -17,9 +17,9 @@ final class BatchNormLayer: Layer {
     private let batchMean: FloatBuffer
     private let batchVariance: FloatBuffer
     private let inverseStd: FloatBuffer
-    private let normalized = try! FloatBuffer(count: 0)
-    private let output = try! FloatBuffer(count: 0)
-    private let inputGradient = try! FloatBuffer(count: 0)
+    private let normalized = FloatBuffer()
+    private let output = FloatBuffer()
+    private let inputGradient = FloatBuffer()
     /// A training forward whose statistics have not yet gone into the running averages.
     private var pending = false
 

@@ -6,9 +6,9 @@ final class DropoutLayer: Layer {
     let ratio: Float
     let width: Int
     private let rng: UnsafeMutablePointer<dk_rng>
-    private let mask = try! FloatBuffer(count: 0)
-    private let output = try! FloatBuffer(count: 0)
-    private let inputGradient = try! FloatBuffer(count: 0)
+    private let mask = FloatBuffer()
+    private let output = FloatBuffer()
+    private let inputGradient = FloatBuffer()
 
     init(ratio: Float, width: Int, rng: UnsafeMutablePointer<dk_rng>) {
         self.ratio = ratio

@@ -1,4 +1,5 @@
 import CDescentKernels
+import Synchronization
 
 /// A multi-layer perceptron: the book's MultiLayerNetExtend.
 ///
@@ -18,31 +19,45 @@ public final class Network {
     /// (`Optimizer.isOwnedByNetwork`); its hyperparameters may be changed at any time.
     public private(set) var optimizer: Optimizer
 
-    let rng: UnsafeMutablePointer<dk_rng>
+    /// The dropout generator's state (DropoutLayer and checkpoints hold its address).
+    var rng: UnsafeMutablePointer<dk_rng> { rngState.pointer }
+    private let rngState: CheckedArray<dk_rng>
     private let layers: [Layer]
     private let activationLayers: [ActivationLayer]
     /// The batch-1 step in one pass, for networks without batch norm and dropout.
     private let singleSample: SingleSamplePath?
-    private let scores = try! FloatBuffer(count: 0)
-    private let probabilities = try! FloatBuffer(count: 0)
-    private let scoreGradient = try! FloatBuffer(count: 0)
+    private let scores = FloatBuffer()
+    private let probabilities = FloatBuffer()
+    private let scoreGradient = FloatBuffer()
     private var reservedRows = 0
     /// Pointer tables handed to the optimizer, built once.
-    private let parameterPointers: UnsafeMutablePointer<UnsafeMutablePointer<Float>?>
-    private let gradientPointers: UnsafeMutablePointer<UnsafePointer<Float>?>
-    private let parameterLengths: UnsafeMutablePointer<Int64>
+    private let parameterTable: CheckedArray<UnsafeMutablePointer<Float>?>
+    private let gradientTable: CheckedArray<UnsafePointer<Float>?>
+    private let lengthTable: CheckedArray<Int64>
+    private var parameterPointers: UnsafeMutablePointer<UnsafeMutablePointer<Float>?> { parameterTable.pointer }
+    private var gradientPointers: UnsafeMutablePointer<UnsafePointer<Float>?> { gradientTable.pointer }
+    private var parameterLengths: UnsafeMutablePointer<Int64> { lengthTable.pointer }
     /// Gradients from forwardBackward that apply_update has not used yet.
     public private(set) var hasPendingGradients = false
+    /// Set while a call through the C API uses this network (see `claim`).
+    private let inUse = Atomic<Bool>(false)
 
-    /// Builds and initialises a network from a spec.
+    /// Builds and initialises a network from a spec. Errors: `.invalidArgument` (the spec),
+    /// `.notFound` (no BLAS), `.outOfMemory` (the message names the tensor).
+    ///
+    /// Every block of memory is owned by a stored property or a local as soon as it exists
+    /// (FloatBuffer, CheckedArray, Parameter, the layers): when an allocation fails halfway,
+    /// Swift releases what was already built (a failed init runs no deinit, so nothing may
+    /// rely on one) and the throw leaves nothing behind.
     public init(spec: NetworkSpec) throws {
         try spec.validate()
         guard dk_blas_ready() != 0 else {
             throw DescentError(.notFound, String(cString: dk_blas_description()))
         }
         self.spec = spec
-        rng = .allocate(capacity: 1)
-        dk_rng_seed(rng, spec.seed)
+        rngState = try CheckedArray(count: 1, for: "the random generator")
+        dk_rng_seed(rngState.pointer, spec.seed)
+        let rng = rngState.pointer
 
         var parameters: [Parameter] = []
         var running: [(mean: FloatBuffer, variance: FloatBuffer)] = []
@@ -62,7 +77,8 @@ public final class Network {
                 let gamma = try Parameter(name: "gamma\(i)", shape: [fanOut], isWeight: false)
                 let beta = try Parameter(name: "beta\(i)", shape: [fanOut], isWeight: false)
                 gamma.value.fill(1)
-                let stats = (mean: try FloatBuffer(count: fanOut), variance: try FloatBuffer(count: fanOut))
+                let stats = (mean: try Self.buffer(fanOut, "running_mean\(i)"),
+                             variance: try Self.buffer(fanOut, "running_var\(i)"))
                 stats.variance.fill(1)
                 parameters += [gamma, beta]
                 running.append(stats)
@@ -82,13 +98,23 @@ public final class Network {
         optimizer = try Optimizer("sgd")
         try optimizer.attachToNetwork(weightDecay: spec.weightDecay)   // sgd's L2 is 0: never refused
 
-        parameterPointers = .allocate(capacity: parameters.count)
-        gradientPointers = .allocate(capacity: parameters.count)
-        parameterLengths = .allocate(capacity: parameters.count)
+        let n = parameters.count
+        parameterTable = try CheckedArray(count: n, for: "the table of \(n) parameter pointers")
+        gradientTable = try CheckedArray(count: n, for: "the table of \(n) gradient pointers")
+        lengthTable = try CheckedArray(count: n, for: "the table of \(n) parameter lengths")
         for (i, p) in parameters.enumerated() {
-            parameterPointers[i] = p.value.pointer
-            gradientPointers[i] = UnsafePointer(p.gradient.pointer)
-            parameterLengths[i] = Int64(p.count)
+            parameterTable.pointer[i] = p.value.pointer
+            gradientTable.pointer[i] = UnsafePointer(p.gradient.pointer)
+            lengthTable.pointer[i] = Int64(p.count)
+        }
+    }
+
+    /// A zeroed buffer whose out-of-memory error names the tensor it is for.
+    private static func buffer(_ count: Int, _ name: String) throws -> FloatBuffer {
+        do {
+            return try FloatBuffer(count: count)
+        } catch let error as DescentError {
+            throw DescentError(error.status, "\(name): \(error.message)")
         }
     }
 
@@ -97,12 +123,15 @@ public final class Network {
         try self.init(spec: try NetworkSpec.parse(json: json))
     }
 
-    deinit {
-        rng.deallocate()
-        parameterPointers.deallocate()
-        gradientPointers.deallocate()
-        parameterLengths.deallocate()
+    /// Marks the network as in use by the calling thread; false if another thread has it.
+    /// The C API claims a network for each call that reads or changes its state, so two
+    /// threads on one handle get an error instead of a data race. One atomic exchange.
+    public func claim() -> Bool {
+        inUse.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged
     }
+
+    /// Ends a `claim`.
+    public func unclaim() { inUse.store(false, ordering: .releasing) }
 
     public var classes: Int { spec.classes }
     public var inputSize: Int { spec.inputSize }

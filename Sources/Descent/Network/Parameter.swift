@@ -9,22 +9,26 @@ public final class Parameter {
     /// Weights get weight decay; biases and batch-norm parameters do not (the book's rule).
     public let isWeight: Bool
     /// NUL-terminated copy of the name for C callers; lives as long as the parameter.
-    let cName: UnsafeMutablePointer<CChar>
-    public var cNamePointer: UnsafePointer<CChar> { UnsafePointer(cName) }
+    private let cName: CheckedArray<CChar>
+    public var cNamePointer: UnsafePointer<CChar> { UnsafePointer(cName.pointer) }
 
+    /// Errors: `.outOfMemory`, the message starting with the parameter's name ("W1: cannot
+    /// allocate ..."). What was allocated before the failure is freed with the properties.
     init(name: String, shape: [Int], isWeight: Bool) throws {
         self.name = name
         self.shape = shape
         self.isWeight = isWeight
         let count = shape.reduce(1, *)
-        value = try FloatBuffer(count: count)
-        gradient = try FloatBuffer(count: count)
         let bytes = Array(name.utf8CString)
-        cName = .allocate(capacity: bytes.count)
-        cName.initialize(from: bytes, count: bytes.count)
+        do {
+            value = try FloatBuffer(count: count)
+            gradient = try FloatBuffer(count: count)
+            cName = try CheckedArray(count: bytes.count, for: "the name \(name)")
+        } catch let error as DescentError {
+            throw DescentError(error.status, "\(name): \(error.message)")
+        }
+        cName.pointer.update(from: bytes, count: bytes.count)
     }
-
-    deinit { cName.deallocate() }
 
     public var count: Int { value.count }
 }

@@ -12,7 +12,7 @@ final class SingleSamplePath {
     private let weightDecay: Float
     /// The kernel's view of the layers, filled on first use and again after `buffersMoved`
     /// (the activation layers' outputs move when a larger batch makes them grow).
-    private let table: UnsafeMutablePointer<dk_dense_layer>
+    private let table: CheckedArray<dk_dense_layer>
     private var tableIsCurrent = false
     /// Per layer: delta [fan_out], scratch [fan_out], partials [DK_ROW_BLOCKS][fan_out].
     private let deltas: [FloatBuffer]
@@ -35,11 +35,8 @@ final class SingleSamplePath {
         scratches = try affine.map { try FloatBuffer(count: $0.fanOut) }
         partials = try affine.map { try FloatBuffer(count: Int(DK_ROW_BLOCKS) * $0.fanOut) }
         scores = try FloatBuffer(count: affine.last!.fanOut)
-        table = .allocate(capacity: affine.count)
-        table.initialize(repeating: dk_dense_layer(), count: affine.count)
+        table = try CheckedArray(count: affine.count, for: "the batch-1 layer table")
     }
-
-    deinit { table.deallocate() }
 
     /// Tells the path that layer buffers were reallocated (Network.reserve).
     func buffersMoved() { tableIsCurrent = false }
@@ -58,7 +55,7 @@ final class SingleSamplePath {
             entry.delta = deltas[l].pointer
             entry.scratch = scratches[l].pointer
             entry.partials = partials[l].pointer
-            table[l] = entry
+            table.pointer[l] = entry
         }
         tableIsCurrent = true
     }
@@ -70,7 +67,7 @@ final class SingleSamplePath {
              probabilities: UnsafeMutablePointer<Float>) -> (code: Int32, loss: Double) {
         if !tableIsCurrent { fillTable() }
         var loss = 0.0
-        let code = dk_dense_step_one(table, Int32(affine.count), function, weightDecay, x, label, lossOffset,
+        let code = dk_dense_step_one(table.pointer, Int32(affine.count), function, weightDecay, x, label, lossOffset,
                                      update, dk_get_threads(), probabilities, &loss)
         for layer in activationLayers { layer.recordForward(rows: 1) }
         return (code, loss)

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ._lib import lib
+from ._text import c_string
 from .errors import check
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
@@ -16,9 +17,11 @@ FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 def load_idx(images_path: "str | os.PathLike", labels_path: "str | os.PathLike") -> tuple[np.ndarray, np.ndarray]:
     """Reads an IDX image file and its label file: x float32 (count, features) scaled to
     [0, 1], y int32 (count,). Every header field is validated."""
+    images_arg = c_string(images_path, "images_path", path=True)
+    labels_arg = c_string(labels_path, "labels_path", path=True)
     images, labels = ctypes.c_void_p(), ctypes.c_void_p()
     count, features = ctypes.c_int64(), ctypes.c_int64()
-    check(lib.descent_dataset_load_idx(os.fsencode(images_path), os.fsencode(labels_path), ctypes.byref(images),
+    check(lib.descent_dataset_load_idx(images_arg, labels_arg, ctypes.byref(images),
                                        ctypes.byref(labels), ctypes.byref(count), ctypes.byref(features)))
     # The arrays take over the library's buffers (no copy of a 188 MB training set): each buffer
     # is freed with descent_dataset_free when the last array using it is gone.
@@ -61,7 +64,7 @@ def _find(directory: Path, stem: str) -> Path:
 def mnist_format(directory: "str | os.PathLike") -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """((x_train, y_train), (x_test, y_test)) from a folder holding the four MNIST-format
     files (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-...)."""
-    d = Path(directory)
+    d = Path(os.fsdecode(c_string(directory, "directory", path=True)))
     train = load_idx(_find(d, "train-images-idx3-ubyte"), _find(d, "train-labels-idx1-ubyte"))
     test = load_idx(_find(d, "t10k-images-idx3-ubyte"), _find(d, "t10k-labels-idx1-ubyte"))
     return train, test

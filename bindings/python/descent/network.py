@@ -4,12 +4,13 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import threading
 from typing import Optional
 
 import numpy as np
 
 from ._lib import DATA_OFFSET as _DATA_OFFSET, data_address, lib
-from ._text import hparams_text, read_string
+from ._text import c_string, hparams_text, read_string
 from .errors import InvalidArgument, check
 
 _F32, _I32 = np.dtype(np.float32), np.dtype(np.int32)
@@ -60,10 +61,16 @@ class Network:
     ``net.params`` and ``net.grads`` are dicts of zero-copy float32 views ("W1", "b1",
     "gamma1", "beta1", ...): writing to ``net.params["W1"]`` changes the network.
     The optimizer is sgd (lr 0.01) until ``set_optimizer`` swaps it (weights are kept).
+
+    Threads: a network may be shared between threads. Its calls are serialised by a lock (the
+    library runs each C call without the GIL, and one network handle must not be used by two
+    threads at once), so concurrent calls take turns; ``close`` waits for a call in progress.
     """
 
     def __init__(self, sizes, activation: str = "relu", init: str = "he", batchnorm: bool = False,
                  dropout: float = 0.0, weight_decay: float = 0.0, seed: int = 1):
+        c_string(activation, "activation")
+        c_string(init, "init")
         spec = {"sizes": [int(s) for s in sizes], "activation": activation, "init": init,
                 "batchnorm": bool(batchnorm), "dropout": float(dropout),
                 "weight_decay": float(weight_decay), "seed": int(seed)}
@@ -76,17 +83,20 @@ class Network:
     def load(cls, path: "str | os.PathLike") -> "Network":
         """Reads a checkpoint written by ``save``: weights, batch-norm statistics, optimizer
         and its state, so training continues exactly where it stopped."""
+        encoded = c_string(path, "path", path=True)
         pointer = ctypes.c_void_p()
-        check(lib.descent_net_load(os.fsencode(path), ctypes.byref(pointer)))
+        check(lib.descent_net_load(encoded, ctypes.byref(pointer)))
         net = cls.__new__(cls)
         net._adopt(pointer)
         net.optimizer_name = _checkpoint_optimizer(path)
         return net
 
     def _adopt(self, pointer: ctypes.c_void_p) -> None:
+        # Held around every C call on the handle (and while closing): see the class comment.
+        self._lock = threading.Lock()
         self._handle: Optional[_Handle] = _Handle(pointer)
         # The hot path's fixed arguments, built once: the handle as a plain int and one float the
-        # library writes the loss into (a handle is used by one thread at a time, per the C API).
+        # library writes the loss into (read under the lock, like every use of the handle).
         self._pointer: Optional[int] = pointer.value
         self._loss = ctypes.c_float()
         self._loss_address = ctypes.addressof(self._loss)
@@ -99,8 +109,10 @@ class Network:
     # -- training -------------------------------------------------------------------------------
     def set_optimizer(self, name: str, **hparams: float) -> None:
         """Swaps the optimizer by name (built-in or plugin) at any time; state starts fresh."""
-        check(lib.descent_net_set_optimizer(self._live(), name.encode(), hparams_text(hparams)))
-        self.optimizer_name = name
+        encoded, text = c_string(name, "name"), hparams_text(hparams)
+        with self._lock:
+            check(lib.descent_net_set_optimizer(self._live(), encoded, text))
+            self.optimizer_name = name
 
     def train_step(self, x: np.ndarray, y: np.ndarray) -> float:
         """One step on a mini-batch: x float32 (batch, features), y integer labels (batch,).
@@ -111,17 +123,21 @@ class Network:
         # The per-call path of the training loop, kept lean (see benchmarks/python_overhead.py):
         # identity checks on dtypes, the data pointers read straight from the arrays (no
         # ndarray.ctypes objects), a prebuilt loss pointer. Anything unusual goes to _slow_step,
-        # which converts or explains.
+        # which converts or explains. The handle is read under the lock: a close() in another
+        # thread then either waits for this step or happens before it (and _slow_step says so).
         if (type(x) is _ndarray and type(y) is _ndarray and x.dtype is _F32 and y.dtype is _I32
                 and x.ndim == 2 and y.ndim == 1 and x.flags.c_contiguous and y.flags.c_contiguous
                 and _FAST_ADDRESS):
             batch, features = x.shape
-            if features == self._features and y.shape[0] == batch and batch and self._pointer:
-                status = _train_step(self._pointer, _pointer_field(id(x) + _DATA_OFFSET),
-                                     _pointer_field(id(y) + _DATA_OFFSET), batch, self._loss_address)
-                if status:
-                    check(status)
-                return self._loss.value
+            if features == self._features and y.shape[0] == batch and batch:
+                with self._lock:
+                    pointer = self._pointer
+                    if pointer:
+                        status = _train_step(pointer, _pointer_field(id(x) + _DATA_OFFSET),
+                                             _pointer_field(id(y) + _DATA_OFFSET), batch, self._loss_address)
+                        if status:
+                            check(status)
+                        return self._loss.value
         return self._slow_step(_train_step, x, y)
 
     def forward_backward(self, x: np.ndarray, y: np.ndarray) -> float:
@@ -130,64 +146,79 @@ class Network:
         return self._slow_step(_forward_backward, x, y)
 
     def _slow_step(self, fn, x, y) -> float:
-        pointer = self._live()
+        self._live()
         x, y = self._batch(x, y, training=True)
-        check(fn(pointer, data_address(x), data_address(y), x.shape[0], self._loss_address))
-        return self._loss.value
+        with self._lock:
+            check(fn(self._live(), data_address(x), data_address(y), x.shape[0], self._loss_address))
+            return self._loss.value
 
     def apply_update(self) -> None:
         """The optimizer step on the current gradients."""
-        check(lib.descent_net_apply_update(self._live()))
+        with self._lock:
+            check(lib.descent_net_apply_update(self._live()))
 
     # -- inference --------------------------------------------------------------------------------
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities (batch, classes) in evaluation mode."""
         x, _ = self._batch(x, None, training=False)
         probs = np.empty((len(x), self.sizes[-1]), dtype=np.float32)
-        check(lib.descent_net_predict(self._live(), data_address(x), len(x), data_address(probs)))
+        with self._lock:
+            check(lib.descent_net_predict(self._live(), data_address(x), len(x), data_address(probs)))
         return probs
 
     def evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
         """(mean loss, accuracy) over all samples in evaluation mode."""
         x, y = self._batch(x, y, training=False)
         loss, accuracy = ctypes.c_float(), ctypes.c_float()
-        check(lib.descent_net_evaluate(self._live(), data_address(x), data_address(y), len(x),
-                                       ctypes.byref(loss), ctypes.byref(accuracy)))
+        with self._lock:
+            check(lib.descent_net_evaluate(self._live(), data_address(x), data_address(y), len(x),
+                                           ctypes.byref(loss), ctypes.byref(accuracy)))
         return loss.value, accuracy.value
 
     def activations(self, layer: int) -> np.ndarray:
         """A copy of hidden layer ``layer``'s output (after its activation function) from the
         last forward pass, shape (rows, width)."""
         data, rows, cols = ctypes.c_void_p(), ctypes.c_int64(), ctypes.c_int64()
-        check(lib.descent_net_activations(self._live(), int(layer), ctypes.byref(data), ctypes.byref(rows),
-                                          ctypes.byref(cols)))
-        return _view(self._handle, data.value, (rows.value, cols.value), writable=False).copy()
+        with self._lock:
+            check(lib.descent_net_activations(self._live(), int(layer), ctypes.byref(data), ctypes.byref(rows),
+                                              ctypes.byref(cols)))
+            # Copied under the lock: the next forward pass (another thread's) rewrites it.
+            return _view(self._handle, data.value, (rows.value, cols.value), writable=False).copy()
 
     # -- parameters --------------------------------------------------------------------------------
     @property
     def params(self) -> dict[str, np.ndarray]:
         """Zero-copy views of the parameters, by name."""
-        self._live()
-        return dict(self._params)
+        with self._lock:
+            self._live()
+            return dict(self._params)
 
     @property
     def grads(self) -> dict[str, np.ndarray]:
         """Zero-copy views of the last backward pass's gradients, by name."""
-        self._live()
-        return dict(self._grads)
+        with self._lock:
+            self._live()
+            return dict(self._grads)
 
     def save(self, path: "str | os.PathLike") -> None:
         """Writes a safetensors checkpoint atomically (an existing file is replaced only once
         the new one is complete). A save killed midway leaves a ``.descent-checkpoint-XXXXXX``
         file, which the next save into the same folder removes."""
-        check(lib.descent_net_save(self._live(), os.fsencode(path)))
+        encoded = c_string(path, "path", path=True)
+        with self._lock:
+            check(lib.descent_net_save(self._live(), encoded))
 
     # -- lifetime ---------------------------------------------------------------------------------
     def close(self) -> None:
-        """Releases the network. Views from ``params``/``grads`` stay valid while they live."""
-        self._handle = None
-        self._pointer = None
-        self._params, self._grads = {}, {}
+        """Releases the network. Views from ``params``/``grads`` stay valid while they live.
+        A call in progress in another thread finishes first; later calls raise."""
+        lock = getattr(self, "_lock", None)
+        if lock is None:  # __init__ failed before there was a handle
+            return
+        with lock:
+            self._handle = None
+            self._pointer = None
+            self._params, self._grads = {}, {}
 
     def __enter__(self) -> "Network":
         return self

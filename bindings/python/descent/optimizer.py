@@ -5,12 +5,13 @@ import collections.abc as _abc
 import ctypes
 import json
 import os
+import threading
 from typing import Mapping, Sequence, Union
 
 import numpy as np
 
 from ._lib import data_address, lib
-from ._text import hparams_text, read_string
+from ._text import c_string, hparams_text, read_string
 from .errors import InvalidArgument, check
 
 _ndarray, _F32 = np.ndarray, np.dtype(np.float32)
@@ -27,13 +28,13 @@ def optimizers() -> list[str]:
 
 def describe(name: str) -> dict:
     """An optimizer's description: its update rule and hyperparameter table (defaults, ranges)."""
-    encoded = name.encode()
+    encoded = c_string(name, "name")
     return json.loads(read_string(lambda buf, cap, needed: lib.descent_optimizer_describe(encoded, buf, cap, needed)))
 
 
 def load_plugin(path: "str | os.PathLike") -> None:
     """Loads an optimizer plugin (.so) so its optimizers can be used by name everywhere."""
-    check(lib.descent_plugin_load(os.fsencode(path)))
+    check(lib.descent_plugin_load(c_string(path, "path", path=True)))
 
 
 def set_num_threads(n: int) -> int:
@@ -53,11 +54,16 @@ class Optimizer:
     ``update(params, grads)`` updates float32 arrays in place, like the book's optimizers.
     Hyperparameters are attributes: ``opt.lr = 0.01`` changes the learning rate, keeping state.
     Free it with ``close()`` or a ``with`` block; the finaliser frees it otherwise.
+
+    Threads: an optimizer may be shared between threads; its calls are serialised by a lock
+    (the library runs them without the GIL, and one handle must not be used by two threads at
+    once). ``close`` waits for a call in progress.
     """
 
     def __init__(self, name: str, **hparams: float):
+        object.__setattr__(self, "_lock", threading.Lock())
         handle = ctypes.c_void_p()
-        check(lib.descent_optimizer_create(name.encode(), hparams_text(hparams), ctypes.byref(handle)))
+        check(lib.descent_optimizer_create(c_string(name, "name"), hparams_text(hparams), ctypes.byref(handle)))
         object.__setattr__(self, "_handle", handle)
         object.__setattr__(self, "name", name)
         object.__setattr__(self, "_keys", [h["name"] for h in describe(name)["hyperparameters"]])
@@ -78,12 +84,16 @@ class Optimizer:
     def get(self, key: str) -> float:
         """A hyperparameter's value; the key "step" gives the number of updates taken."""
         value = ctypes.c_double()
-        check(lib.descent_optimizer_get(self._live(), key.encode(), ctypes.byref(value)))
+        encoded = c_string(key, "key")
+        with self._lock:
+            check(lib.descent_optimizer_get(self._live(), encoded, ctypes.byref(value)))
         return value.value
 
     def set(self, key: str, value: float) -> None:
         """Changes a hyperparameter; state and step count are kept."""
-        check(lib.descent_optimizer_set(self._live(), key.encode(), float(value)))
+        encoded = c_string(key, "key")
+        with self._lock:
+            check(lib.descent_optimizer_set(self._live(), encoded, float(value)))
 
     @property
     def hyperparameters(self) -> dict[str, float]:
@@ -112,7 +122,7 @@ class Optimizer:
                 raise InvalidArgument(f"{len(p_list)} params but {len(g_list)} grads")
         if not p_list:
             raise InvalidArgument("params is empty")
-        handle = self._live()
+        self._live()
         for i, p in enumerate(p_list):
             g = g_list[i]
             # The common case in a few identity checks; the detailed checks (and their messages)
@@ -127,21 +137,29 @@ class Optimizer:
             _require_float32(g, f"grads[{name!r}]")
             if p.shape != g.shape:
                 raise InvalidArgument(f"params[{name!r}] has shape {p.shape} but grads[{name!r}] has {g.shape}")
-        tables = self._pointer_tables(p_list, g_list)
-        status = _step(handle, len(p_list), *tables)
-        if status:
-            check(status)
+        with self._lock:
+            handle = self._live()
+            tables = self._pointer_tables(p_list, g_list)
+            status = _step(handle, len(p_list), *tables)
+            if status:
+                check(status)
 
     def reset(self) -> None:
         """Forgets state and step count (hyperparameters are kept)."""
-        check(lib.descent_optimizer_reset(self._live()))
+        with self._lock:
+            check(lib.descent_optimizer_reset(self._live()))
 
     def close(self) -> None:
-        """Frees the optimizer now. Further use raises."""
-        handle = self.__dict__.get("_handle")
-        if handle:
-            lib.descent_optimizer_free(handle)
-            object.__setattr__(self, "_handle", None)
+        """Frees the optimizer now (after a call in progress in another thread). Further use
+        raises."""
+        lock = self.__dict__.get("_lock")
+        if lock is None:
+            return
+        with lock:
+            handle = self.__dict__.get("_handle")
+            if handle:
+                lib.descent_optimizer_free(handle)
+                object.__setattr__(self, "_handle", None)
 
     def __enter__(self) -> "Optimizer":
         return self

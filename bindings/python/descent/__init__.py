@@ -30,7 +30,8 @@ def blas_info() -> str:
 
 __all__ = [
     "__version__", "Optimizer", "Network", "NetworkOptimizer", "datasets", "schedules", "optimizers", "describe",
-    "load_plugin", "plugin_search_path", "set_num_threads", "get_num_threads", "blas_info", "library_path", "DescentError", "InvalidArgument",
+    "load_plugin", "plugin_search_path", "set_num_threads", "get_num_threads", "blas_info", "library_path",
+    "DescentError", "InvalidArgument",
     "NotFound", "NumericError", "ShapeError", "IOError", "FormatError", "PluginError", "OutOfMemory",
     "BufferTooSmall",
 ]

@@ -36,8 +36,11 @@ def _features(method: str, x, features: int, training: bool) -> np.ndarray:
         raise InvalidArgument(f"{method}: x must be a numpy array, got {type(x).__name__} "
                               "(np.asarray(x, dtype=np.float32) makes one)")
     if x.ndim != 2:
-        hint = {1: "; one sample is x.reshape(1, -1)"}.get(x.ndim, "; flatten each sample: x.reshape(len(x), -1)"
-                                                           if x.ndim > 2 else "")
+        hint = ""
+        if x.ndim == 1:
+            hint = "; one sample is x.reshape(1, -1)"
+        elif x.ndim > 2:
+            hint = "; flatten each sample: x.reshape(len(x), -1)"
         raise InvalidArgument(f"{method}: x has shape {x.shape}; expected a 2-D array (batch, {features}){hint}")
     if x.shape[1] != features:
         raise InvalidArgument(f"{method}: x has shape {x.shape}; expected (batch, {features})")
@@ -50,7 +53,9 @@ def _features(method: str, x, features: int, training: bool) -> np.ndarray:
         return x
     if training:
         if x.dtype != _F32:
-            problem = f"has dtype {x.dtype}, not float32" + ("" if x.flags.c_contiguous else ", and is not C-contiguous")
+            problem = f"has dtype {x.dtype}, not float32"
+            if not x.flags.c_contiguous:
+                problem += ", and is not C-contiguous"
         else:
             problem = "is not C-contiguous"
         raise InvalidArgument(f"{method}: x {problem}: training never copies x, so convert the data set once, "

@@ -141,8 +141,8 @@ class Network:
             return
         public = "optimizer, optimizer_name, params, grads, spec, sizes"
         if hasattr(Network, name) and not name.startswith("_"):
-            hint = ("; swap it with net.set_optimizer(name, **hyperparameters)" if name in ("optimizer", "optimizer_name")
-                    else "")
+            swap = name in ("optimizer", "optimizer_name")
+            hint = "; swap it with net.set_optimizer(name, **hyperparameters)" if swap else ""
             raise AttributeError(f"Network.{name} is read-only{hint}")
         keys = _hyperparameter_names(self._optimizer_name) if getattr(self, "_pointer", None) else ()
         if name in keys:

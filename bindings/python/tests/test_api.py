@@ -208,7 +208,8 @@ def test_unknown_attribute_is_an_attribute_error():
     opt = descent.Optimizer("sgd")
     with pytest.raises(AttributeError) as info:
         opt.momentum
-    assert str(info.value) == "Optimizer 'sgd' has no attribute 'momentum'; its hyperparameters: lr, weight_decay, check_finite"
+    assert str(info.value) == ("Optimizer 'sgd' has no attribute 'momentum'; its hyperparameters: lr, weight_decay, "
+                               "check_finite")
     with pytest.raises(AttributeError) as info:
         opt.momentum = 0.9
     assert str(info.value) == ("'momentum' is not a hyperparameter of Optimizer 'sgd'; its hyperparameters: "

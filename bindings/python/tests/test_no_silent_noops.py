@@ -29,8 +29,8 @@ def test_network_refuses_a_hyperparameter_and_points_to_its_optimizer():
     assert _refused(net, "lr") == ("Network has no attribute 'lr': lr is a hyperparameter of its optimizer (sgd), "
                                    "set it there: net.optimizer.lr = 0.5")
     net.set_optimizer("momentum")
-    assert _refused(net, "momentum", 0.8) == ("Network has no attribute 'momentum': momentum is a hyperparameter of its "
-                                              "optimizer (momentum), set it there: net.optimizer.momentum = 0.8")
+    assert _refused(net, "momentum", 0.8) == ("Network has no attribute 'momentum': momentum is a hyperparameter of "
+                                              "its optimizer (momentum), set it there: net.optimizer.momentum = 0.8")
     assert net.optimizer.lr == pytest.approx(0.01) and net.optimizer.momentum == pytest.approx(0.9)
 
 

@@ -14,18 +14,20 @@ be asked for in any order; applying it is the caller's one line::
                                                      init_value * decay_rate ** (step / decay_steps)
     cosine(init_value, decay_steps, alpha=0.0)       init_value * ((1 - alpha) * c + alpha),
                                                      c = (1 + cos(pi * min(step, decay_steps) / decay_steps)) / 2
-    linear_warmup(warmup_steps, then, init_value=0.0)
-                                                     from init_value up to then(0) in warmup_steps steps,
-                                                     then then(step - warmup_steps)
+    linear_warmup(warmup_steps, then, init_value=None)
+                                                     from init_value (default then(0) / warmup_steps)
+                                                     up to then(0) in warmup_steps steps, then
+                                                     then(step - warmup_steps)
 
 The formulas are those of PyTorch's StepLR and ExponentialLR (decay_steps=1) and of optax's
-cosine_decay_schedule (exponent 1) and linear warm-up.
+cosine_decay_schedule (exponent 1) and linear warm-up (which starts one increment above 0 unless
+told otherwise: the optimizers refuse a learning rate of 0).
 """
 from __future__ import annotations
 
 import math
 import numbers
-from typing import Callable, Union
+from typing import Callable, Optional, Union
 
 __all__ = ["Schedule", "step", "exponential", "cosine", "linear_warmup"]
 
@@ -90,13 +92,15 @@ def cosine(init_value: float, decay_steps: int, alpha: float = 0.0) -> Schedule:
     return Schedule(value, f"cosine(init_value={init_value!r}, decay_steps={decay_steps}, alpha={alpha!r})")
 
 
-def linear_warmup(warmup_steps: int, then: ScheduleOrValue, init_value: float = 0.0) -> Schedule:
+def linear_warmup(warmup_steps: int, then: ScheduleOrValue, init_value: Optional[float] = None) -> Schedule:
     """A linear warm-up in front of another schedule (or a constant): from init_value at step 0
-    up to then(0) at step warmup_steps, in equal steps, then then(step - warmup_steps).
-    linear_warmup(10, 1.0)(5) == 0.5; linear_warmup(100, cosine(1e-3, 900)) warms up for 100
-    steps and decays for 900."""
+    up to then(0) at step warmup_steps, in equal increments, then then(step - warmup_steps).
+
+    init_value defaults to then(0) / warmup_steps, one increment above 0: every optimizer refuses
+    a learning rate of 0, so a warm-up starting there would fail at its first step.
+    linear_warmup(10, 1.0)(0) == 0.1, (5) == 0.55, (10) == 1.0; linear_warmup(100, cosine(1e-3,
+    900)) warms up for 100 steps and decays for 900."""
     warmup_steps = _positive_int("linear_warmup", "warmup_steps", warmup_steps)
-    init_value = _finite("linear_warmup", "init_value", init_value)
     if isinstance(then, numbers.Real) and not isinstance(then, bool):
         constant = _finite("linear_warmup", "then", then)
         after: Callable[[int], float] = lambda t: constant  # noqa: E731
@@ -106,13 +110,14 @@ def linear_warmup(warmup_steps: int, then: ScheduleOrValue, init_value: float = 
     else:
         raise TypeError(f"linear_warmup: then must be a schedule or a number, got {type(then).__name__}")
     peak = float(after(0))
+    start = peak / warmup_steps if init_value is None else _finite("linear_warmup", "init_value", init_value)
 
     def value(t: int) -> float:
         if t < warmup_steps:
-            return init_value + (peak - init_value) * t / warmup_steps
+            return start + (peak - start) * t / warmup_steps
         return float(after(t - warmup_steps))
 
-    return Schedule(value, f"linear_warmup(warmup_steps={warmup_steps}, then={then_text}, init_value={init_value!r})")
+    return Schedule(value, f"linear_warmup(warmup_steps={warmup_steps}, then={then_text}, init_value={start!r})")
 
 
 # -- argument checks ------------------------------------------------------------------------------

@@ -38,13 +38,24 @@ def test_cosine_matches_hand_computed_values():
 
 
 def test_linear_warmup_to_a_constant_and_into_another_schedule():
-    warm = schedules.linear_warmup(10, 1.0)
-    assert values(warm, [0, 1, 5, 10, 11, 1000]) == pytest.approx([0.0, 0.1, 0.5, 1.0, 1.0, 1.0], abs=1e-15)
-    assert schedules.linear_warmup(10, 1.0, init_value=0.1)(5) == pytest.approx(0.55, rel=1e-15)
-    both = schedules.linear_warmup(4, schedules.cosine(1.0, decay_steps=8))
+    warm = schedules.linear_warmup(10, 1.0)     # from 1.0 / 10: one increment above 0
+    assert values(warm, [0, 1, 5, 9, 10, 11, 1000]) == pytest.approx([0.1, 0.19, 0.55, 0.91, 1.0, 1.0, 1.0],
+                                                                     rel=1e-14)
+    zero = schedules.linear_warmup(10, 1.0, init_value=0.0)      # optax's usual start, when asked for
+    assert values(zero, [0, 1, 5, 10]) == pytest.approx([0.0, 0.1, 0.5, 1.0], abs=1e-15)
+    both = schedules.linear_warmup(4, schedules.cosine(1.0, decay_steps=8), init_value=0.0)
     assert values(both, [0, 2, 4, 8, 12, 20]) == pytest.approx([0.0, 0.5, 1.0, 0.5, 0.0, 0.0], abs=1e-15)
     plain = schedules.linear_warmup(2, lambda t: 1.0 / (t + 1))       # any function of the step
-    assert values(plain, [0, 1, 2, 3]) == [0.0, 0.5, 1.0, 0.5]
+    assert values(plain, [0, 1, 2, 3]) == [0.5, 0.75, 1.0, 0.5]
+
+
+def test_the_default_warmup_is_accepted_by_every_optimizer_from_its_first_step():
+    import descent
+    lr = schedules.linear_warmup(100, schedules.cosine(0.01, decay_steps=900))
+    for name in ("sgd", "momentum", "adam"):
+        with descent.Optimizer(name) as opt:
+            opt.lr = lr(0)
+            assert opt.lr == pytest.approx(1e-4)
 
 
 def test_values_are_floats_and_numpy_steps_are_accepted():
@@ -56,7 +67,7 @@ def test_values_are_floats_and_numpy_steps_are_accepted():
 def test_repr_says_how_it_was_made():
     assert repr(schedules.cosine(0.001, 900)) == "cosine(init_value=0.001, decay_steps=900, alpha=0.0)"
     assert repr(schedules.linear_warmup(100, schedules.step(0.1, 30))) == (
-        "linear_warmup(warmup_steps=100, then=step(init_value=0.1, step_size=30, gamma=0.1), init_value=0.0)")
+        "linear_warmup(warmup_steps=100, then=step(init_value=0.1, step_size=30, gamma=0.1), init_value=0.001)")
     assert repr(schedules.exponential(1, 0.5, 10)) == "exponential(init_value=1.0, decay_rate=0.5, decay_steps=10)"
 
 

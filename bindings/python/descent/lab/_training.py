@@ -84,9 +84,8 @@ SCHEDULES: dict[str, Callable[[int], Optional[schedules.Schedule]]] = {
     "step": lambda n: schedules.step(1.0, step_size=max(1, n // 2), gamma=0.1),    # a tenth for the second half
     "exponential": lambda n: schedules.exponential(1.0, 0.1, decay_steps=n),      # down to a tenth at the end
     "cosine": lambda n: schedules.cosine(1.0, decay_steps=n),                     # down to 0 at the end
-    # 5% warm-up from a tenth (a learning rate of 0 is refused), then cosine down to 0
-    "warmup-cosine": lambda n: schedules.linear_warmup(max(1, n // 20), schedules.cosine(1.0, max(1, n - n // 20)),
-                                                       init_value=0.1),
+    # a 5% warm-up, then cosine down to 0
+    "warmup-cosine": lambda n: schedules.linear_warmup(max(1, n // 20), schedules.cosine(1.0, max(1, n - n // 20))),
 }
 SCHEDULED_EXPERIMENTS = ("optimizers", "init")
 

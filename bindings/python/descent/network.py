@@ -1,6 +1,7 @@
 """Networks: the book's MultiLayerNetExtend, trained through libdescent."""
 from __future__ import annotations
 
+import copy
 import ctypes
 import json
 import os
@@ -14,7 +15,7 @@ from ._lib import DATA_OFFSET as _DATA_OFFSET, data_address, lib
 from ._text import c_string, hparams_text, read_string
 from .errors import InvalidArgument, check
 from .network_optimizer import NetworkOptimizer, optimizer_name
-from .optimizer import _hyperparameter_names
+from .optimizer import hyperparameter_names
 
 _F32, _I32 = np.dtype(np.float32), np.dtype(np.int32)
 _ndarray = np.ndarray
@@ -144,7 +145,7 @@ class Network:
             swap = name in ("optimizer", "optimizer_name")
             hint = "; swap it with net.set_optimizer(name, **hyperparameters)" if swap else ""
             raise AttributeError(f"Network.{name} is read-only{hint}")
-        keys = _hyperparameter_names(self._optimizer_name) if getattr(self, "_pointer", None) else ()
+        keys = hyperparameter_names(self._optimizer_name) if getattr(self, "_pointer", None) else ()
         if name in keys:
             raise AttributeError(f"Network has no attribute {name!r}: {name} is a hyperparameter of its optimizer "
                                  f"({self._optimizer_name}), set it there: net.optimizer.{name} = {value!r}")
@@ -155,7 +156,7 @@ class Network:
     def spec(self) -> dict:
         """The network's spec (sizes, activation, init, batchnorm, dropout, weight_decay, seed),
         as the library holds it: a copy, changing it changes nothing."""
-        return json.loads(json.dumps(self._spec))
+        return copy.deepcopy(self._spec)
 
     @property
     def sizes(self) -> list[int]:

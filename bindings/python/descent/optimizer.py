@@ -59,7 +59,8 @@ def get_num_threads() -> int:
 _KEYS: dict[str, tuple[str, ...]] = {}  # name -> hyperparameter names (a registered name never changes)
 
 
-def _hyperparameter_names(name: str) -> tuple[str, ...]:
+def hyperparameter_names(name: str) -> tuple[str, ...]:
+    """An optimizer's hyperparameter names, in describe()'s order, looked up once per name."""
     keys = _KEYS.get(name)
     if keys is None:
         keys = _KEYS[name] = tuple(h["name"] for h in describe(name)["hyperparameters"])
@@ -82,13 +83,13 @@ class HyperparameterAccess:
         # Called only for names that are not methods, properties or set slots.
         if key.startswith("_") or key == "name":  # not set yet (a failed __init__): no recursion
             raise AttributeError(f"{type(self).__name__} has no attribute {key!r}")
-        keys = _hyperparameter_names(self.name)
+        keys = hyperparameter_names(self.name)
         if key in keys:
             return self.get(key)
         raise AttributeError(f"{self._title()} has no attribute {key!r}; its hyperparameters: {', '.join(keys)}")
 
     def __setattr__(self, key: str, value: float) -> None:
-        keys = _hyperparameter_names(self.name)
+        keys = hyperparameter_names(self.name)
         if key in keys:
             self.set(key, value)
         elif key in self._READ_ONLY or hasattr(type(self), key):
@@ -120,7 +121,7 @@ class HyperparameterAccess:
     def hyperparameters(self) -> dict[str, float]:
         """Every hyperparameter's current value, by name (the host's weight_decay and
         check_finite included)."""
-        return {key: self.get(key) for key in _hyperparameter_names(self.name)}
+        return {key: self.get(key) for key in hyperparameter_names(self.name)}
 
     @property
     def step_count(self) -> int:

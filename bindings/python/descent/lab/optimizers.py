@@ -59,13 +59,14 @@ def run(cfg: Config) -> Result:
                         "test_accuracy": c.test_accuracy, "seconds": c.seconds, "note": c.error or ""})
     summary_path = write_csv(cfg, scheduled_name(cfg, "optimizers_summary.csv"), list(summary[0].keys()),
                              [list(r.values()) for r in summary])
-    title = TITLE.format(data=data_name(cfg, data)) + schedule_text(cfg)
+    title = TITLE.format(data=data_name(cfg, data))
+    details = f"{iterations} iterations{schedule_text(cfg)}"     # the plot's second title line
     png_path = plot_loss_curves(cfg, curves, scheduled_name(cfg, "optimizers.png"),
-                                f"{title}, {iterations} iterations", marker_for, display_name)
+                                f"{title}\n{details}", marker_for, display_name)
 
     files = [png_path, csv_path, summary_path]
     window = min(100, iterations)
-    report(cfg, title, format_table(summary, [
+    report(cfg, f"{title}, {details}", format_table(summary, [
         ("optimizer", "optimizer", ""), ("hyperparameters", "hyperparameters", ""),
         ("final_loss", f"loss (last {window} it.)", ".4f"), ("test_loss", "test loss", ".4f"),
         ("test_accuracy", "test accuracy", ".2%"), ("seconds", "seconds", ".1f"), ("note", "", "")]),

@@ -51,11 +51,12 @@ def run(cfg: Config) -> Result:
                for (label, init), c in zip(INITS, curves.values())]
     summary_path = write_csv(cfg, scheduled_name(cfg, "init_summary.csv"), list(summary[0].keys()),
                              [list(r.values()) for r in summary])
-    title = TITLE.format(data=data_name(cfg, data)) + schedule_text(cfg)
-    png_path = plot_loss_curves(cfg, curves, scheduled_name(cfg, "init.png"), f"{title}, {iterations} iterations",
+    title = TITLE.format(data=data_name(cfg, data))
+    details = f"{iterations} iterations{schedule_text(cfg)}"     # the plot's second title line
+    png_path = plot_loss_curves(cfg, curves, scheduled_name(cfg, "init.png"), f"{title}\n{details}",
                                 lambda label, i: MARKERS.get(label, "o"), lambda label: label, ylim=(0, 2.5))
     files = [png_path, csv_path, summary_path]
-    report(cfg, title, format_table(summary, [
+    report(cfg, f"{title}, {details}", format_table(summary, [
         ("init", "init", ""), ("weights", "spec", ""), ("final_loss", f"loss (last {min(100, iterations)} it.)", ".4f"),
         ("test_loss", "test loss", ".4f"), ("test_accuracy", "test accuracy", ".2%"), ("seconds", "seconds", ".1f")]),
         files, [f"({iterations} iterations; test set: {len(testset(cfg, data)[0])} images)"])

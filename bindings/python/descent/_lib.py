@@ -116,8 +116,10 @@ _declare("descent_optimizer_set", c_int32, c_void_p, c_char_p, c_double)
 _declare("descent_optimizer_get", c_int32, c_void_p, c_char_p, P(c_double))
 # int32_t descent_optimizer_reset(descent_optimizer *opt);
 _declare("descent_optimizer_reset", c_int32, c_void_p)
-# void descent_optimizer_free(descent_optimizer *opt);
-_declare("descent_optimizer_free", None, c_void_p)
+# int32_t descent_optimizer_free(descent_optimizer *opt);
+_declare("descent_optimizer_free", c_int32, c_void_p)
+# int32_t descent_optimizer_name(const descent_optimizer *opt, const char **name);
+_declare("descent_optimizer_name", c_int32, c_void_p, P(c_char_p))
 # int32_t descent_optimizer_names(char *buf, int64_t cap, int64_t *needed);
 _declare("descent_optimizer_names", c_int32, c_char_p, c_int64, P(c_int64))
 # int32_t descent_optimizer_describe(const char *name, char *buf, int64_t cap, int64_t *needed);
@@ -126,6 +128,8 @@ _declare("descent_optimizer_describe", c_int32, c_char_p, c_char_p, c_int64, P(c
 _declare("descent_plugin_load", c_int32, c_char_p)
 # int32_t descent_plugin_load_dir(const char *dir);
 _declare("descent_plugin_load_dir", c_int32, c_char_p)
+# int32_t descent_plugin_search_path(char *buf, int64_t cap, int64_t *needed);
+_declare("descent_plugin_search_path", c_int32, c_char_p, c_int64, P(c_int64))
 
 # int32_t descent_net_create(const char *spec_json, descent_net **out);
 _declare("descent_net_create", c_int32, c_char_p, P(c_void_p))
@@ -133,6 +137,8 @@ _declare("descent_net_create", c_int32, c_char_p, P(c_void_p))
 _declare("descent_net_free", None, c_void_p)
 # int32_t descent_net_set_optimizer(descent_net *net, const char *name, const char *hparams);
 _declare("descent_net_set_optimizer", c_int32, c_void_p, c_char_p, c_char_p)
+# int32_t descent_net_optimizer(descent_net *net, descent_optimizer **out);
+_declare("descent_net_optimizer", c_int32, c_void_p, P(c_void_p))
 # int32_t descent_net_train_step(descent_net *net, const float *x, const int32_t *labels,
 #                                int64_t batch, float *loss);
 # (loss as c_void_p too: the training loop passes the address of a c_float it keeps; ctypes checks

@@ -1,6 +1,7 @@
 """Networks: the book's MultiLayerNetExtend, trained through libdescent."""
 from __future__ import annotations
 
+import copy
 import ctypes
 import json
 import os
@@ -9,9 +10,12 @@ from typing import Optional
 
 import numpy as np
 
+from ._inputs import batch_inputs
 from ._lib import DATA_OFFSET as _DATA_OFFSET, data_address, lib
 from ._text import c_string, hparams_text, read_string
 from .errors import InvalidArgument, check
+from .network_optimizer import NetworkOptimizer, optimizer_name
+from .optimizer import hyperparameter_names
 
 _F32, _I32 = np.dtype(np.float32), np.dtype(np.int32)
 _ndarray = np.ndarray
@@ -43,32 +47,55 @@ def _view(handle: _Handle, address: int, shape: tuple, writable: bool = True) ->
     return array
 
 
-def _checkpoint_optimizer(path) -> Optional[str]:
-    """The optimizer name in a checkpoint's safetensors metadata (the library has validated the
-    file already); None if it cannot be read."""
-    try:
-        with open(path, "rb") as f:
-            length = int.from_bytes(f.read(8), "little")
-            return json.loads(f.read(length))["__metadata__"]["optimizer"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+DEFAULT_SEED = 42  # the library's default (NetworkSpec.seed): Network(sizes) equals {"sizes": [...]} in C
 
 
 class Network:
-    """A multi-layer perceptron: Affine -> [BatchNorm] -> activation -> [Dropout] per hidden
-    layer, Affine -> softmax with cross-entropy at the end.
+    """A multi-layer perceptron (the book's MultiLayerNetExtend): Affine -> [BatchNorm] ->
+    activation -> [Dropout] per hidden layer, Affine -> softmax with cross-entropy at the end.
 
-    ``net.params`` and ``net.grads`` are dicts of zero-copy float32 views ("W1", "b1",
-    "gamma1", "beta1", ...): writing to ``net.params["W1"]`` changes the network.
-    The optimizer is sgd (lr 0.01) until ``set_optimizer`` swaps it (weights are kept).
+    Network(sizes, activation="relu", init="he", batchnorm=False, dropout=0.0, weight_decay=0.0,
+    seed=42):
+
+      sizes         inputs, hidden widths..., classes, e.g. [784, 100, 100, 10] (at least 2
+                    entries, all >= 1, classes >= 2)
+      activation    "relu", "sigmoid" or "tanh"
+      init          the weights' initial standard deviation: "he" (sqrt(2/fan_in), for ReLU),
+                    "xavier" (the book's sqrt(1/fan_in), for sigmoid and tanh), "std:X" (X itself,
+                    e.g. "std:0.01"), or "zeros"; biases start at 0
+      batchnorm     batch normalisation after every hidden affine layer (batch statistics in
+                    training, running averages in evaluate/predict); training then needs batches
+                    of at least 2
+      dropout       inverted-dropout ratio after every hidden activation, in [0, 1) (0: none)
+      weight_decay  lambda >= 0: 0.5*lambda*sum(W^2) joins the loss (weights only); when > 0 the
+                    optimizer's own L2 weight_decay must stay 0
+      seed          a whole number fixing initialisation and dropout masks (same seed, inputs and
+                    thread count: bit-identical losses); 42 by default, as in the C library
+
+    Attributes (all read-only: assigning any attribute raises AttributeError):
+      optimizer        the optimizer in use (sgd, lr 0.01, until ``set_optimizer``), with its
+                       hyperparameters as attributes: ``net.optimizer.lr = 5e-4`` (state kept)
+      optimizer_name   its name (``net.optimizer.name``)
+      params, grads    dicts of zero-copy float32 views ("W1", "b1", "gamma1", "beta1", ...):
+                       writing to ``net.params["W1"]`` changes the network
+      spec             the spec as the library holds it (every field, defaults filled in)
+      sizes            spec["sizes"]
+
+    Inputs (train_step, forward_backward, evaluate, predict): x a 2-D numpy float array (batch,
+    features), y a 1-D numpy array of integer labels; see ``train_step`` for which copies are made.
 
     Threads: a network may be shared between threads. Its calls are serialised by a lock (the
     library runs each C call without the GIL, and one network handle must not be used by two
     threads at once), so concurrent calls take turns; ``close`` waits for a call in progress.
     """
 
+    # Slots: every attribute is listed, so a typo such as ``net.lr = 0.5`` cannot create a new,
+    # silently ignored one (``__setattr__`` explains instead).
+    __slots__ = ("_lock", "_handle", "_pointer", "_loss", "_loss_address", "_spec", "_features", "_params",
+                 "_grads", "_optimizer_generation", "_optimizer_name", "__weakref__")
+
     def __init__(self, sizes, activation: str = "relu", init: str = "he", batchnorm: bool = False,
-                 dropout: float = 0.0, weight_decay: float = 0.0, seed: int = 1):
+                 dropout: float = 0.0, weight_decay: float = 0.0, seed: int = DEFAULT_SEED):
         c_string(activation, "activation")
         c_string(init, "init")
         spec = {"sizes": [int(s) for s in sizes], "activation": activation, "init": init,
@@ -77,7 +104,6 @@ class Network:
         pointer = ctypes.c_void_p()
         check(lib.descent_net_create(json.dumps(spec).encode(), ctypes.byref(pointer)))
         self._adopt(pointer)
-        self.optimizer_name: Optional[str] = "sgd"
 
     @classmethod
     def load(cls, path: "str | os.PathLike") -> "Network":
@@ -88,38 +114,97 @@ class Network:
         check(lib.descent_net_load(encoded, ctypes.byref(pointer)))
         net = cls.__new__(cls)
         net._adopt(pointer)
-        net.optimizer_name = _checkpoint_optimizer(path)
         return net
 
     def _adopt(self, pointer: ctypes.c_void_p) -> None:
+        put = object.__setattr__
         # Held around every C call on the handle (and while closing): see the class comment.
-        self._lock = threading.Lock()
-        self._handle: Optional[_Handle] = _Handle(pointer)
+        put(self, "_lock", threading.Lock())
+        put(self, "_handle", _Handle(pointer))
         # The hot path's fixed arguments, built once: the handle as a plain int and one float the
         # library writes the loss into (read under the lock, like every use of the handle).
-        self._pointer: Optional[int] = pointer.value
-        self._loss = ctypes.c_float()
-        self._loss_address = ctypes.addressof(self._loss)
-        self.spec: dict = json.loads(read_string(
-            lambda buf, cap, needed: lib.descent_net_spec(pointer, buf, cap, needed)))
-        self.sizes: list[int] = self.spec["sizes"]
-        self._features: int = self.sizes[0]
-        self._params, self._grads = self._build_views()
+        put(self, "_pointer", pointer.value)
+        put(self, "_loss", ctypes.c_float())
+        put(self, "_loss_address", ctypes.addressof(self._loss))
+        put(self, "_spec", json.loads(read_string(
+            lambda buf, cap, needed: lib.descent_net_spec(pointer, buf, cap, needed))))
+        put(self, "_features", self._spec["sizes"][0])
+        params, grads = self._build_views()
+        put(self, "_params", params)
+        put(self, "_grads", grads)
+        # Bumped by every successful set_optimizer: a NetworkOptimizer of an older one refuses use.
+        put(self, "_optimizer_generation", 0)
+        put(self, "_optimizer_name", self._current_optimizer_name())
+
+    def __setattr__(self, name: str, value) -> None:
+        if type(self) is not Network and not hasattr(Network, name):
+            object.__setattr__(self, name, value)  # a subclass's own attribute
+            return
+        public = "optimizer, optimizer_name, params, grads, spec, sizes"
+        if hasattr(Network, name) and not name.startswith("_"):
+            swap = name in ("optimizer", "optimizer_name")
+            hint = "; swap it with net.set_optimizer(name, **hyperparameters)" if swap else ""
+            raise AttributeError(f"Network.{name} is read-only{hint}")
+        keys = hyperparameter_names(self._optimizer_name) if getattr(self, "_pointer", None) else ()
+        if name in keys:
+            raise AttributeError(f"Network has no attribute {name!r}: {name} is a hyperparameter of its optimizer "
+                                 f"({self._optimizer_name}), set it there: net.optimizer.{name} = {value!r}")
+        raise AttributeError(f"Network has no attribute {name!r} (its attributes, all read-only: {public})")
+
+    # -- attributes --------------------------------------------------------------------------------
+    @property
+    def spec(self) -> dict:
+        """The network's spec (sizes, activation, init, batchnorm, dropout, weight_decay, seed),
+        as the library holds it: a copy, changing it changes nothing."""
+        return copy.deepcopy(self._spec)
+
+    @property
+    def sizes(self) -> list[int]:
+        """Inputs, hidden widths..., classes (a copy)."""
+        return list(self._spec["sizes"])
+
+    @property
+    def optimizer(self) -> NetworkOptimizer:
+        """The optimizer in use, borrowed from the network: ``net.optimizer.lr = 5e-4`` changes
+        the learning rate of the next steps, keeping moments and step count; ``.name``,
+        ``.hyperparameters``, ``.step_count``, ``.describe()``, ``.reset()`` as on an
+        ``Optimizer``. An object kept from before ``set_optimizer`` or ``close`` raises
+        InvalidArgument on use; read ``net.optimizer`` again for the current one."""
+        with self._lock:
+            self._live()
+            return NetworkOptimizer(self, self._optimizer_generation, self._optimizer_name)
+
+    @property
+    def optimizer_name(self) -> str:
+        """The name of the optimizer in use, e.g. "sgd" (``net.optimizer.name``)."""
+        with self._lock:
+            self._live()
+            return self._optimizer_name
 
     # -- training -------------------------------------------------------------------------------
     def set_optimizer(self, name: str, **hparams: float) -> None:
-        """Swaps the optimizer by name (built-in or plugin) at any time; state starts fresh."""
+        """Swaps the optimizer by name (built-in or plugin, with hyperparameters as in
+        ``descent.Optimizer``) at any time: weights are kept, the new optimizer's state starts
+        fresh. ``net.optimizer`` then gives the new one; objects from the old one refuse use.
+        On error the old optimizer stays, untouched."""
         encoded, text = c_string(name, "name"), hparams_text(hparams)
         with self._lock:
-            check(lib.descent_net_set_optimizer(self._live(), encoded, text))
-            self.optimizer_name = name
+            pointer = self._live()
+            check(lib.descent_net_set_optimizer(pointer, encoded, text))
+            object.__setattr__(self, "_optimizer_generation", self._optimizer_generation + 1)
+            object.__setattr__(self, "_optimizer_name", self._current_optimizer_name())
 
     def train_step(self, x: np.ndarray, y: np.ndarray) -> float:
-        """One step on a mini-batch: x float32 (batch, features), y integer labels (batch,).
-        Returns the loss before the update.
+        """One step on a mini-batch (forward, backward, optimizer update); returns the loss
+        (mean cross-entropy plus the weight-decay term) before the update.
 
-        x must already be float32 and C-contiguous (it is never copied here); y may be any
-        integer dtype (int32 is passed as is, others are converted: labels are small)."""
+        x: a 2-D numpy array (batch, features), float32 and C-contiguous: training never copies
+        it (convert the data set once with np.ascontiguousarray(x, dtype=np.float32)); a 1-D
+        sample is an error, one sample is x.reshape(1, -1).
+        y: a 1-D numpy array of integer labels (batch,); int32 C-contiguous is used as is, any
+        other integer dtype is copied to int32. Lists are rejected, for x and y alike.
+        Errors raise InvalidArgument with "Network.train_step: ..." (or the library's message)
+        and change nothing."""
         # The per-call path of the training loop, kept lean (see benchmarks/python_overhead.py):
         # identity checks on dtypes, the data pointers read straight from the arrays (no
         # ndarray.ctypes objects), a prebuilt loss pointer. Anything unusual goes to _slow_step,
@@ -138,16 +223,17 @@ class Network:
                         if status:
                             check(status)
                         return self._loss.value
-        return self._slow_step(_train_step, x, y)
+        return self._slow_step(_train_step, "Network.train_step", x, y)
 
     def forward_backward(self, x: np.ndarray, y: np.ndarray) -> float:
         """Forward and backward only: fills ``grads`` (e.g. to average them across processes).
-        Returns the loss. Inputs as in ``train_step``."""
-        return self._slow_step(_forward_backward, x, y)
+        Returns the loss. Inputs as in ``train_step`` (x float32 C-contiguous, never copied)."""
+        return self._slow_step(_forward_backward, "Network.forward_backward", x, y)
 
-    def _slow_step(self, fn, x, y) -> float:
+    def _slow_step(self, fn, method: str, x, y) -> float:
+        """The checked path: converts what may be converted, explains the rest (batch_inputs)."""
         self._live()
-        x, y = self._batch(x, y, training=True)
+        x, y = batch_inputs(method, x, y, self._features, training=True)
         with self._lock:
             check(fn(self._live(), data_address(x), data_address(y), x.shape[0], self._loss_address))
             return self._loss.value
@@ -159,16 +245,24 @@ class Network:
 
     # -- inference --------------------------------------------------------------------------------
     def predict(self, x: np.ndarray) -> np.ndarray:
-        """Class probabilities (batch, classes) in evaluation mode."""
-        x, _ = self._batch(x, None, training=False)
-        probs = np.empty((len(x), self.sizes[-1]), dtype=np.float32)
+        """Class probabilities (batch, classes) in evaluation mode (running batch-norm averages,
+        no dropout).
+
+        x: a 2-D numpy float array (batch, features); float32 C-contiguous is used as is, any
+        other float array (float64, a strided view) is copied to float32 for this call. A 1-D
+        sample is an error: one sample is x.reshape(1, -1)."""
+        x, _ = batch_inputs("Network.predict", x, None, self._features, training=False)
+        probs = np.empty((len(x), self._spec["sizes"][-1]), dtype=np.float32)
         with self._lock:
             check(lib.descent_net_predict(self._live(), data_address(x), len(x), data_address(probs)))
         return probs
 
     def evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-        """(mean loss, accuracy) over all samples in evaluation mode."""
-        x, y = self._batch(x, y, training=False)
+        """(mean loss, accuracy) over all samples in evaluation mode, in chunks of 1000 rows.
+
+        x as in ``predict`` (other float arrays are copied to float32 for this call); y a 1-D
+        numpy array of integer labels, copied to int32 unless it is int32 already."""
+        x, y = batch_inputs("Network.evaluate", x, y, self._features, training=False)
         loss, accuracy = ctypes.c_float(), ctypes.c_float()
         with self._lock:
             check(lib.descent_net_evaluate(self._live(), data_address(x), data_address(y), len(x),
@@ -216,9 +310,8 @@ class Network:
         if lock is None:  # __init__ failed before there was a handle
             return
         with lock:
-            self._handle = None
-            self._pointer = None
-            self._params, self._grads = {}, {}
+            for name, value in (("_handle", None), ("_pointer", None), ("_params", {}), ("_grads", {})):
+                object.__setattr__(self, name, value)
 
     def __enter__(self) -> "Network":
         return self
@@ -227,8 +320,8 @@ class Network:
         self.close()
 
     def __repr__(self) -> str:
-        state = "" if self._handle else " (closed)"
-        return f"<descent.Network {self.spec}{state}>"
+        state = "" if getattr(self, "_handle", None) else " (closed)"
+        return f"<descent.Network {getattr(self, '_spec', '?')}{state}>"
 
     # -- internals ----------------------------------------------------------------------------------
     def _live(self) -> ctypes.c_void_p:
@@ -251,37 +344,13 @@ class Network:
 
     def _shape_of(self, name: str, length: int) -> tuple:
         if name.startswith("W"):
-            layer = int(name[1:])
-            return (self.sizes[layer - 1], self.sizes[layer])
+            layer, sizes = int(name[1:]), self._spec["sizes"]
+            return (sizes[layer - 1], sizes[layer])
         return (length,)
 
-    def _batch(self, x, y, training: bool):
-        """Checks (and, outside training, converts) inputs. In training nothing is copied
-        silently: x must already be float32 and C-contiguous."""
-        features = self.sizes[0]
-        if not isinstance(x, np.ndarray):
-            raise InvalidArgument(f"x must be a numpy array, got {type(x).__name__}")
-        if x.ndim == 1 and x.size == features:
-            x = x.reshape(1, features)
-        if x.ndim != 2 or x.shape[1] != features:
-            raise InvalidArgument(f"x has shape {x.shape}; expected (batch, {features})")
-        if x.dtype != np.float32 or not x.flags.c_contiguous:
-            if training:
-                raise InvalidArgument(
-                    f"x has dtype {x.dtype}{'' if x.flags.c_contiguous else ', not C-contiguous'}: training takes "
-                    "float32 C-contiguous arrays (convert the data set once with np.ascontiguousarray(x, np.float32))")
-            x = np.ascontiguousarray(x, dtype=np.float32)
-        if len(x) == 0:
-            raise InvalidArgument("x has no rows")
-        if y is None:
-            return x, None
-        y = np.asarray(y)
-        if y.shape != (len(x),):
-            raise InvalidArgument(f"y has shape {y.shape}; expected ({len(x)},) to match x")
-        if y.dtype != np.int32 or not y.flags.c_contiguous:
-            if not np.issubdtype(y.dtype, np.integer):
-                raise InvalidArgument(f"y has dtype {y.dtype}; labels must be integers")
-            if y.min() < -2**31 or y.max() >= 2**31:
-                raise InvalidArgument("y holds labels outside the int32 range")
-            y = np.ascontiguousarray(y, dtype=np.int32)  # labels are small: a cheap copy
-        return x, y
+    def _current_optimizer_name(self) -> str:
+        """The library's name for the optimizer in use (called under the lock, or in _adopt)."""
+        handle = ctypes.c_void_p()
+        check(lib.descent_net_optimizer(self._pointer, ctypes.byref(handle)))
+        return optimizer_name(handle)
+

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import collections.abc as _abc
+import contextlib
 import ctypes
 import json
 import os
@@ -37,6 +38,13 @@ def load_plugin(path: "str | os.PathLike") -> None:
     check(lib.descent_plugin_load(c_string(path, "path", path=True)))
 
 
+def plugin_search_path() -> list[str]:
+    """The folders whose "*.so" plugins are loaded the first time an optimizer name is looked
+    up, in search order: those of DESCENT_PLUGIN_PATH, then the installed plugin folder."""
+    text = read_string(lambda buf, cap, needed: lib.descent_plugin_search_path(buf, cap, needed))
+    return text.split(":") if text else []
+
+
 def set_num_threads(n: int) -> int:
     """Threads for the library's parallel kernels (0 = default). Returns the count in force."""
     check(lib.descent_set_num_threads(int(n)))
@@ -48,11 +56,112 @@ def get_num_threads() -> int:
     return int(lib.descent_get_num_threads())
 
 
-class Optimizer:
-    """An optimizer created by name, e.g. ``Optimizer("adam", lr=0.001)``.
+_KEYS: dict[str, tuple[str, ...]] = {}  # name -> hyperparameter names (a registered name never changes)
+
+
+def hyperparameter_names(name: str) -> tuple[str, ...]:
+    """An optimizer's hyperparameter names, in describe()'s order, looked up once per name."""
+    keys = _KEYS.get(name)
+    if keys is None:
+        keys = _KEYS[name] = tuple(h["name"] for h in describe(name)["hyperparameters"])
+    return keys
+
+
+class HyperparameterAccess:
+    """What ``Optimizer`` and a network's optimizer (``Network.optimizer``) share: the name,
+    hyperparameters as attributes (``opt.lr = 0.01`` keeps state and step count), ``get``/``set``,
+    ``hyperparameters``, ``step_count``, ``describe`` and ``reset``.
+
+    A subclass provides ``_borrow()``: a context manager holding the right lock and giving the C
+    handle, or raising when there is none any more."""
+
+    __slots__ = ()
+    _READ_ONLY = ("name", "hyperparameters", "step_count")
+
+    # -- hyperparameters as attributes ---------------------------------------------------------
+    def __getattr__(self, key: str) -> float:
+        # Called only for names that are not methods, properties or set slots.
+        if key.startswith("_") or key == "name":  # not set yet (a failed __init__): no recursion
+            raise AttributeError(f"{type(self).__name__} has no attribute {key!r}")
+        keys = hyperparameter_names(self.name)
+        if key in keys:
+            return self.get(key)
+        raise AttributeError(f"{self._title()} has no attribute {key!r}; its hyperparameters: {', '.join(keys)}")
+
+    def __setattr__(self, key: str, value: float) -> None:
+        keys = hyperparameter_names(self.name)
+        if key in keys:
+            self.set(key, value)
+        elif key in self._READ_ONLY or hasattr(type(self), key):
+            raise AttributeError(f"{self._title()}: {key} is read-only; what can be set are its hyperparameters: "
+                                 f"{', '.join(keys)}")
+        else:
+            raise AttributeError(f"{key!r} is not a hyperparameter of {self._title()}; its hyperparameters: "
+                                 f"{', '.join(keys)}")
+
+    def _title(self) -> str:
+        return f"Optimizer {self.name!r}"
+
+    def get(self, key: str) -> float:
+        """A hyperparameter's value; the key "step" gives the number of updates taken."""
+        value = ctypes.c_double()
+        encoded = c_string(key, "key")
+        with self._borrow() as handle:
+            check(lib.descent_optimizer_get(handle, encoded, ctypes.byref(value)))
+        return value.value
+
+    def set(self, key: str, value: float) -> None:
+        """Changes a hyperparameter; state and step count are kept (this is how a learning-rate
+        schedule is applied, see ``descent.schedules``)."""
+        encoded = c_string(key, "key")
+        with self._borrow() as handle:
+            check(lib.descent_optimizer_set(handle, encoded, float(value)))
+
+    @property
+    def hyperparameters(self) -> dict[str, float]:
+        """Every hyperparameter's current value, by name (the host's weight_decay and
+        check_finite included)."""
+        return {key: self.get(key) for key in hyperparameter_names(self.name)}
+
+    @property
+    def step_count(self) -> int:
+        """Updates taken since creation or the last ``reset`` (t of the last step)."""
+        return int(self.get("step"))
+
+    def describe(self) -> dict:
+        """The optimizer's description (``descent.describe(self.name)``): update rule, and every
+        hyperparameter's default, range and help."""
+        return describe(self.name)
+
+    def reset(self) -> None:
+        """Forgets state and step count (hyperparameters are kept)."""
+        with self._borrow() as handle:
+            check(lib.descent_optimizer_reset(handle))
+
+    def _values_text(self) -> str:
+        return ", ".join(f"{k}={v:g}" for k, v in self.hyperparameters.items())
+
+
+class Optimizer(HyperparameterAccess):
+    """An optimizer created by name: ``Optimizer(name, **hyperparameters)``, e.g.
+    ``Optimizer("adam", lr=0.001)`` or ``Optimizer("momentum", lr=0.01, momentum=0.9)``.
+
+    name: a built-in (sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw) or a loaded
+    plugin's optimizer (``descent.optimizers()`` lists them). hyperparameters: any of that
+    optimizer's (``descent.describe(name)`` gives defaults, ranges and help); those not given keep
+    their defaults. Every optimizer without its own weight_decay also takes weight_decay (L2:
+    g + weight_decay*p), and every one takes check_finite (1: refuse NaN/Inf gradients).
 
     ``update(params, grads)`` updates float32 arrays in place, like the book's optimizers.
-    Hyperparameters are attributes: ``opt.lr = 0.01`` changes the learning rate, keeping state.
+
+    Attributes:
+      name             the optimizer's name (read-only)
+      <hyperparameter> e.g. ``opt.lr``: read the value, or assign it (``opt.lr = 0.0005`` keeps
+                       the state and step count: a learning-rate schedule). Any other name
+                       raises AttributeError listing the hyperparameters.
+      hyperparameters  every hyperparameter's value, by name (read-only dict)
+      step_count       updates taken since creation or ``reset``
+
     Free it with ``close()`` or a ``with`` block; the finaliser frees it otherwise.
 
     Threads: an optimizer may be shared between threads; its calls are serialised by a lock
@@ -60,50 +169,17 @@ class Optimizer:
     once). ``close`` waits for a call in progress.
     """
 
+    __slots__ = ("_lock", "_handle", "name", "_tables")
+
     def __init__(self, name: str, **hparams: float):
         object.__setattr__(self, "_lock", threading.Lock())
+        object.__setattr__(self, "_handle", None)
+        object.__setattr__(self, "_tables", None)
+        encoded = c_string(name, "name")
         handle = ctypes.c_void_p()
-        check(lib.descent_optimizer_create(c_string(name, "name"), hparams_text(hparams), ctypes.byref(handle)))
+        check(lib.descent_optimizer_create(encoded, hparams_text(hparams), ctypes.byref(handle)))
         object.__setattr__(self, "_handle", handle)
         object.__setattr__(self, "name", name)
-        object.__setattr__(self, "_keys", [h["name"] for h in describe(name)["hyperparameters"]])
-        object.__setattr__(self, "_tables", None)
-
-    # -- hyperparameters as attributes -------------------------------------------------------
-    def __getattr__(self, key: str) -> float:
-        if key.startswith("_") or key not in self.__dict__.get("_keys", ()):
-            raise AttributeError(f"{type(self).__name__!s} has no attribute {key!r}")
-        return self.get(key)
-
-    def __setattr__(self, key: str, value: float) -> None:
-        if key in self.__dict__.get("_keys", ()):
-            self.set(key, value)
-        else:
-            raise AttributeError(f"{key!r} is not a hyperparameter of {self.name}; known: {', '.join(self._keys)}")
-
-    def get(self, key: str) -> float:
-        """A hyperparameter's value; the key "step" gives the number of updates taken."""
-        value = ctypes.c_double()
-        encoded = c_string(key, "key")
-        with self._lock:
-            check(lib.descent_optimizer_get(self._live(), encoded, ctypes.byref(value)))
-        return value.value
-
-    def set(self, key: str, value: float) -> None:
-        """Changes a hyperparameter; state and step count are kept."""
-        encoded = c_string(key, "key")
-        with self._lock:
-            check(lib.descent_optimizer_set(self._live(), encoded, float(value)))
-
-    @property
-    def hyperparameters(self) -> dict[str, float]:
-        """Every hyperparameter's current value, by name (weight_decay included)."""
-        return {key: self.get(key) for key in self._keys}
-
-    @property
-    def step_count(self) -> int:
-        """Updates taken since creation or the last ``reset`` (t of the last step)."""
-        return int(self.get("step"))
 
     # -- updates -------------------------------------------------------------------------------
     def update(self, params: ArrayGroup, grads: ArrayGroup) -> None:
@@ -111,8 +187,11 @@ class Optimizer:
         lists by position). Arrays must be float32 and C-contiguous: updating a converted copy
         would silently lose the update, so anything else is rejected."""
         if type(params) is dict or isinstance(params, _abc.Mapping):
-            if not (type(grads) is dict or isinstance(grads, _abc.Mapping)) or params.keys() != grads.keys():
-                raise InvalidArgument("params and grads must be dicts with the same keys")
+            if not (type(grads) is dict or isinstance(grads, _abc.Mapping)):
+                raise InvalidArgument(f"params is a dict but grads is a {type(grads).__name__}: "
+                                      "pass two dicts with the same keys, or two lists")
+            if params.keys() != grads.keys():
+                raise InvalidArgument(_key_mismatch(params, grads))
             names = list(params)
             p_list, g_list = [params[k] for k in names], [grads[k] for k in names]
         else:
@@ -144,21 +223,17 @@ class Optimizer:
             if status:
                 check(status)
 
-    def reset(self) -> None:
-        """Forgets state and step count (hyperparameters are kept)."""
-        with self._lock:
-            check(lib.descent_optimizer_reset(self._live()))
-
     def close(self) -> None:
         """Frees the optimizer now (after a call in progress in another thread). Further use
         raises."""
-        lock = self.__dict__.get("_lock")
-        if lock is None:
+        try:
+            lock = self._lock
+        except AttributeError:  # __init__ failed before there was a lock
             return
         with lock:
-            handle = self.__dict__.get("_handle")
+            handle = self._handle
             if handle:
-                lib.descent_optimizer_free(handle)
+                check(lib.descent_optimizer_free(handle))
                 object.__setattr__(self, "_handle", None)
 
     def __enter__(self) -> "Optimizer":
@@ -174,14 +249,18 @@ class Optimizer:
             pass
 
     def __repr__(self) -> str:
-        if not self.__dict__.get("_handle"):
-            return f"<descent.Optimizer {self.name} (closed)>"
-        values = ", ".join(f"{k}={v:g}" for k, v in self.hyperparameters.items())
-        return f"<descent.Optimizer {self.name}({values}), step {self.step_count}>"
+        if not getattr(self, "_handle", None):
+            return f"<descent.Optimizer {getattr(self, 'name', '?')} (closed)>"
+        return f"<descent.Optimizer {self.name}({self._values_text()}), step {self.step_count}>"
 
     # -- internals -------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _borrow(self):
+        with self._lock:
+            yield self._live()
+
     def _live(self) -> ctypes.c_void_p:
-        handle = self.__dict__.get("_handle")
+        handle = self._handle
         if not handle:
             raise InvalidArgument(f"this {self.name} optimizer is closed")
         return handle
@@ -191,7 +270,7 @@ class Optimizer:
         (the training loop passes the same arrays every step)."""
         address = data_address
         key = tuple([(address(p), address(g), p.size) for p, g in zip(p_list, g_list)])
-        cached = self.__dict__["_tables"]
+        cached = self._tables
         if cached is None or cached[0] != key:
             n = len(key)
             params = (ctypes.c_void_p * n)(*[k[0] for k in key])
@@ -200,6 +279,23 @@ class Optimizer:
             cached = (key, (params, grads, lengths))
             object.__setattr__(self, "_tables", cached)
         return cached[1]
+
+
+def _key_mismatch(params: Mapping, grads: Mapping) -> str:
+    """Names the keys on each side only, e.g. "params and grads have different keys: grads lacks
+    'b2'; grads has 'b3', which params lacks"."""
+    missing = [k for k in params if k not in grads]
+    extra = [k for k in grads if k not in params]
+    parts = []
+    if missing:
+        parts.append(f"grads lacks {_keys_text(missing)}")
+    if extra:
+        parts.append(f"grads has {_keys_text(extra)}, which params lacks")
+    return "params and grads have different keys: " + "; ".join(parts)
+
+
+def _keys_text(keys: list) -> str:
+    return ", ".join(repr(k) for k in keys)
 
 
 def _require_float32(a, what: str, writable: bool = False) -> None:

@@ -206,10 +206,14 @@ def test_setting_an_invalid_lr_raises_and_keeps_the_old_value():
 
 def test_unknown_attribute_is_an_attribute_error():
     opt = descent.Optimizer("sgd")
-    with pytest.raises(AttributeError):
+    with pytest.raises(AttributeError) as info:
         opt.momentum
-    with pytest.raises(AttributeError, match="not a hyperparameter of sgd"):
+    assert str(info.value) == ("Optimizer 'sgd' has no attribute 'momentum'; its hyperparameters: lr, weight_decay, "
+                               "check_finite")
+    with pytest.raises(AttributeError) as info:
         opt.momentum = 0.9
+    assert str(info.value) == ("'momentum' is not a hyperparameter of Optimizer 'sgd'; its hyperparameters: "
+                               "lr, weight_decay, check_finite")
     with pytest.raises(descent.NotFound) as info:
         opt.get("momentum")
     assert str(info.value) == last_error()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import io
 import math
 import os
 import struct
@@ -82,7 +83,7 @@ def check_png(path: Path) -> None:
 
 # -- every experiment: files ------------------------------------------------------------------------
 
-EXPECTED_FILES = {
+EXPECTED_FILES = {   # a full run's names; a quick run's are "<stem>_quick<suffix>"
     "paths": ["paths.png", "paths.csv"],
     "optimizers": ["optimizers.png", "optimizers.csv", "optimizers_summary.csv"],
     "histograms": ["histograms.png", "histograms.csv"],
@@ -93,13 +94,33 @@ EXPECTED_FILES = {
 }
 
 
+def quick_name(name: str) -> str:
+    stem, suffix = name.rsplit(".", 1)
+    return f"{stem}_quick.{suffix}"
+
+
+def png_title(path: Path) -> str:
+    """The Title text chunk of a PNG (save_figure stores the figure's title there)."""
+    data = path.read_bytes()
+    pos = 8
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        if kind == b"tEXt":
+            key, _, value = data[pos + 8:pos + 8 + length].partition(b"\0")
+            if key == b"Title":
+                return value.decode("latin-1")
+        pos += 12 + length
+    raise AssertionError(f"{path} has no Title")
+
+
 @pytest.mark.parametrize("experiment", list(EXPECTED_FILES))
 def test_quick_run_writes_valid_png_and_csv(quick, experiment):
     result = quick[experiment]
-    assert [f.name for f in result.files] == EXPECTED_FILES[experiment]
+    assert [f.name for f in result.files] == [quick_name(n) for n in EXPECTED_FILES[experiment]]
     assert result.plots, experiment
     for png in result.plots:
         check_png(png)
+        assert png_title(png).endswith(" (quick run)"), png
     for path in result.csvs:
         header, rows = read_csv(path)
         assert header and rows, path
@@ -163,6 +184,9 @@ def test_paths_follow_the_books_settings_exactly(quick):
 def test_paths_is_exact_with_or_without_quick(tmp_path):
     result = lab.run("paths", out=tmp_path, quick=False, progress=False, verbose=False)
     np.testing.assert_allclose(result.data["paths"]["adam"], reference_path("adam", 0.3), rtol=1e-5, atol=1e-5)
+    # a full run's files keep their names, and its title does not say quick
+    assert [f.name for f in result.files] == EXPECTED_FILES["paths"]
+    assert png_title(result.plots[0]) == "Optimizer paths on f(x, y) = x^2/20 + y^2 from (-7, 2), 30 steps"
 
 
 # -- the training experiments: plausible numbers --------------------------------------------------
@@ -170,7 +194,9 @@ def test_paths_is_exact_with_or_without_quick(tmp_path):
 def test_optimizers_losses_decrease_and_summary(quick):
     result = quick["optimizers"]
     header, rows = read_csv(result.csvs[0])
-    assert header == ["optimizer", "iteration", "loss"]
+    assert header == ["optimizer", "iteration", "loss", "lr"]
+    assert {(r["optimizer"], float(r["lr"])) for r in rows if r["optimizer"] in ("sgd", "adam")} == {
+        ("sgd", 0.01), ("adam", 0.001)}                   # constant: each optimizer's own lr
     losses = defaultdict(list)
     for row in rows:
         losses[row["optimizer"]].append((int(row["iteration"]), float(row["loss"])))
@@ -187,7 +213,7 @@ def test_optimizers_losses_decrease_and_summary(quick):
     assert np.mean(drops) > 0.1, drops                      # decreasing, on average
     assert sum(d > 0 for d in drops) >= len(drops) - 1
     header, rows = read_csv(result.csvs[1])
-    assert result.csvs[1].name == "optimizers_summary.csv"
+    assert result.csvs[1].name == "optimizers_summary_quick.csv"
     assert {"optimizer", "final_loss", "test_loss", "test_accuracy"} <= set(header)
     assert [r["optimizer"] for r in rows] == default
     for r in rows:
@@ -233,7 +259,7 @@ def test_histograms_counts_add_up(quick):
 def test_init_curves(quick):
     result = quick["init"]
     header, rows = read_csv(result.csvs[0])
-    assert header == ["init", "iteration", "loss"]
+    assert header == ["init", "iteration", "loss", "lr"]
     assert {r["init"] for r in rows} == {"std=0.01", "Xavier", "He"}
     assert all(math.isfinite(float(r["loss"])) for r in rows)
     losses = result.data["losses"]
@@ -262,7 +288,9 @@ def test_overfit_curves(quick):
     for r in rows:
         assert 0.0 <= float(r["train_accuracy"]) <= 1.0 and 0.0 <= float(r["test_accuracy"]) <= 1.0
     baseline = result.data["curves"]["baseline"]["train"]
-    assert baseline[-1] > baseline[0]                        # it learns the 300 images
+    assert result.data["images"] == 100                      # --quick: fewer images, the book's 200 epochs
+    assert result.data["epochs"] == 200
+    assert baseline[-1] >= 0.95 > baseline[0]                # it memorises them
 
 
 def test_hyperparams_trials(quick):
@@ -277,7 +305,7 @@ def test_hyperparams_trials(quick):
         assert 0.0 <= float(t["val_accuracy"]) <= 1.0
     val = [float(t["val_accuracy"]) for t in trials]
     assert val == sorted(val, reverse=True)
-    assert result.data["images"] + result.data["validation"] == 500
+    assert result.data["images"] + result.data["validation"] == 200      # --quick: 200 of the book's 500
 
 
 # -- the command line ------------------------------------------------------------------------------
@@ -286,8 +314,8 @@ def test_cli_runs_and_says_where_the_plots_are(mnist_dir, tmp_path, capsys):
     assert main(["init", "--quick", "--data", str(mnist_dir), "--out", str(tmp_path), "--seed", "2",
                  "--no-progress"]) == 0
     out = capsys.readouterr().out
-    assert "test accuracy" in out and str(tmp_path / "init.png") in out and str(tmp_path.resolve()) in out
-    check_png(tmp_path / "init.png")
+    assert "test accuracy" in out and str(tmp_path / "init_quick.png") in out and str(tmp_path.resolve()) in out
+    check_png(tmp_path / "init_quick.png")
 
 
 @pytest.mark.parametrize("args, message", [
@@ -299,6 +327,8 @@ def test_cli_runs_and_says_where_the_plots_are(mnist_dir, tmp_path, capsys):
     (["paths", "--plugin", "{missing}/lion.so"], "does not exist"),
     (["paths", "--plugin", "{notso}"], "cannot load plugin"),
     (["paths", "--threads", "0"], "--threads needs a number >= 1"),
+    (["paths", "--schedule", "cosine"],
+     "--schedule applies to the optimizers and init experiments (and to them within all), not to paths"),
 ])
 def test_cli_errors_are_messages_not_tracebacks(args, message, mnist_dir, tmp_path, capsys):
     (tmp_path / "empty").mkdir()
@@ -337,10 +367,110 @@ def test_plugin_optimizer_joins_the_comparison(lion_path, mnist_dir, tmp_path, c
     assert main(["optimizers", "--quick", "--data", str(mnist_dir), "--out", str(tmp_path), "--no-progress",
                  "--optimizers", "sgd,lion:lr=0.0003", "--plugin", str(lion_plugin)]) == 0
     assert "lion(lr=0.0003)" in capsys.readouterr().out
-    _, rows = read_csv(tmp_path / "optimizers.csv")
+    _, rows = read_csv(tmp_path / "optimizers_quick.csv")
     assert {r["optimizer"] for r in rows} == {"sgd", "lion(lr=0.0003)"}
-    check_png(tmp_path / "optimizers.png")
+    check_png(tmp_path / "optimizers_quick.png")
     # without --optimizers, the plugin's optimizers join the default list
     result = lab.run("paths", out=tmp_path, plugins=[lion_plugin], progress=False, verbose=False)
     assert list(result.data["paths"]) == list(BOOK_PATHS) + ["lion"]
     assert abs(result.data["paths"]["lion"][1, 0] - (-7.0 + 0.25)) < 1e-5   # a sign step of lr
+
+
+# -- --schedule ------------------------------------------------------------------------------------
+
+def test_schedule_sets_the_learning_rate_of_every_iteration(quick, mnist_dir, tmp_path):
+    result = lab.run("optimizers", out=tmp_path, data=mnist_dir, quick=True, seed=3, optimizers=["sgd", "adam"],
+                     schedule="step", progress=False, verbose=False)
+    n = result.data["iterations"]
+    assert [f.name for f in result.files] == ["optimizers_step_quick.png", "optimizers_step_quick.csv",
+                                              "optimizers_summary_step_quick.csv"]
+    assert "step lr schedule" in png_title(result.plots[0])
+    _, rows = read_csv(result.csvs[0])
+    lrs = defaultdict(list)
+    for row in rows:
+        lrs[row["optimizer"]].append(float(row["lr"]))
+    half = n // 2       # step: the lr drops to a tenth for the second half
+    assert lrs["sgd"] == pytest.approx([0.01] * half + [0.001] * (n - half), rel=1e-6)
+    assert lrs["adam"] == pytest.approx([0.001] * half + [0.0001] * (n - half), rel=1e-6)
+    # The network trained with exactly these rates: the same losses as the constant run up to the
+    # drop (a loss is measured before its iteration's update), different ones after it.
+    for name in ("sgd", "adam"):
+        constant, stepped = quick["optimizers"].data["losses"][name], result.data["losses"][name]
+        np.testing.assert_array_equal(stepped[:half + 1], constant[:half + 1])
+        assert not np.array_equal(stepped[half + 1:], constant[half + 1:])
+
+
+def test_cosine_schedule_values_in_the_csv(mnist_dir, tmp_path):
+    result = lab.run("init", out=tmp_path, data=mnist_dir, quick=True, schedule="cosine", progress=False,
+                     verbose=False)
+    n = result.data["iterations"]
+    _, rows = read_csv(result.csvs[0])
+    he = [float(r["lr"]) for r in rows if r["init"] == "He"]
+    want = [0.01 * 0.5 * (1 + math.cos(math.pi * i / n)) for i in range(n)]
+    assert he == pytest.approx(want, rel=1e-6)
+
+
+def test_schedule_errors(tmp_path):
+    with pytest.raises(lab.LabError) as info:
+        lab.run("init", out=tmp_path, schedule="linear", progress=False, verbose=False)
+    assert str(info.value) == ("unknown schedule 'linear'; choose one of constant, step, exponential, cosine, "
+                               "warmup-cosine")
+    with pytest.raises(lab.LabError) as info:
+        lab.run("overfit", out=tmp_path, schedule="cosine", progress=False, verbose=False)
+    assert str(info.value) == ("--schedule applies to the optimizers and init experiments (and to them within all), "
+                               "not to overfit")
+
+
+# -- progress bars ------------------------------------------------------------------------------------
+
+def test_progress_bars_only_on_a_terminal(mnist_dir, tmp_path, capsys, monkeypatch):
+    # stderr captured by pytest is not a terminal: no bar, not even with progress on
+    lab.run("init", out=tmp_path, data=mnist_dir, quick=True, progress=True, verbose=False)
+    assert capsys.readouterr().err == ""
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    lab.run("init", out=tmp_path, data=mnist_dir, quick=True, progress=True, verbose=False)
+    assert "init:" in terminal.getvalue()
+
+
+# -- --quick keeps each experiment's effect, on the real data -------------------------------------------
+
+FASHION = Path(descent.datasets.FASHION_MNIST_DIR)
+
+
+@pytest.fixture(scope="module")
+def fashion_quick(tmp_path_factory):
+    """batchnorm, overfit and hyperparams, --quick, on Debian's Fashion-MNIST (the lab's default)."""
+    if not FASHION.is_dir():
+        pytest.skip(f"{FASHION} not installed (Debian package dataset-fashion-mnist)")
+    cfg = lab.Config(out=tmp_path_factory.mktemp("fashion-quick"), quick=True, progress=False, verbose=False)
+    return {name: lab.run_config(name, cfg) for name in ("batchnorm", "overfit", "hyperparams")}
+
+
+def test_quick_overfit_still_overfits(fashion_quick):
+    result = fashion_quick["overfit"]
+    assert result.data["images"] == 100
+    gap = {r["run"]: r["gap"] for r in result.summary}
+    baseline = result.summary[0]
+    assert baseline["train_accuracy"] >= 0.95          # memorised
+    assert gap["baseline"] >= 0.2                      # far above the test accuracy
+    assert gap["weight_decay"] < gap["baseline"] and gap["dropout"] < gap["baseline"]   # both remedies narrow it
+
+
+def test_quick_batchnorm_still_shows_batch_norm_helping(fashion_quick):
+    summary = fashion_quick["batchnorm"].summary
+    learns_with = sum(r["with_bn"] >= 0.3 for r in summary)
+    learns_without = sum(r["without_bn"] >= 0.3 for r in summary)
+    assert learns_with >= 12 and learns_without <= 4, (learns_with, learns_without)
+
+
+def test_quick_hyperparams_still_separates_good_learning_rates(fashion_quick):
+    summary = fashion_quick["hyperparams"].summary            # best first
+    val = [r["val_accuracy"] for r in summary]
+    assert val[0] >= 0.5 and float(np.median(val)) <= 0.2
+    assert summary[0]["lr"] >= 1e-3

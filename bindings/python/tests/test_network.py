@@ -110,8 +110,8 @@ def test_predict_rows_are_probabilities(rng):
     assert p.shape == (13, 5) and p.dtype == np.float32
     assert np.all(p >= 0) and np.all(p <= 1)
     np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-5)
-    # one sample as a 1-D vector
-    np.testing.assert_allclose(net.predict(x[0]), p[:1], rtol=1e-6)
+    # one sample is a batch of one row (a 1-D x is refused: test_inputs.py)
+    np.testing.assert_allclose(net.predict(x[0].reshape(1, -1)), p[:1], rtol=1e-6)
 
 
 def test_predict_matches_a_numpy_forward_pass(rng):
@@ -292,19 +292,14 @@ def test_save_load_accepts_pathlike_and_str(tmp_path):
     assert descent.Network.load(str(tmp_path / "p.safetensors")).sizes == [4, 3]
 
 
-# -- input conversion rules -----------------------------------------------------------------------
-def test_train_step_rejects_float64_with_a_message(rng):
+# -- input conversion rules (messages: test_inputs.py) ------------------------------------------
+def test_train_step_rejects_float64_and_changes_nothing(rng):
     net = descent.Network(sizes=[4, 3], seed=1)
     x = rng.standard_normal((2, 4))  # float64
     w = net.params["W1"].copy()
-    with pytest.raises(descent.InvalidArgument) as info:
-        net.train_step(x, np.array([0, 1]))
-    msg = str(info.value)
-    assert "float64" in msg and "float32" in msg
-    with pytest.raises(descent.InvalidArgument, match="C-contiguous"):
-        net.train_step(np.asfortranarray(x.astype(np.float32)), np.array([0, 1]))
-    with pytest.raises(descent.InvalidArgument, match="float64"):
-        net.forward_backward(x, np.array([0, 1]))
+    for step in (net.train_step, net.forward_backward):
+        with pytest.raises(descent.InvalidArgument):
+            step(x, np.array([0, 1]))
     np.testing.assert_array_equal(net.params["W1"], w)
 
 
@@ -318,38 +313,22 @@ def test_predict_and_evaluate_convert_float64(rng):
     assert net.predict(strided).shape == (6, 3)
 
 
-def test_int64_and_other_integer_labels_are_accepted(rng):
+def test_every_integer_label_dtype_gives_the_same_step(rng):
     x, y = toy_batch(rng, 8, 4, 3)
     losses = []
-    for labels in (y, y.astype(np.int64), y.astype(np.uint8), y.tolist()):
+    for labels in (y, y.astype(np.int64), y.astype(np.uint8), y.astype(np.int16), y.astype(np.uint64),
+                   np.repeat(y, 2)[::2]):
         net = descent.Network(sizes=[4, 3], seed=1)
-        losses.append(net.train_step(x, np.asarray(labels)) if not isinstance(labels, list)
-                      else net.train_step(x, labels))
+        losses.append(net.train_step(x, labels))
     assert len(set(losses)) == 1
 
 
-def test_bad_labels_are_rejected(rng):
+def test_out_of_range_label_keeps_the_library_message(rng):
     net = descent.Network(sizes=[4, 3], seed=1)
     x = np.zeros((2, 4), np.float32)
-    with pytest.raises(descent.InvalidArgument, match="integers"):
-        net.train_step(x, np.array([0.0, 1.0]))
-    with pytest.raises(descent.InvalidArgument, match=r"\(2,\)"):
-        net.train_step(x, np.array([0, 1, 2]))
-    with pytest.raises(descent.InvalidArgument, match="int32 range"):
-        net.train_step(x, np.array([0, 2**40]))
     with pytest.raises(descent.InvalidArgument) as info:
         net.train_step(x, np.array([0, -1]))
     assert str(info.value) == last_error()  # the library names the bad label
-
-
-def test_wrong_feature_count_is_rejected(rng):
-    net = descent.Network(sizes=[4, 3], seed=1)
-    with pytest.raises(descent.InvalidArgument, match=r"expected \(batch, 4\)"):
-        net.predict(np.zeros((2, 5), np.float32))
-    with pytest.raises(descent.InvalidArgument, match="no rows"):
-        net.predict(np.zeros((0, 4), np.float32))
-    with pytest.raises(descent.InvalidArgument, match="numpy array"):
-        net.train_step([[0.0] * 4], [0])
 
 
 # -- lifetimes ------------------------------------------------------------------------------------
@@ -410,7 +389,7 @@ def test_fast_and_checked_paths_agree(rng, monkeypatch):
     monkeypatch.setattr(network, "_FAST_ADDRESS", False)  # as on an interpreter without the layout
     checked = descent.Network(sizes=[6, 5, 3], seed=4)
     assert [checked.train_step(x, y) for _ in range(3)] == fast_losses
-    with pytest.raises(descent.InvalidArgument, match="float64"):
+    with pytest.raises(descent.InvalidArgument, match="^Network.train_step: x has dtype float64, not float32"):
         checked.train_step(x.astype(np.float64), y)
 
 
@@ -426,12 +405,15 @@ def test_train_step_errors_keep_the_library_message_on_the_fast_path(rng):
     with pytest.raises(descent.NumericError) as info:
         net.train_step(x, y)
     assert str(info.value) == last_error()
-    with pytest.raises(descent.InvalidArgument, match=r"y has shape \(3,\)"):
+    with pytest.raises(descent.InvalidArgument) as info:
         net.train_step(x, y[:3])
-    with pytest.raises(descent.InvalidArgument, match=r"expected \(batch, 6\)"):
+    assert str(info.value) == "Network.train_step: y has shape (3,); expected (4,), one label per row of x"
+    with pytest.raises(descent.InvalidArgument) as info:
         net.train_step(np.zeros((4, 5), np.float32), y)
-    with pytest.raises(descent.InvalidArgument, match="no rows"):
+    assert str(info.value) == "Network.train_step: x has shape (4, 5); expected (batch, 6)"
+    with pytest.raises(descent.InvalidArgument) as info:
         net.train_step(np.zeros((0, 6), np.float32), np.zeros(0, np.int32))
+    assert str(info.value) == "Network.train_step: x has no rows"
     net.close()
     with pytest.raises(descent.InvalidArgument, match="closed"):
         net.train_step(np.zeros((4, 6), np.float32), np.zeros(4, np.int32))

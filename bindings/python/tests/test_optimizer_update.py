@@ -224,11 +224,33 @@ def test_shape_mismatch_between_param_and_grad_is_rejected():
     assert "shape" in msg
 
 
+def _exact(opt, params, grads, message):
+    with pytest.raises(descent.InvalidArgument) as info:
+        opt.update(params, grads)
+    assert str(info.value) == message
+
+
+def test_key_mismatch_names_the_missing_and_extra_keys():
+    opt = descent.Optimizer("sgd", lr=0.5)
+    p, g = _pg()
+    before = p.copy()
+    _exact(opt, {"W1": p, "b1": p.copy(), "W2": p.copy()}, {"W1": g, "W2": g.copy()},
+           "params and grads have different keys: grads lacks 'b1'")
+    _exact(opt, {"W1": p}, {"W1": g, "b1": g.copy(), "b2": g.copy()},
+           "params and grads have different keys: grads has 'b1', 'b2', which params lacks")
+    _exact(opt, {"W1": p, "b1": p.copy()}, {"W1": g, "b2": g.copy()},
+           "params and grads have different keys: grads lacks 'b1'; grads has 'b2', which params lacks")
+    np.testing.assert_array_equal(p, before)  # nothing was updated
+    assert opt.step_count == 0
+    # The same keys in another order are the same keys: matched by name, not position.
+    opt.update({"a": p, "b": p.copy()}, {"b": np.zeros_like(g), "a": g})
+    np.testing.assert_allclose(p, before - 0.5 * g, rtol=1e-6)
+
+
 def test_mismatched_containers_are_rejected():
     opt = descent.Optimizer("sgd")
     p, g = _pg()
-    _rejects(opt, {"a": p}, {"b": g}, "same keys")
-    _rejects(opt, {"a": p}, [g], "same keys")
+    _exact(opt, {"a": p}, [g], "params is a dict but grads is a list: pass two dicts with the same keys, or two lists")
     _rejects(opt, [p, p.copy()], [g], "2 params but 1 grads")
     _rejects(opt, [], [], "empty")
     _rejects(opt, [p.tolist()], [g], "numpy array", "list")

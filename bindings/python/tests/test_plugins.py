@@ -6,10 +6,15 @@ keeps this test process free of a Lion that another module's own build would col
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-from conftest import run_python
+import descent
+from conftest import BINDING_DIR, run_python
 
 PRELUDE = """
 import json, sys
@@ -132,3 +137,18 @@ else:
 assert descent.optimizers().count("lion") == 1
 """, lion_path)
     assert "'lion'" in out and "lion_copy.so" in out
+
+
+def test_plugin_search_path_lists_the_environment_folders_first(tmp_path):
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir()
+    second.mkdir()
+    env = dict(os.environ, DESCENT_PLUGIN_PATH=f"{first}:{second}:{first}",
+               PYTHONPATH=os.pathsep.join([str(BINDING_DIR), os.environ.get("PYTHONPATH", "")]),
+               DESCENT_LIBRARY=str(descent.library_path))
+    out = subprocess.run([sys.executable, "-c", "import descent; print('\\n'.join(descent.plugin_search_path()))"],
+                         env=env, capture_output=True, text=True, timeout=120, check=True).stdout.split("\n")
+    folders = [line for line in out if line]
+    assert folders[:2] == [str(first), str(second)]          # in order, each once
+    installed = Path(descent.library_path).resolve().parent / "descent" / "plugins"
+    assert folders[2:] == [str(installed)]

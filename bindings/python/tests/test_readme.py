@@ -32,3 +32,24 @@ def test_python_example_runs(tmp_path, monkeypatch):
     exec(compile(code.replace("range(1000)", "range(50)"), "README.md", "exec"), namespace)
     assert namespace["net2"].spec["batchnorm"] is True
     assert (tmp_path / "model.safetensors").is_file()
+    # the schedule drove the network's optimizer: the checkpoint holds the lr of the last step
+    assert namespace["net2"].optimizer.lr == pytest.approx(namespace["lr"](49))
+    assert namespace["net2"].optimizer.step_count == 50
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.replace("`", "").split())
+
+
+def test_python_messages_quoted_in_the_readme_are_real():
+    import numpy as np
+
+    import descent
+    net = descent.Network(sizes=[784, 10])
+    net.set_optimizer("momentum")
+    with pytest.raises(descent.InvalidArgument) as info:
+        net.predict(np.zeros(784, np.float32))
+    assert _flat(str(info.value)) in _flat(README)
+    with pytest.raises(AttributeError) as info:
+        net.lr = 0.5
+    assert _flat(str(info.value).split(": ", 1)[1]) in _flat(README)

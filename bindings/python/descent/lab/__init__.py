@@ -4,7 +4,7 @@ images, as plots (PNG) and numbers (CSV) plus a summary table.
 Command line::
 
     descent-lab <experiment> [--out DIR] [--data DIR] [--quick] [--seed N]
-                [--optimizers a,b,c] [--plugin PATH]...
+                [--optimizers a,b,c] [--plugin PATH]... [--schedule NAME]
     python -m descent.lab <experiment> ...
 
 From Python (every experiment returns its numbers as a Result)::
@@ -14,6 +14,12 @@ From Python (every experiment returns its numbers as a Result)::
     result.data["paths"]["adam"]          # (31, 2) float32: the start, then 30 updates
     result.summary                         # the rows of the printed table
     result.files                           # the PNG and CSV files written
+
+--quick shrinks every experiment to seconds while keeping its effect visible (fewer images
+rather than only fewer epochs); its files are named "<name>_quick.png/.csv" and its plot titles
+end in "(quick run)". --schedule (constant, step, exponential, cosine, warmup-cosine) drives the
+learning rate of the optimizers and init experiments through descent.schedules. Progress bars
+appear only when stderr is a terminal.
 
 Experiments (the book's settings; see each module's docstring):
   paths        optimizer paths on f(x, y) = x^2/20 + y^2 (figure 6-8)
@@ -31,23 +37,30 @@ import os
 from typing import Optional, Sequence, Union
 
 from . import batchnorm, histograms, hyperparams, optimizers, overfit, paths, weight_init
-from ._common import Config, LabError, Result
+from ._config import Config, LabError, Result
+from ._training import SCHEDULED_EXPERIMENTS, SCHEDULES
 
 EXPERIMENTS = {m.NAME: m for m in (paths, optimizers, histograms, weight_init, batchnorm, overfit, hyperparams)}
 
 
 def run(experiment: str, out: Union[str, os.PathLike] = "lab-out", data: Optional[Union[str, os.PathLike]] = None,
         quick: bool = False, seed: int = 1, optimizers: Optional[Sequence[str]] = None,
-        plugins: Sequence[Union[str, os.PathLike]] = (), progress: bool = True,
+        plugins: Sequence[Union[str, os.PathLike]] = (), schedule: str = "constant", progress: bool = True,
         verbose: bool = True) -> Union[Result, list[Result]]:
     """Runs one experiment (a Result) or "all" (a list of Results). Raises LabError for
     problems the user can fix (missing data, unknown optimizer)."""
     cfg = Config(out=out, data=data, quick=quick, seed=seed, optimizers=list(optimizers) if optimizers else None,
-                 plugins=list(plugins), progress=progress, verbose=verbose)
+                 plugins=list(plugins), schedule=schedule, progress=progress, verbose=verbose)
     return run_config(experiment, cfg)
 
 
 def run_config(experiment: str, cfg: Config) -> Union[Result, list[Result]]:
+    if cfg.schedule not in SCHEDULES:
+        raise LabError(f"unknown schedule {cfg.schedule!r}; choose one of {', '.join(SCHEDULES)}")
+    if cfg.schedule != "constant" and experiment not in (*SCHEDULED_EXPERIMENTS, "all"):
+        # Refused rather than ignored: the other experiments keep the book's constant rates.
+        raise LabError(f"--schedule applies to the {' and '.join(SCHEDULED_EXPERIMENTS)} experiments (and to them "
+                       f"within all), not to {experiment}")
     if experiment == "all":
         return [module.run(cfg) for module in EXPERIMENTS.values()]
     if experiment not in EXPERIMENTS:

@@ -9,7 +9,8 @@ from typing import Optional, Sequence
 import descent
 
 from . import run_config
-from ._common import Config, LabError
+from ._config import Config, LabError
+from ._training import SCHEDULED_EXPERIMENTS, SCHEDULES
 
 EXPERIMENT_NAMES = ["paths", "optimizers", "histograms", "init", "batchnorm", "overfit", "hyperparams", "all"]
 
@@ -29,8 +30,9 @@ def parser() -> argparse.ArgumentParser:
                    help="an MNIST-format folder (train-images-idx3-ubyte[.gz], ...); "
                         "default: Debian's Fashion-MNIST in /usr/share/datasets/fashion-mnist")
     p.add_argument("--quick", action="store_true",
-                   help="shrink every experiment (fewer iterations, trials, epochs; smaller subsets) to run "
-                        "in seconds; paths is always exact")
+                   help="shrink every experiment to run in seconds, its effect still visible (smaller subsets, "
+                        "fewer iterations and trials); files are named *_quick.png/.csv and plot titles say "
+                        "(quick run); paths is always exact")
     p.add_argument("--seed", type=int, default=1, metavar="N",
                    help="seeds weights, mini-batch order and random draws (default 1)")
     p.add_argument("--optimizers", metavar="a,b,c",
@@ -39,9 +41,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--plugin", action="append", default=[], metavar="PATH",
                    help="load an optimizer plugin (.so) first; repeat for several. Its optimizers join "
                         "the comparison")
+    p.add_argument("--schedule", choices=list(SCHEDULES), default="constant", metavar="NAME",
+                   help=f"learning-rate schedule of {' and '.join(SCHEDULED_EXPERIMENTS)}: each optimizer's lr "
+                        "times a factor over the run: " + ", ".join(SCHEDULES) + " (default constant; step: a tenth "
+                        "for the second half, exponential: down to a tenth, cosine: down to 0, warmup-cosine: 5%% "
+                        "warm-up then cosine)")
     p.add_argument("--threads", type=int, metavar="N",
                    help="threads for the library's kernels and BLAS (default: the library's choice)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bars (there are none either when stderr is not a terminal)")
     return p
 
 
@@ -53,7 +61,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print("descent-lab: --optimizers needs at least one name", file=sys.stderr)
         return 2
     cfg = Config(out=args.out, data=args.data, quick=args.quick, seed=args.seed, optimizers=optimizers,
-                 plugins=args.plugin, progress=not args.no_progress)
+                 plugins=args.plugin, schedule=args.schedule, progress=not args.no_progress)
     start = time.perf_counter()
     try:
         if args.threads is not None:

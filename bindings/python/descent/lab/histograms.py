@@ -19,7 +19,10 @@ import numpy as np
 
 import descent
 
-from ._common import Config, Result, Timer, format_table, new_figure, progress, report, save_figure, write_csv
+from ._config import Config, Result, Timer
+from ._plots import new_figure, save_figure
+from ._tables import format_table, report, write_csv
+from ._training import progress
 
 NAME = "histograms"
 TITLE = "Activations of 5 hidden layers of 100 units, N(0, 1) input"

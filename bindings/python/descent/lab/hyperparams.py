@@ -5,7 +5,8 @@ tuning on it would overfit the test). Each of 100 trials draws weight decay 10^U
 learning rate 10^U(-6, -2) (log-uniform, as the book recommends), trains a 784-100x6-10 ReLU
 network with SGD for 50 epochs of mini-batches of 100, and records training and validation
 accuracy after every epoch. The best trials show where to narrow the ranges for the next round.
---quick: 6 trials of 4 epochs.
+--quick: 200 images (40 for validation) in mini-batches of 20, 12 trials of 20 epochs: enough
+steps for good learning rates to stand out.
 """
 from __future__ import annotations
 
@@ -15,17 +16,20 @@ import numpy as np
 
 import descent
 
-from ._common import (Batcher, Config, Result, Timer, batch_indices, epoch_batches, format_table, load_data,
-                      new_figure, progress, report, save_figure, write_csv)
+from ._config import Config, Result, Timer
+from ._data import load_data
+from ._plots import new_figure, save_figure
+from ._tables import format_table, report, write_csv
+from ._training import Batcher, batch_indices, epoch_batches, progress
 
 NAME = "hyperparams"
 TITLE = "Random search: SGD learning rate and weight decay, 784-100x6-10 ReLU"
 
-IMAGES, VALIDATION = 500, 100
-TRIALS, QUICK_TRIALS = 100, 6
-EPOCHS, QUICK_EPOCHS = 50, 4
+IMAGES, QUICK_IMAGES, VALIDATION = 500, 200, 100   # VALIDATION of every IMAGES held out
+TRIALS, QUICK_TRIALS = 100, 12
+EPOCHS, QUICK_EPOCHS = 50, 20
 HIDDEN = [100] * 6
-BATCH = 100
+BATCH, QUICK_BATCH = 100, 20
 LR_RANGE = (-6, -2)
 WD_RANGE = (-8, -4)
 SHOWN = 20       # best trials drawn (the book's 5 x 4 grid)
@@ -36,15 +40,15 @@ def run(cfg: Config) -> Result:
     timer = Timer()
     data = load_data(cfg)
     rng = np.random.default_rng(cfg.seed)
-    n = min(IMAGES, len(data.x_train))
+    n = min(QUICK_IMAGES if cfg.quick else IMAGES, len(data.x_train))
     n_val = max(1, round(n * VALIDATION / IMAGES))
     trials = QUICK_TRIALS if cfg.quick else TRIALS
     epochs = QUICK_EPOCHS if cfg.quick else EPOCHS
     shuffled = rng.permutation(n)
     x_val, y_val = data.x_train[shuffled[:n_val]], data.y_train[shuffled[:n_val]]
     x, y = np.ascontiguousarray(data.x_train[shuffled[n_val:]]), np.ascontiguousarray(data.y_train[shuffled[n_val:]])
-    per_epoch = epoch_batches(len(x), BATCH)
-    batch = min(BATCH, len(x))
+    batch = min(QUICK_BATCH if cfg.quick else BATCH, len(x))
+    per_epoch = epoch_batches(len(x), batch)
     gather = Batcher(x, y, batch)
     sizes = [data.features, *HIDDEN, data.classes]
 

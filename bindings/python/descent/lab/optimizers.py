@@ -5,15 +5,20 @@ mini-batches of 128 images, once per optimizer at the book's default hyperparame
 momentum, adagrad, adam; then rmsprop, nesterov, adamw and any plugin optimizer). Every
 optimizer starts from the same weights (same --seed) and sees the same mini-batches.
 --optimizers picks the list (name or name:key=value:..., e.g. adam:lr=0.002); --plugin adds
-optimizers from plugin .so files.
+optimizers from plugin .so files; --schedule scales every optimizer's learning rate over the run
+(e.g. cosine: down to 0 at the last iteration), set through net.optimizer.lr each iteration.
+--quick: 60 iterations, the first 1000 test images.
 """
 from __future__ import annotations
 
 import descent
 
-from ._common import (Config, Result, Timer, display_name, final_loss, format_table, hparams_text, load_data,
-                      marker_for, plot_loss_curves, report, resolve_optimizers, testset, train_loss_curves,
-                      write_csv)
+from ._config import Config, Result, Timer
+from ._data import data_name, load_data, testset
+from ._optimizer_specs import hparams_text, resolve_optimizers
+from ._plots import display_name, marker_for, plot_loss_curves
+from ._tables import format_table, report, write_csv
+from ._training import final_loss, schedule_text, scheduled_name, train_loss_curves
 
 NAME = "optimizers"
 TITLE = "Optimizers on {data}: 784-100x4-10 ReLU (He), batch 128"
@@ -42,28 +47,31 @@ def run(cfg: Config) -> Result:
     curves = train_loss_curves(cfg, data, [(label, network(name, hp)) for label, name, hp in optimizers],
                                iterations, BATCH, "optimizers")
 
-    rows = [(label, i, float(loss)) for label, c in curves.items() for i, loss in enumerate(c.losses)]
-    csv_path = write_csv(cfg, "optimizers.csv", ["optimizer", "iteration", "loss"], rows)
+    rows = [(label, i, float(loss), float(lr)) for label, c in curves.items() for i, (loss, lr)
+            in enumerate(zip(c.losses, c.lrs))]
+    csv_path = write_csv(cfg, scheduled_name(cfg, "optimizers.csv"), ["optimizer", "iteration", "loss", "lr"],
+                         rows)
     summary = []
     for label, name, hp in optimizers:
         c = curves[label]
         summary.append({"optimizer": label, "hyperparameters": hparams_text(name, hp),
                         "final_loss": final_loss(c.losses), "test_loss": c.test_loss,
                         "test_accuracy": c.test_accuracy, "seconds": c.seconds, "note": c.error or ""})
-    summary_path = write_csv(cfg, "optimizers_summary.csv", list(summary[0].keys()),
+    summary_path = write_csv(cfg, scheduled_name(cfg, "optimizers_summary.csv"), list(summary[0].keys()),
                              [list(r.values()) for r in summary])
-    data_name = "Fashion-MNIST" if cfg.data is None else data.source
-    title = TITLE.format(data=data_name)
-    png_path = plot_loss_curves(cfg, curves, "optimizers.png", f"{title}, {iterations} iterations",
-                                marker_for, display_name)
+    title = TITLE.format(data=data_name(cfg, data))
+    details = f"{iterations} iterations{schedule_text(cfg)}"     # the plot's second title line
+    png_path = plot_loss_curves(cfg, curves, scheduled_name(cfg, "optimizers.png"),
+                                f"{title}\n{details}", marker_for, display_name)
 
     files = [png_path, csv_path, summary_path]
     window = min(100, iterations)
-    report(cfg, title, format_table(summary, [
+    report(cfg, f"{title}, {details}", format_table(summary, [
         ("optimizer", "optimizer", ""), ("hyperparameters", "hyperparameters", ""),
         ("final_loss", f"loss (last {window} it.)", ".4f"), ("test_loss", "test loss", ".4f"),
         ("test_accuracy", "test accuracy", ".2%"), ("seconds", "seconds", ".1f"), ("note", "", "")]),
         files, [f"({iterations} iterations of {BATCH} images, the same mini-batches for every optimizer; "
                 f"test set: {len(testset(cfg, data)[0])} images)"])
     return Result(NAME, {"losses": {k: c.losses for k, c in curves.items()}, "curves": curves,
-                         "iterations": iterations, "batch": BATCH}, summary, files, timer.seconds)
+                         "iterations": iterations, "batch": BATCH, "schedule": cfg.schedule}, summary, files,
+                  timer.seconds)

@@ -14,8 +14,10 @@ import numpy as np
 
 import descent
 
-from ._common import (Config, LabError, Result, Timer, display_name, format_table, new_figure, report,
-                      resolve_optimizers, save_figure, write_csv)
+from ._config import Config, LabError, Result, Timer
+from ._optimizer_specs import resolve_optimizers
+from ._plots import display_name, new_figure, save_figure
+from ._tables import format_table, report, write_csv
 
 NAME = "paths"
 TITLE = "Optimizer paths on f(x, y) = x^2/20 + y^2 from (-7, 2)"

@@ -3,14 +3,18 @@
 The optimizers experiment's network (784-100-100-100-100-10, ReLU) trained with SGD (lr 0.01)
 for 2000 iterations of 128 images, its weights drawn with std 0.01, Xavier (sqrt(1/n)) and He
 (sqrt(2/n)); the same mini-batches for each. With std 0.01 the signal fades layer after layer
-and the network barely learns; Xavier learns, He learns fastest.
+and the network barely learns; Xavier learns, He learns fastest. --schedule as in the optimizers
+experiment. --quick: 60 iterations, the first 1000 test images.
 """
 from __future__ import annotations
 
 import descent
 
-from ._common import (Config, Result, Timer, final_loss, format_table, load_data, plot_loss_curves, report,
-                      testset, train_loss_curves, write_csv)
+from ._config import Config, Result, Timer
+from ._data import data_name, load_data, testset
+from ._plots import plot_loss_curves
+from ._tables import format_table, report, write_csv
+from ._training import final_loss, schedule_text, scheduled_name, train_loss_curves
 
 NAME = "init"
 TITLE = "Weight initialisation on {data}: 784-100x4-10 ReLU, SGD lr 0.01, batch 128"
@@ -39,19 +43,23 @@ def run(cfg: Config) -> Result:
 
     curves = train_loss_curves(cfg, data, [(label, network(init)) for label, init in INITS], iterations, BATCH,
                                "init")
-    rows = [(label, i, float(loss)) for label, c in curves.items() for i, loss in enumerate(c.losses)]
-    csv_path = write_csv(cfg, "init.csv", ["init", "iteration", "loss"], rows)
+    rows = [(label, i, float(loss), float(lr)) for label, c in curves.items() for i, (loss, lr)
+            in enumerate(zip(c.losses, c.lrs))]
+    csv_path = write_csv(cfg, scheduled_name(cfg, "init.csv"), ["init", "iteration", "loss", "lr"], rows)
     summary = [{"init": label, "weights": init, "final_loss": final_loss(c.losses), "test_loss": c.test_loss,
                 "test_accuracy": c.test_accuracy, "seconds": c.seconds}
                for (label, init), c in zip(INITS, curves.values())]
-    summary_path = write_csv(cfg, "init_summary.csv", list(summary[0].keys()), [list(r.values()) for r in summary])
-    title = TITLE.format(data="Fashion-MNIST" if cfg.data is None else data.source)
-    png_path = plot_loss_curves(cfg, curves, "init.png", f"{title}, {iterations} iterations",
+    summary_path = write_csv(cfg, scheduled_name(cfg, "init_summary.csv"), list(summary[0].keys()),
+                             [list(r.values()) for r in summary])
+    title = TITLE.format(data=data_name(cfg, data))
+    details = f"{iterations} iterations{schedule_text(cfg)}"     # the plot's second title line
+    png_path = plot_loss_curves(cfg, curves, scheduled_name(cfg, "init.png"), f"{title}\n{details}",
                                 lambda label, i: MARKERS.get(label, "o"), lambda label: label, ylim=(0, 2.5))
     files = [png_path, csv_path, summary_path]
-    report(cfg, title, format_table(summary, [
+    report(cfg, f"{title}, {details}", format_table(summary, [
         ("init", "init", ""), ("weights", "spec", ""), ("final_loss", f"loss (last {min(100, iterations)} it.)", ".4f"),
         ("test_loss", "test loss", ".4f"), ("test_accuracy", "test accuracy", ".2%"), ("seconds", "seconds", ".1f")]),
         files, [f"({iterations} iterations; test set: {len(testset(cfg, data)[0])} images)"])
     return Result(NAME, {"losses": {k: c.losses for k, c in curves.items()}, "curves": curves,
-                         "iterations": iterations, "batch": BATCH}, summary, files, timer.seconds)
+                         "iterations": iterations, "batch": BATCH, "schedule": cfg.schedule}, summary, files,
+                  timer.seconds)

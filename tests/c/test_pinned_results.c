@@ -34,8 +34,8 @@
  *
  * BLAS: OpenBLAS picks its kernels by CPU, and kernels differ in rounding. The test therefore
  * runs with OPENBLAS_CORETYPE=Haswell (AVX2 + FMA, what the library itself is compiled for:
- * -march=x86-64-v3): when the variable is unset the test sets it and re-executes itself, so it
- * is in place before libdescent and OpenBLAS load. The hashes were recorded with OpenBLAS
+ * -march=x86-64-v3): the test sets it and re-executes itself, so it is in place before
+ * libdescent and OpenBLAS load. The hashes were recorded with OpenBLAS
  * 0.3.21 (Debian); a machine with another OpenBLAS version or kernel set reports SKIP (exit
  * code 77) instead of a false failure, after printing descent_blas_info().
  *
@@ -214,8 +214,11 @@ static int recorded_blas(const char *info) {
 
 int main(int argc, char **argv) {
     (void)argc;
-    if (!getenv("OPENBLAS_CORETYPE")) {   /* before libdescent or OpenBLAS read it: re-execute */
+    /* libdescent sets OPENBLAS_CORETYPE when it loads (before main), OpenBLAS reads it on first
+     * use: the test re-executes itself once with the variable already set to Haswell. */
+    if (!getenv("DESCENT_PINNED_REEXECUTED")) {
         setenv("OPENBLAS_CORETYPE", "Haswell", 1);
+        setenv("DESCENT_PINNED_REEXECUTED", "1", 1);
         execv("/proc/self/exe", argv);
         printf("FAIL cannot re-execute with OPENBLAS_CORETYPE=Haswell\n");
         return 1;

@@ -157,10 +157,15 @@ def documented_functions(path):
 
 def pairs_together(functions):
     """File order, except that each X_free comes right after its X_create."""
-    names = [name for name, _ in functions]
-    ordered = [f for f in functions if not (f[0].endswith("_free") and f[0][:-5] + "_create" in names)]
-    for free in (f for f in functions if f not in ordered):
-        ordered.insert(ordered.index(next(g for g in ordered if g[0] == free[0][:-5] + "_create")) + 1, free)
+    docs = dict(functions)
+    ordered = []
+    for name, doc in functions:
+        if name.endswith("_free") and name[:-len("_free")] + "_create" in docs:
+            continue   # placed right after its create
+        ordered.append((name, doc))
+        if name.endswith("_create") and name[:-len("_create")] + "_free" in docs:
+            free = name[:-len("_create")] + "_free"
+            ordered.append((free, docs[free]))
     return ordered
 
 

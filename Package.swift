@@ -12,7 +12,7 @@ import Foundation
 
 /// Debian's libomp-dev puts omp.h beside clang 14's builtin headers, which Swift's own clang
 /// does not search. It is added with -idirafter so clang 14's other builtins never shadow
-/// the toolchain's own (TOOLCHAIN.md).
+/// the toolchain's own.
 func openMPIncludeDirectory() -> String? {
     let root = "/usr/lib"
     let fm = FileManager.default
@@ -52,6 +52,8 @@ let package = Package(
             dependencies: ["Descent", "CDescentKernels"],
             linkerSettings: [.unsafeFlags(["-Xlinker", "-soname=libdescent.so"])]
         ),
-        .testTarget(name: "DescentTests", dependencies: ["Descent", "CDescentKernels"]),
+        // Writes the gzip files the IDX reader's tests read; only the tests link it.
+        .target(name: "CGzipWriter", path: "Tests/CGzipWriter", linkerSettings: [.linkedLibrary("z")]),
+        .testTarget(name: "DescentTests", dependencies: ["Descent", "CDescentKernels", "CGzipWriter"]),
     ]
 )

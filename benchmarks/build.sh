@@ -75,7 +75,7 @@ if [ -z "${CC:-}" ]; then
 fi
 
 # omp.h: Debian's libomp-dev puts it beside clang 14's builtin headers, which other compilers
-# do not search; -idirafter keeps the compiler's own builtin headers first (TOOLCHAIN.md).
+# do not search; -idirafter keeps the compiler's own builtin headers first.
 ompinc=""
 for d in /usr/lib/llvm-*/lib/clang/*/include; do
     [ -f "$d/omp.h" ] && ompinc="$d"

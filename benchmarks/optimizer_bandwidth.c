@@ -30,9 +30,14 @@
  * created, pages touched); for sizes whose arrays fit in cache each round re-warms it with one
  * untimed call.
  *
+ * With --baseline LIB (baseline.h) it compares this library with another instead: for each
+ * thread count, size and optimizer, both libraries step their own copy of the same tensor in
+ * alternating runs of about --run-seconds (A B, then B A), --pairs pairs, and the median of
+ * the pairs' time ratios (linked / baseline) is printed with the range.
+ *
  * Usage: optimizer_bandwidth [--sizes 1e3,1e4,...] [--threads 2,1] [--reps N]
  *                            [--optimizers adam,sgd] [--threshold N] [--no-diagnostics]
- *                            [--no-bind]
+ *                            [--no-bind] [--baseline LIB [--pairs 10] [--run-seconds 0.3]]
  * Build and run: benchmarks/build.sh (docs/benchmarks.md).
  */
 #define _GNU_SOURCE
@@ -47,6 +52,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "baseline.h"
 #include "descent.h"
 
 /* ---- small utilities ---------------------------------------------------------------------*/
@@ -252,6 +258,9 @@ static int diagnostics = 1;
 static int bind_threads = 1;
 static int bind_set_here;   /* the benchmark set OMP_PROC_BIND/OMP_PLACES itself */
 static char optimizer_filter[512];
+static const char *baseline_path;   /* --baseline */
+static int baseline_pairs = 10;
+static double baseline_run_seconds = 0.3;
 
 static int optimizer_selected(const char *name) {
     if (!optimizer_filter[0]) return 1;
@@ -299,7 +308,10 @@ static void usage(void) {
          "  --no-diagnostics  skip the plain-loop and read-g diagnostics\n"
          "  --no-bind     do not pin OpenMP threads (default: OMP_PROC_BIND=true OMP_PLACES=cores\n"
          "                unless OMP_PROC_BIND, OMP_PLACES or KMP_AFFINITY is set). Unpinned, the\n"
-         "                kernel sometimes runs both threads on one CPU of this 2-vCPU VM.");
+         "                kernel sometimes runs both threads on one CPU of this 2-vCPU VM.\n"
+         "  --baseline LIB  compare with another libdescent.so in alternating runs instead\n"
+         "  --pairs N       pairs of runs per optimizer and size with --baseline (default 10)\n"
+         "  --run-seconds S length of each run with --baseline (default 0.3)");
 }
 
 static void parse_args(int argc, char **argv) {
@@ -324,6 +336,13 @@ static void parse_args(int argc, char **argv) {
             i++;
         } else if (!strcmp(a, "--reps")) { reps_override = (int)parse_count(val); i++; }
         else if (!strcmp(a, "--threshold")) { g_threshold = parse_count(val); i++; }
+        else if (!strcmp(a, "--baseline")) { baseline_path = val; i++; }
+        else if (!strcmp(a, "--pairs")) { baseline_pairs = (int)parse_count(val); i++; }
+        else if (!strcmp(a, "--run-seconds")) {
+            baseline_run_seconds = atof(val);
+            if (!(baseline_run_seconds > 0)) die("--run-seconds: must be > 0");
+            i++;
+        }
         else if (!strcmp(a, "--optimizers")) {
             snprintf(optimizer_filter, sizeof optimizer_filter, "%s", val);
             int any = 0;
@@ -637,6 +656,91 @@ static void print_verdict(int threads, int nres) {
     }
 }
 
+/* ---- --baseline: this library against another, in alternating runs -------------------------*/
+
+typedef struct {
+    descent_optimizer *opt;
+    float *p, *g;
+} stepper;
+
+static void api_check(const descent_api *api, int32_t status, const char *call) {
+    if (status != DESCENT_OK) {
+        fprintf(stderr, "optimizer_bandwidth: %s (%s library): %s\n", call, api->origin, api->last_error());
+        exit(1);
+    }
+}
+
+/* Nanoseconds per step over `steps` steps. */
+static double run_steps(const descent_api *api, stepper *s, int64_t n, int steps) {
+    float *params[1] = {s->p};
+    const float *grads[1] = {s->g};
+    double t0 = now_ns();
+    for (int i = 0; i < steps; i++) api_check(api, api->optimizer_step(s->opt, 1, params, grads, &n), "descent_optimizer_step");
+    return (now_ns() - t0) / steps;
+}
+
+static void compare_with_baseline(void) {
+    descent_api lib[2] = {descent_api_linked(), {0}};   /* [0] this library, [1] the baseline */
+    if (!descent_api_load(baseline_path, &lib[1])) exit(1);
+    const int pairs = baseline_pairs;
+    double *ratios = malloc((size_t)pairs * sizeof *ratios), *times[2];
+    for (int k = 0; k < 2; k++) times[k] = malloc((size_t)pairs * sizeof(double));
+    if (!ratios || !times[0] || !times[1]) die("out of memory");
+    printf("# Descent %s (linked) against the baseline %s (Descent %s): descent_optimizer_step\n\n",
+           lib[0].version(), baseline_path, lib[1].version());
+    printf("- per optimizer and size: %d pairs of runs of about %.2f s each, alternating A B / B A; "
+           "ratio = linked time per step / baseline time per step, per pair\n", pairs, baseline_run_seconds);
+    for (int t = 0; t < n_threads; t++) {
+        for (int k = 0; k < 2; k++) api_check(&lib[k], lib[k].set_num_threads(thread_list[t]), "descent_set_num_threads");
+        printf("\n## %d thread%s\n\n", thread_list[t], thread_list[t] == 1 ? "" : "s");
+        printf("| n | optimizer | us/step linked | us/step baseline | median ratio | ratio range |\n");
+        printf("|---:|---|---:|---:|---:|---|\n");
+        for (int s = 0; s < n_sizes; s++)
+            for (int o = 0; o < N_OPTIMIZERS; o++) {
+                if (!optimizer_selected(OPTIMIZERS[o].name)) continue;
+                const int64_t n = sizes[s];
+                stepper st[2];
+                for (int k = 0; k < 2; k++) {
+                    api_check(&lib[k], lib[k].optimizer_create(OPTIMIZERS[o].name, NULL, &st[k].opt),
+                              "descent_optimizer_create");
+                    st[k].p = alloc_floats(n);
+                    st[k].g = alloc_floats(n);
+                    for (int64_t i = 0; i < n; i++) st[k].p[i] = 0.5f, st[k].g[i] = 1e-3f;
+                    run_steps(&lib[k], &st[k], n, 2);   /* state created, pages touched */
+                }
+                /* Steps per run: about run_seconds on the baseline (both take the same steps). */
+                int probe = 1;
+                double per_step;
+                while ((per_step = run_steps(&lib[1], &st[1], n, probe)) * probe < 0.02e9) {
+                    run_steps(&lib[0], &st[0], n, probe);
+                    probe *= 2;
+                }
+                run_steps(&lib[0], &st[0], n, probe);
+                const int steps = (int)(baseline_run_seconds * 1e9 / per_step) + 1;
+                for (int p = 0; p < pairs; p++) {
+                    for (int j = 0; j < 2; j++) {
+                        int k = (p + j) % 2;   /* A B, then B A: neither always runs first */
+                        times[k][p] = run_steps(&lib[k], &st[k], n, steps);
+                    }
+                    ratios[p] = times[0][p] / times[1][p];
+                }
+                qsort(ratios, (size_t)pairs, sizeof *ratios, cmp_double);
+                qsort(times[0], (size_t)pairs, sizeof(double), cmp_double);
+                qsort(times[1], (size_t)pairs, sizeof(double), cmp_double);
+                printf("| %.0e | %s | %.3f | %.3f | %.3f | %.3f-%.3f |\n", (double)n, OPTIMIZERS[o].name,
+                       quantile_sorted(times[0], pairs, 0.5) / 1e3, quantile_sorted(times[1], pairs, 0.5) / 1e3,
+                       quantile_sorted(ratios, pairs, 0.5), ratios[0], ratios[pairs - 1]);
+                fflush(stdout);
+                for (int k = 0; k < 2; k++) {
+                    lib[k].optimizer_free(st[k].opt);
+                    free(st[k].p);
+                    free(st[k].g);
+                }
+            }
+    }
+    free(ratios); free(times[0]); free(times[1]);
+}
+
 int main(int argc, char **argv) {
     parse_args(argc, argv);
     /* Before the first OpenMP call (libomp reads these once, when it initialises). */
@@ -648,6 +752,10 @@ int main(int argc, char **argv) {
     if (n_threads == 0) {
         thread_list[n_threads++] = descent_get_num_threads();
         if (thread_list[0] > 1) thread_list[n_threads++] = 1;
+    }
+    if (baseline_path) {
+        compare_with_baseline();
+        return 0;
     }
     /* The Adam constants the plain loop uses: the library's defaults, first-step corrections. */
     {

@@ -4,12 +4,13 @@
  *
  *   train_step [--batch 128] [--iterations 2000] [--threads N] [--optimizers sgd,adam,...]
  *              [--hparams "check_finite=0"]   (given to every optimizer; default: its defaults)
+ *              [--baseline OLD/libdescent.so [--pairs 10] [--run-seconds 0.3]]
  *
  * Network: 784-100-100-100-100-10, ReLU, He (the book's seed network), with and without batch
- * norm, one fixed synthetic batch (timing does not depend on the values). All 14 networks (7
- * optimizers x batch norm off/on) are timed in interleaved blocks of iterations, so slow phases
- * of a shared machine hit them alike; each figure is the median over blocks of block time /
- * iterations.
+ * norm (at batch 1 without only: batch norm refuses to train on one sample), one fixed
+ * synthetic batch (timing does not depend on the values). All 14 networks (7 optimizers x
+ * batch norm off/on) are timed in interleaved blocks of iterations, so slow phases of a shared
+ * machine hit them alike; each figure is the median over blocks of block time / iterations.
  *
  * Reference ("sgemm alone"): the iteration's 14 matrix products (per layer: forward X W, weight
  * gradient X^T dY, and dY W^T for every layer but the first) as cblas_sgemm calls on the
@@ -20,6 +21,13 @@
  * Both are measured in alternating rounds, half before the networks and half after, so a slow
  * phase of the machine does not land on one of them only. The ratio uses the faster of the two;
  * the output says which.
+ *
+ * With --baseline LIB (baseline.h) the program compares instead of measuring against sgemm:
+ * for each network it builds the same network in both libraries and alternates runs of
+ * about --run-seconds of each (A B, then B A, ...), --pairs pairs; each pair gives the ratio
+ * (this library's time per step) / (the baseline's), and the median ratio is printed, with the
+ * range. Both networks take exactly the same steps, so the last loss also tells whether the
+ * two libraries compute the same bits.
  *
  * Targets (issue 3): adam under 0.7 ms per iteration at batch 128 on this 2-core machine, and
  * under 60 us per step at batch 1.
@@ -33,6 +41,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "baseline.h"
 #include "descent.h"
 
 #define CHECK(call)                                                                  \
@@ -125,6 +134,90 @@ static void reference_rounds(int batch, int threads, int reps, double *t1, int *
     usleep(300000);
 }
 
+/* ---- --baseline: this library against another, in alternating runs -------------------------*/
+
+static void api_check(const descent_api *api, int32_t status, const char *call) {
+    if (status != DESCENT_OK) {
+        fprintf(stderr, "train_step: %s (%s library): %s\n", call, api->origin, api->last_error());
+        exit(1);
+    }
+}
+
+/* Seconds per step over `steps` steps of `net`; the last loss goes to *loss. */
+static double run_steps(const descent_api *api, descent_net *net, const float *x, const int32_t *y,
+                        int batch, int steps, float *loss) {
+    double t0 = seconds();
+    for (int i = 0; i < steps; i++) api_check(api, api->net_train_step(net, x, y, batch, loss), "descent_net_train_step");
+    return (seconds() - t0) / steps;
+}
+
+static int compare_with_baseline(const char *path, const char *list, const char *hparams, int batch,
+                                 int threads, int pairs, double run_seconds) {
+    descent_api lib[2] = {descent_api_linked(), {0}};   /* [0] this library, [1] the baseline */
+    if (!descent_api_load(path, &lib[1])) return 1;
+    for (int k = 0; k < 2; k++)
+        if (threads > 0) api_check(&lib[k], lib[k].set_num_threads(threads), "descent_set_num_threads");
+    threads = descent_get_num_threads();
+    printf("# Descent %s (linked) against the baseline %s (Descent %s): seed network, batch %d, %d thread%s\n\n",
+           lib[0].version(), path, lib[1].version(), batch, threads, threads == 1 ? "" : "s");
+    printf("- BLAS: %s\n", lib[0].blas_info());
+    if (hparams) printf("- optimizer hyperparameters: %s (besides the defaults)\n", hparams);
+    printf("- per network: %d pairs of runs of about %.2f s each, alternating A B / B A; "
+           "ratio = linked time per step / baseline time per step, per pair\n\n", pairs, run_seconds);
+    printf("| optimizer | batch norm | ms/iter linked | ms/iter baseline | median ratio | ratio range | same last loss |\n");
+    printf("|---|---|---:|---:|---:|---|---|\n");
+
+    float *x = malloc((size_t)batch * 784 * sizeof *x);
+    int32_t *y = malloc((size_t)batch * sizeof *y);
+    double *ratios = malloc((size_t)pairs * sizeof *ratios), *times[2];
+    for (int k = 0; k < 2; k++) times[k] = malloc((size_t)pairs * sizeof(double));
+    if (!x || !y || !ratios || !times[0] || !times[1]) { fprintf(stderr, "train_step: out of memory\n"); return 1; }
+    srand(1);
+    for (int i = 0; i < batch * 784; i++) x[i] = (float)rand() / (float)RAND_MAX;
+    for (int i = 0; i < batch; i++) y[i] = i % 10;
+
+    double all_ratios_product = 1;
+    int networks = 0;
+    for (int bn = 0; bn <= (batch > 1); bn++) {   /* batch norm cannot train on batches of 1 */
+        char copy[256];
+        snprintf(copy, sizeof copy, "%s", list);
+        for (char *name = strtok(copy, ","); name; name = strtok(NULL, ",")) {
+            char spec[256];
+            snprintf(spec, sizeof spec, "{\"sizes\":[784,100,100,100,100,10],\"batchnorm\":%s,\"seed\":1}",
+                     bn ? "true" : "false");
+            descent_net *net[2];
+            float loss[2] = {0, 0};
+            for (int k = 0; k < 2; k++) {
+                api_check(&lib[k], lib[k].net_create(spec, &net[k]), "descent_net_create");
+                api_check(&lib[k], lib[k].net_set_optimizer(net[k], name, hparams), "descent_net_set_optimizer");
+                run_steps(&lib[k], net[k], x, y, batch, 20, &loss[k]);   /* warm-up */
+            }
+            /* Steps per run: about run_seconds on the baseline (both take the same steps). */
+            double per_step = run_steps(&lib[1], net[1], x, y, batch, 20, &loss[1]);
+            run_steps(&lib[0], net[0], x, y, batch, 20, &loss[0]);
+            int steps = (int)(run_seconds / per_step) + 1;
+            for (int p = 0; p < pairs; p++) {
+                for (int j = 0; j < 2; j++) {
+                    int k = (p + j) % 2;   /* A B, then B A: neither always runs first */
+                    times[k][p] = run_steps(&lib[k], net[k], x, y, batch, steps, &loss[k]);
+                }
+                ratios[p] = times[0][p] / times[1][p];
+            }
+            double ratio = median(ratios, pairs);   /* sorts ratios */
+            all_ratios_product *= ratio;
+            networks++;
+            printf("| %s | %s | %.4f | %.4f | %.3f | %.3f-%.3f | %s |\n", name, bn ? "yes" : "no",
+                   median(times[0], pairs) * 1e3, median(times[1], pairs) * 1e3, ratio, ratios[0],
+                   ratios[pairs - 1], memcmp(&loss[0], &loss[1], sizeof(float)) == 0 ? "yes" : "NO");
+            for (int k = 0; k < 2; k++) lib[k].net_free(net[k]);
+        }
+    }
+    printf("\nGeometric mean of the median ratios over the %d networks: %.3f (< 1: the linked library is faster).\n",
+           networks, pow(all_ratios_product, 1.0 / networks));
+    free(x); free(y); free(ratios); free(times[0]); free(times[1]);
+    return 0;
+}
+
 /* ---- main ----------------------------------------------------------------------------------*/
 
 typedef struct {
@@ -137,19 +230,28 @@ typedef struct {
 int main(int argc, char **argv) {
     int iterations = 2000, batch = 128, threads = 0;
     const char *list = "sgd,momentum,nesterov,adagrad,rmsprop,adam,adamw", *hparams = NULL;
+    const char *baseline = NULL;
+    int pairs = 10;
+    double run_seconds = 0.3;
     for (int i = 1; i < argc; i++) {
         if (i + 1 < argc && !strcmp(argv[i], "--iterations")) iterations = atoi(argv[++i]);
         else if (i + 1 < argc && !strcmp(argv[i], "--batch")) batch = atoi(argv[++i]);
         else if (i + 1 < argc && !strcmp(argv[i], "--optimizers")) list = argv[++i];
         else if (i + 1 < argc && !strcmp(argv[i], "--threads")) threads = atoi(argv[++i]);
         else if (i + 1 < argc && !strcmp(argv[i], "--hparams")) hparams = argv[++i];
+        else if (i + 1 < argc && !strcmp(argv[i], "--baseline")) baseline = argv[++i];
+        else if (i + 1 < argc && !strcmp(argv[i], "--pairs")) pairs = atoi(argv[++i]);
+        else if (i + 1 < argc && !strcmp(argv[i], "--run-seconds")) run_seconds = atof(argv[++i]);
         else {
             fprintf(stderr, "usage: train_step [--batch 128] [--iterations 2000] [--threads N] "
-                            "[--optimizers sgd,adam,...] [--hparams k=v,...]\n");
+                            "[--optimizers sgd,adam,...] [--hparams k=v,...]\n"
+                            "                  [--baseline OLD/libdescent.so [--pairs 10] [--run-seconds 0.3]]\n");
             return 2;
         }
     }
     if (batch < 1 || iterations < 1) { fprintf(stderr, "train_step: batch and iterations must be >= 1\n"); return 2; }
+    if (pairs < 1 || !(run_seconds > 0)) { fprintf(stderr, "train_step: pairs and run-seconds must be > 0\n"); return 2; }
+    if (baseline) return compare_with_baseline(baseline, list, hparams, batch, threads, pairs, run_seconds);
     if (threads > 0) CHECK(descent_set_num_threads(threads));
     threads = descent_get_num_threads();
     const char *blas = descent_blas_info();   /* loads OpenBLAS */
@@ -175,7 +277,7 @@ int main(int argc, char **argv) {
     const int blocks = iterations >= 40 ? 40 : iterations, per_block = iterations / blocks;
     config cfg[MAX_NETS];
     int nc = 0;
-    for (int bn = 0; bn <= 1; bn++) {
+    for (int bn = 0; bn <= (batch > 1); bn++) {   /* batch norm cannot train on batches of 1 */
         char copy[256];
         snprintf(copy, sizeof copy, "%s", list);
         for (char *name = strtok(copy, ","); name && nc < MAX_NETS; name = strtok(NULL, ",")) {

@@ -2,10 +2,16 @@
  * blas.c -- matrix products through OpenBLAS, loaded at run time.
  *
  * Why dlopen and not a link: Debian's OpenBLAS 0.3.21 does not recognise recent Intel CPUs
- * (Sapphire Rapids) and falls back to its "Prescott" kernels, ~4x slower for sgemm. The kernel
- * set is chosen from OPENBLAS_CORETYPE when the library loads, so the only way to pick the
- * right one without asking every user to set a variable is to set it ourselves (only when the
- * user has not) and then load the library. See TOOLCHAIN.md, "BLAS: beware CPU detection".
+ * (Sapphire Rapids) and falls back to its "Prescott" kernels, ~4x slower for sgemm. OpenBLAS
+ * (built with DYNAMIC_ARCH) reads OPENBLAS_CORETYPE once, when it is loaded, and has no call to
+ * change the kernel set afterwards; so the only way to pick the right one without asking every
+ * user to set a variable is to set it ourselves (only when the user has not) before OpenBLAS
+ * loads. A link would load OpenBLAS before any code of ours runs; dlopen loads it on first use.
+ *
+ * When the variable is set: once, in a constructor that runs while libdescent itself is loaded
+ * (before main for a linked program, inside dlopen for Python), never at an arbitrary later
+ * time. setenv is not safe against getenv in other threads, and at load time the library has
+ * started none. The process's environment, and its children's, then hold the variable.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -36,6 +42,7 @@ static struct {
 
 static pthread_once_t load_once = PTHREAD_ONCE_INIT;
 static int loaded;   /* set once, under load_once */
+static const char *chosen_coretype;   /* what choose_coretype set, or NULL */
 
 /* The kernel set for this CPU, when OpenBLAS's own detection is known to be wrong or slow. */
 static const char *preferred_coretype(void) {
@@ -49,17 +56,18 @@ static const char *preferred_coretype(void) {
     return NULL;
 }
 
+/* At load (see the top of the file): OPENBLAS_CORETYPE for this CPU, unless the user set one. */
+__attribute__((constructor)) static void choose_coretype(void) {
+    if (getenv("OPENBLAS_CORETYPE")) return;
+    const char *core = preferred_coretype();
+    if (core && setenv("OPENBLAS_CORETYPE", core, 0) == 0) chosen_coretype = core;
+}
+
 static void load(void) {
-    const char *chosen_by = "OPENBLAS_CORETYPE set by the user";
-    if (!getenv("OPENBLAS_CORETYPE")) {
-        const char *core = preferred_coretype();
-        if (core) {
-            setenv("OPENBLAS_CORETYPE", core, 0);
-            chosen_by = "chosen by Descent for this CPU";
-        } else {
-            chosen_by = "OpenBLAS's own detection";
-        }
-    }
+    const char *core = getenv("OPENBLAS_CORETYPE");
+    const char *chosen_by = !core ? "OpenBLAS's own detection"
+                            : chosen_coretype && !strcmp(core, chosen_coretype) ? "chosen by Descent for this CPU"
+                                                                                : "OPENBLAS_CORETYPE set by the user";
     const char *names[] = {"libopenblas.so.0", "libopenblas.so"};
     void *lib = NULL;
     for (size_t i = 0; i < sizeof names / sizeof names[0] && !lib; i++) lib = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
@@ -80,7 +88,7 @@ static void load(void) {
     }
     /* OpenBLAS runs single-threaded inside our own OpenMP threads (see dk_sgemm): its own
      * pthread pool splits these small products poorly and its spinning workers slow the
-     * OpenMP kernels next to them (TOOLCHAIN.md). */
+     * OpenMP kernels next to them. */
     if (blas.set_threads) blas.set_threads(1);
     __atomic_store_n(&loaded, 1, __ATOMIC_RELEASE);
     snprintf(blas.description, sizeof blas.description, "%s; kernels %s (%s)",

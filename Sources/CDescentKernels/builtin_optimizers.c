@@ -5,8 +5,8 @@
  * Every step() is one fused pass over memory: each element of param, grad and state is read
  * once and written at most once. Constants that depend only on the step (bias corrections)
  * come from prepare() through ctx->scalars, computed once per step in double precision.
- * Formulas: ../../../shared/DESIGN.md "Optimizer semantics" (the book's forms; adam's
- * eps_hat=0 and adamw are PyTorch's). Symbols below: p param, g grad, t the 1-based step.
+ * Formulas: the book's forms, written above each step() and in each optimizer's description
+ * (adam's eps_hat=0 and adamw are PyTorch's). Symbols below: p param, g grad, t the 1-based step.
  */
 #include <math.h>
 

@@ -63,21 +63,6 @@ void dk_gzip_close(dk_gzip *gz) {
     if (gz) gzclose_r(as_gz(gz));
 }
 
-int32_t dk_gzip_write_file(const char *path, const void *data, int64_t n) {
-    gzFile file = gzopen(path, "wb");
-    if (!file) return -1;
-    const unsigned char *in = data;
-    int ok = 1;
-    for (int64_t done = 0; ok && done < n;) {
-        int64_t chunk = n - done > (1 << 30) ? (1 << 30) : n - done;
-        int wrote = gzwrite(file, in + done, (unsigned)chunk);
-        ok = wrote == (int)chunk;
-        done += chunk;
-    }
-    if (gzclose_w(file) != Z_OK) ok = 0;
-    return ok ? 0 : -1;
-}
-
 void dk_bytes_to_unit_floats(const uint8_t *restrict bytes, float *restrict out, int64_t n) {
     for (int64_t i = 0; i < n; i++) out[i] = (float)bytes[i] / 255.0f;
 }

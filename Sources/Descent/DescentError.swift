@@ -1,23 +1,30 @@
-/// What went wrong, as a code. The C API returns these values as `int32_t` statuses.
+// The one definition of the status codes. scripts/generate_header.py renders this enum (doc
+// comments, values and the C names of `cName`) as `descent_status` in include/descent.h, and
+// the Python binding's codes are tested against that header (bindings/python/tests).
+
+/// Status codes. Every function that can fail returns one of these as an `int32_t`; 0 is
+/// success. On failure, `descent_last_error()` says which function, which argument and what
+/// is wrong. New codes may be added at the end; treat unknown non-zero codes as errors.
 public enum Status: Int32, Sendable, CaseIterable {
+    /// Success.
     case ok = 0
-    /// An argument is NULL, out of range, malformed or of the wrong size.
+    /// An argument is NULL, out of range, malformed, non-finite or of the wrong size.
     case invalidArgument = 1
-    /// A name (optimizer, hyperparameter, file) does not exist.
+    /// A name (optimizer, hyperparameter, file, directory) does not exist.
     case notFound = 2
-    /// NaN or Inf where finite numbers are required.
+    /// NaN or Inf in data that must be finite (gradients, inputs).
     case numeric = 3
-    /// Tensor count or lengths differ from the ones the state was created for.
+    /// Tensor count or lengths differ from those the optimizer state was created for.
     case shapeMismatch = 4
     /// Reading or writing a file failed.
     case io = 5
     /// A file's contents are not in the expected format.
     case format = 6
-    /// A plugin could not be loaded, or its optimizer failed.
+    /// A plugin could not be loaded, collides with a loaded name, or its optimizer failed.
     case plugin = 7
     /// Memory could not be allocated.
     case outOfMemory = 8
-    /// The caller's buffer is too small; the needed size was reported.
+    /// The caller's buffer is too small; the needed size was written to `*needed`.
     case bufferTooSmall = 9
 
     /// The status's C name, e.g. `DESCENT_ERR_NUMERIC`.

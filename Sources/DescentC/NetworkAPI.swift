@@ -266,6 +266,11 @@ func inUseMessage(_ handle: UnsafePointer<descent_net>) -> String {
 
 /// Which BLAS does the matrix products and which kernel set it runs, e.g.
 /// "OpenBLAS 0.3.21 ... ; kernels SkylakeX (chosen by Descent for this CPU)". Loads it if needed.
+/// OpenBLAS 0.3.21 mis-detects recent Intel CPUs and falls back to kernels ~4x slower, and it
+/// reads its kernel set from the environment variable OPENBLAS_CORETYPE only when it loads. So
+/// when libdescent itself is loaded (and only then) it sets OPENBLAS_CORETYPE for this CPU
+/// (SkylakeX with AVX-512, Haswell with AVX2 and FMA) unless the variable is already set; the
+/// process's environment keeps it. Set it before loading libdescent to choose yourself.
 ///
 /// Memory: a static string. Threads: safe from any thread.
 @c(descent_blas_info) public func descent_blas_info() -> UnsafePointer<CChar>? {

@@ -1,4 +1,4 @@
-// The JSON network spec (DESIGN.md, "Networks"): defaults, every invalid field with its exact
+// The JSON network spec (as descent_net_create documents it): defaults, every invalid field with its exact
 // message, and the round trip spec.json -> parse.
 import Testing
 @testable import Descent

@@ -1,7 +1,7 @@
 // Shared helpers of the Network*Tests files: deterministic test data, array-based wrappers
 // around the pointer API, access to the layers, a bitwise snapshot of everything a failed call
-// must leave alone, and a float64 reference implementation of the network (from DESIGN.md,
-// "Networks") that the gradient checks differentiate numerically.
+// must leave alone, and a float64 reference implementation of the network (written
+// out below from its documented semantics) that the gradient checks differentiate numerically.
 import CDescentKernels
 #if canImport(Glibc)
 import Glibc
@@ -81,6 +81,13 @@ extension Network {
     /// The masks of the last training forward pass, one per dropout layer, as [rows * width].
     func lastMasks(rows: Int) -> [[Double]] {
         dropoutLayers.map { layer in (0..<rows * layer.width).map { Double(layer.lastMask[$0]) } }
+    }
+}
+
+extension DropoutLayer {
+    /// The private mask of the last training forward pass, read by reflection (tests only).
+    var lastMask: UnsafeMutablePointer<Float> {
+        (Mirror(reflecting: self).children.first { $0.label == "mask" }!.value as! FloatBuffer).pointer
     }
 }
 
@@ -164,7 +171,7 @@ func maxAbs(_ v: [Double]) -> Double { v.map { Swift.abs($0) }.max() ?? 0 }
 
 // MARK: - float64 reference network
 
-/// The network's semantics re-implemented in double precision, straight from DESIGN.md:
+/// The network's semantics re-implemented in double precision, independently of the library:
 /// hidden block Affine -> BatchNorm (batch mean, biased variance, eps 1e-6; or the running
 /// averages in evaluation) -> activation -> inverted dropout (the given masks, already scaled);
 /// last block Affine -> softmax cross-entropy averaged over the batch; plus

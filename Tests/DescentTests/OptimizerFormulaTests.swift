@@ -1,4 +1,4 @@
-// Every built-in optimizer against DESIGN.md's formulas: multi-step runs on several tensors
+// Every built-in optimizer against the book's formulas: multi-step runs on several tensors
 // compared with ReferenceOptimizer (Double), and small cases worked out by hand.
 import Testing
 @testable import Descent
@@ -71,7 +71,7 @@ struct FormulaData {
 
 @Suite("Optimizer formulas")
 struct OptimizerFormulaTests {
-    @Test("multi-step run matches DESIGN.md's formulas", arguments: formulaCases)
+    @Test("multi-step run matches the reference formulas", arguments: formulaCases)
     func multiStep(_ c: FormulaCase) throws {
         let optimizer = try Optimizer(c.name, hyperparameters: c.text)
         var reference = ReferenceOptimizer(c.name, c.overrides)
@@ -292,7 +292,7 @@ struct LiteralFormulaTests {
         }
     }
 
-    /// Defaults (no string, empty string) follow DESIGN.md: sgd lr=0.01, p=1, g=1 gives 0.99.
+    /// Defaults (no string, empty string) are the documented ones: sgd lr=0.01, p=1, g=1 gives 0.99.
     @Test("defaults apply with nil and empty hyperparameters")
     func defaults() throws {
         for text in [nil, "", "  "] as [String?] {

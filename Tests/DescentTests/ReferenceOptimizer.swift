@@ -1,9 +1,9 @@
-// An independent re-implementation of DESIGN.md "Optimizer semantics" in Double precision.
+// An independent re-implementation of the built-in optimizers' update rules in Double precision.
 // It does not call the library: defaults, formulas and state layout are written out here
 // from the design document, so a mistake in the library's table or kernels shows up as a
 // difference.
 
-/// Defaults from DESIGN.md's table. Every optimizer except adamw also has the host-provided
+/// The documented defaults. Every optimizer except adamw also has the host-provided
 /// L2 `weight_decay` (default 0): g' = g + weight_decay*p. adam's `eps_hat` defaults to 1
 /// (the book form); `eps_hat=0` selects PyTorch's form. Every optimizer also has the host's
 /// `check_finite` (boolean, default 1: gradients are checked for NaN/Inf before a step); it

@@ -8,7 +8,7 @@ let pluginPathUnset = ProcessInfo.processInfo.environment["DESCENT_PLUGIN_PATH"]
 
 @Suite("Registry")
 struct RegistryTests {
-    @Test("built-ins come first, in DESIGN.md's order")
+    @Test("built-ins come first, in their documented order")
     func names() {
         let names = OptimizerRegistry.names
         #expect(Array(names.prefix(builtinNames.count)) == builtinNames)
@@ -24,7 +24,7 @@ struct RegistryTests {
         #expect(kind.stateCount == designStateCount[name])
         #expect(!kind.isFallible, "built-ins never fail, so they need no rollback copy")
         #expect(!kind.summary.isEmpty)
-        // Defaults equal DESIGN.md's table (independently written in ReferenceOptimizer.swift).
+        // Defaults equal the documented ones (independently written in ReferenceOptimizer.swift).
         #expect(Dictionary(uniqueKeysWithValues: zip(kind.hyperparameters.map(\.name), kind.defaults))
                 == designDefaults[name]!)
         #expect(kind.hyperparameters.filter { $0.name == "weight_decay" }.count == 1)

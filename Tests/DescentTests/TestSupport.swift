@@ -3,7 +3,7 @@
 import Testing
 @testable import Descent
 
-/// The built-in optimizers, in registration order (DESIGN.md's table order).
+/// The built-in optimizers, in registration order.
 let builtinNames = ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"]
 
 /// Relative tolerance for comparing the library against the Double references.

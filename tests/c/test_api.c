@@ -129,7 +129,7 @@ static void test_threads(void) {
           (int)initial);
 }
 
-/* The defaults of DESIGN.md's table, read back with descent_optimizer_get. */
+/* The documented defaults, read back with descent_optimizer_get. */
 static void test_defaults(void) {
     static const struct { const char *name, *key; double value; } defaults[] = {
         {"sgd", "lr", 0.01}, {"sgd", "weight_decay", 0.0},

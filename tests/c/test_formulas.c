@@ -1,9 +1,9 @@
 /*
- * test_formulas.c -- every built-in optimizer against DESIGN.md's update rules.
+ * test_formulas.c -- every built-in optimizer against the book's update rules.
  *
  * Each case runs several steps on two tensors, with and without weight_decay, and compares every
- * parameter after every step with a double-precision reference written here from the table in
- * DESIGN.md "Optimizer semantics" (not from the library's kernels):
+ * parameter after every step with a double-precision reference written here from the update
+ * rules below (not from the library's kernels):
  *
  *   g' = g + weight_decay*p   (host L2) for every optimizer but adamw
  *   sgd        p -= lr*g
@@ -156,8 +156,8 @@ static double run_case(const config *c, const int64_t *lengths, int count, int s
 }
 
 int main(void) {
-    printf("test_formulas: built-in optimizers against DESIGN.md's formulas (double reference)\n");
-    /* defaults from DESIGN.md are written out where a case relies on them */
+    printf("test_formulas: built-in optimizers against the book's formulas (double reference)\n");
+    /* the documented defaults are written out where a case relies on them */
     static const config cases[] = {
         /* name        hparams                                         lr    mom  decay eps   b1   b2    ehat wd */
         {"sgd", "lr=0.1", 0.1, 0, 0, 0, 0, 0, 0, 0},

@@ -6,7 +6,7 @@
  * default). The point is one tensor of 2 floats, as the book's params = {'x', 'y'} would be.
  *
  * Every step of the library's path is compared with a reference computed here in double
- * precision, straight from the formulas of DESIGN.md (written out below, independently of the
+ * precision, straight from the book's update rules (written out below, independently of the
  * library's kernels), and the first steps also with values derived by hand.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -22,7 +22,7 @@ static const double X0 = -7.0, Y0 = 2.0;
 
 static double f(double x, double y) { return x * x / 20.0 + y * y; }
 
-/* ---- the reference: DESIGN.md's update rules in double precision ----------------------------*/
+/* ---- the reference: the book's update rules in double precision -----------------------------*/
 
 typedef struct ref_state {
     double p[2], a[2], b[2];   /* point, first state buffer, second state buffer */

@@ -65,7 +65,7 @@ void dk_fp_mode_set(uint32_t mode);
 
 /* ---- the step runner ---------------------------------------------------------------------*/
 /* Work smaller than this many elements in total runs on the calling thread: an OpenMP
- * parallel region costs ~1 us, more than a small update takes (TOOLCHAIN.md measurements). */
+ * parallel region costs ~1 us (libomp 14), more than a small update takes. */
 #define DK_PARALLEL_MIN_ELEMENTS 32768
 /* Elements per chunk handed to step(); also the size of the per-thread weight-decay scratch. */
 #define DK_CHUNK 4096
@@ -222,8 +222,6 @@ int64_t dk_gzip_read(dk_gzip *gz, void *buffer, int64_t n);
 /* Why the last dk_gzip_read failed; *kind (may be NULL) receives a dk_gzip_*_error. */
 const char *dk_gzip_error(dk_gzip *gz, int32_t *kind);
 void dk_gzip_close(dk_gzip *gz);   /* NULL is ignored */
-/* Writes n bytes as a gzip file (used by tests). 0 on success, -1 on failure (errno may say why). */
-int32_t dk_gzip_write_file(const char *path, const void *data, int64_t n);
 /* out[i] = bytes[i] / 255.0f (pixels to [0, 1]); out[i] = bytes[i] (labels). */
 void dk_bytes_to_unit_floats(const uint8_t *bytes, float *out, int64_t n);
 void dk_bytes_to_int32(const uint8_t *bytes, int32_t *out, int64_t n);

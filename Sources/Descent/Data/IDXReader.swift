@@ -147,9 +147,6 @@ enum IDXReader {
         private var fileSize: Int?
         /// A raw file's first (up to 4) bytes, read while looking for the gzip magic.
         private var rawMagic: [UInt8]?
-        /// The largest data buffer `readData` reserved (for tests: a lying header must not
-        /// make it large).
-        private(set) var largestReservation = 0
 
         var headerBytes: Int { 4 + 4 * dimensions.count }
         var isGzip: Bool { gzip != nil }
@@ -336,7 +333,6 @@ enum IDXReader {
                 if storage.count == storage.capacity {
                     try storage.reserve(min(wanted, storage.capacity * 2))
                 }
-                largestReservation = storage.capacity
                 let room = storage.capacity - storage.count
                 let got = try read(into: storage.pointer! + storage.count, room)
                 storage.count += got

@@ -32,7 +32,4 @@ final class DropoutLayer: Layer {
         dk_multiply(dy, mask.pointer, inputGradient.pointer, Int64(rows * width))
         return UnsafePointer(inputGradient.pointer)
     }
-
-    /// Test hook: the mask of the last training forward.
-    var lastMask: UnsafeMutablePointer<Float> { mask.pointer }
 }

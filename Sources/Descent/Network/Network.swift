@@ -26,7 +26,6 @@ public final class Network {
     private let activationLayers: [ActivationLayer]
     /// The batch-1 step in one pass, for networks without batch norm and dropout.
     private let singleSample: SingleSamplePath?
-    private let scores = FloatBuffer()
     private let probabilities = FloatBuffer()
     private let scoreGradient = FloatBuffer()
     private var reservedRows = 0
@@ -373,7 +372,6 @@ public final class Network {
         guard rows > reservedRows else { return }
         singleSample?.buffersMoved()   // first: a failure below may have moved some already
         for layer in layers { try layer.reserve(rows: rows) }
-        try scores.reserve(rows * classes)
         try probabilities.reserve(rows * classes)
         try scoreGradient.reserve(rows * classes)
         reservedRows = rows

@@ -34,7 +34,7 @@ def test_describe_adam():
     assert "sqrt" in d["description"]
     hp = {h["name"]: h for h in d["hyperparameters"]}
     assert list(hp) == ["lr", "beta1", "beta2", "eps", "eps_hat", "weight_decay", "check_finite"]
-    # The book's defaults (DESIGN.md "Optimizer semantics").
+    # The book's defaults.
     assert hp["lr"]["default"] == pytest.approx(0.001)
     assert hp["beta1"]["default"] == pytest.approx(0.9)
     assert hp["beta2"]["default"] == pytest.approx(0.999)

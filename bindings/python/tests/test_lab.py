@@ -1,6 +1,6 @@
 """The lab (descent-lab): every experiment with --quick on a tiny synthetic MNIST-format folder
 (never the Debian package), checked for valid PNG plots, CSV files with the documented columns
-and plausible numbers; paths against a numpy implementation of DESIGN.md's formulas; the
+and plausible numbers; paths against a numpy implementation of the book's formulas; the
 command line's errors (clear message, non-zero exit, no traceback)."""
 from __future__ import annotations
 
@@ -130,7 +130,7 @@ def test_quick_run_writes_valid_png_and_csv(quick, experiment):
 # -- paths: the book's settings, exactly -------------------------------------------------------------
 
 def reference_path(name: str, lr: float, steps: int = 30) -> np.ndarray:
-    """DESIGN.md's update rules (defaults: momentum 0.9; adagrad eps 1e-7; adam betas 0.9,
+    """The book's update rules (defaults: momentum 0.9; adagrad eps 1e-7; adam betas 0.9,
     0.999, eps 1e-7, book form) on f = x^2/20 + y^2, in float64."""
     p = np.array([-7.0, 2.0])
     v, h, m = np.zeros(2), np.zeros(2), np.zeros(2)

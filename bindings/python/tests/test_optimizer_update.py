@@ -1,4 +1,4 @@
-"""Optimizer.update against a numpy implementation of DESIGN.md's "Optimizer semantics", written
+"""Optimizer.update against a numpy implementation of the built-in update rules, written
 here independently of the library, plus the input checks and the in-place (no copy) contract.
 
 The reference runs in float64 from the same float32 starting point and float32 gradients; the
@@ -19,7 +19,7 @@ STEPS = 6
 
 
 class Reference:
-    """DESIGN.md's update rules, one object per optimizer, state per tensor key, float64."""
+    """The update rules, one object per optimizer, state per tensor key, float64."""
 
     def __init__(self, name: str, **hp):
         defaults = {h["name"]: h["default"] for h in descent.describe(name)["hyperparameters"]}

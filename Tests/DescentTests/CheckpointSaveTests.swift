@@ -11,45 +11,6 @@ import Glibc
 
 // MARK: - helpers
 
-/// A fresh directory under /tmp; remove it with `saveRemoveTree`.
-private func saveTemporaryDirectory() -> String {
-    var template = Array("/tmp/descent-save-test-XXXXXX".utf8CString)
-    let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
-    precondition(made != nil, "mkdtemp failed")
-    return template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
-}
-
-private func saveListDirectory(_ path: String) -> [String] {
-    guard let dir = opendir(path) else { return [] }
-    defer { closedir(dir) }
-    var names: [String] = []
-    while let entry = readdir(dir) {
-        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
-        if name != "." && name != ".." { names.append(name) }
-    }
-    return names.sorted()
-}
-
-private func saveRemoveTree(_ path: String) {
-    var info = stat()
-    guard lstat(path, &info) == 0 else { return }
-    if info.st_mode & S_IFMT == S_IFDIR {
-        for name in saveListDirectory(path) { saveRemoveTree(path + "/" + name) }
-        rmdir(path)
-    } else {
-        unlink(path)
-    }
-}
-
-private func saveReadFile(_ path: String) -> [UInt8] {
-    guard let f = fopen(path, "rb") else { return [] }
-    defer { fclose(f) }
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 65536)
-    while case let n = fread(&chunk, 1, chunk.count, f), n > 0 { bytes += chunk[0..<n] }
-    return bytes
-}
-
 private func saveWriteFile(_ path: String, _ text: String) {
     let f = fopen(path, "wb")!
     fputs(text, f)
@@ -92,12 +53,12 @@ private func saveNetwork() throws -> Network { try Network(json: #"{"sizes":[8,1
         // RLIMIT_FSIZE with SIGXFSZ ignored makes write() fail with EFBIG past the limit: a
         // real failing write (as on a full disk), in a child process so the limit binds nobody else.
         await #expect(processExitsWith: .success) {
-            let dir = saveTemporaryDirectory()
-            defer { saveRemoveTree(dir) }
+            let dir = makeTemporaryDirectory("descent-save-test")
+            defer { removeTree(dir) }
             let net = try saveNetwork()
             let path = dir + "/model.safetensors"
             try net.save(to: path)
-            let old = saveReadFile(path)
+            let old = readFileBytes(path)
             #expect(old.count > 1000)
             net.parameter("W1").value.pointer[0] += 1   // the network moves on
 
@@ -115,25 +76,25 @@ private func saveNetwork() throws -> Network { try Network(json: #"{"sizes":[8,1
             #expect(limited == 0 && setrlimit(fileSize, &limit) == 0)
             #expect(message
                 == "cannot write '\(path)': cannot write the temporary file '\(dir)/.descent-checkpoint-XXXXXX': File too large")
-            #expect(saveReadFile(path) == old)
-            #expect(saveListDirectory(dir) == ["model.safetensors"], "the temporary file is removed")
+            #expect(readFileBytes(path) == old)
+            #expect(listDirectory(dir) == ["model.safetensors"], "the temporary file is removed")
 
             try net.save(to: path)
-            #expect(saveReadFile(path) != old)
+            #expect(readFileBytes(path) != old)
             let loaded = try Network.load(from: path)
             #expect(loaded.parameter("W1").value.pointer[0] == net.parameter("W1").value.pointer[0])
-            #expect(saveListDirectory(dir) == ["model.safetensors"])
+            #expect(listDirectory(dir) == ["model.safetensors"])
         }
     }
 
     @Test func errorsNameThePathAndTheReasonAndLeaveNothing() throws {
-        let dir = saveTemporaryDirectory()
-        defer { saveRemoveTree(dir) }
+        let dir = makeTemporaryDirectory("descent-save-test")
+        defer { removeTree(dir) }
         let net = try saveNetwork()
         saveWriteFile(dir + "/file", "not a directory")
         mkdir(dir + "/taken", 0o755)
         saveWriteFile(dir + "/taken/inside", "kept")
-        let before = saveListDirectory(dir)
+        let before = listDirectory(dir)
 
         #expect(saveError { try net.save(to: dir + "/missing/m.safetensors") }
             == "cannot write '\(dir)/missing/m.safetensors': cannot open the directory '\(dir)/missing': No such file or directory")
@@ -149,14 +110,14 @@ private func saveNetwork() throws -> Network { try Network(json: #"{"sizes":[8,1
         // An existing directory: the rename fails and the temporary file goes.
         #expect(saveError { try net.save(to: dir + "/taken") }
             == "cannot write '\(dir)/taken': cannot rename the temporary file '\(dir)/.descent-checkpoint-XXXXXX' to it: Is a directory")
-        #expect(saveListDirectory(dir) == before)
-        #expect(saveListDirectory(dir + "/taken") == ["inside"])
-        #expect(saveReadFile(dir + "/file") == Array("not a directory".utf8))
+        #expect(listDirectory(dir) == before)
+        #expect(listDirectory(dir + "/taken") == ["inside"])
+        #expect(readFileBytes(dir + "/file") == Array("not a directory".utf8))
     }
 
     @Test func aLaterSaveRemovesTheTemporaryFilesOfDeadSavesOnly() throws {
-        let dir = saveTemporaryDirectory()
-        defer { saveRemoveTree(dir) }
+        let dir = makeTemporaryDirectory("descent-save-test")
+        defer { removeTree(dir) }
         // Left by saves that died: nobody holds a lock on them.
         let abandoned = [".descent-checkpoint-Ab12Cd", ".descent-checkpoint-000000", ".descent-checkpoint-zzzzzz"]
         for name in abandoned { saveWriteFile(dir + "/" + name, "half a checkpoint") }
@@ -179,21 +140,21 @@ private func saveNetwork() throws -> Network { try Network(json: #"{"sizes":[8,1
 
         try saveNetwork().save(to: dir + "/model.safetensors")
         let kept = others + ["target", ".descent-checkpoint-Link01", ".descent-checkpoint-Dir001", ".descent-checkpoint-Held01"]
-        #expect(saveListDirectory(dir) == kept.sorted())
-        #expect(saveReadFile(held) == Array("a save in progress".utf8))
-        #expect(saveReadFile(dir + "/target") == Array("the symlink's target".utf8))
+        #expect(listDirectory(dir) == kept.sorted())
+        #expect(readFileBytes(held) == Array("a save in progress".utf8))
+        #expect(readFileBytes(dir + "/target") == Array("the symlink's target".utf8))
 
         // Once its save is gone (the lock with it), the next save removes it too.
         close(fd)
         try saveNetwork().save(to: dir + "/other.safetensors")
-        #expect(saveListDirectory(dir) == (kept.filter { $0 != ".descent-checkpoint-Held01" } + ["other.safetensors"]).sorted())
+        #expect(listDirectory(dir) == (kept.filter { $0 != ".descent-checkpoint-Held01" } + ["other.safetensors"]).sorted())
     }
 
     @Test func concurrentSavesIntoOneDirectoryNeverRemoveEachOthersFiles() async throws {
         // Each save cleans up while the others are creating, writing and renaming theirs: a
         // live temporary file removed by mistake would fail that save's rename.
-        let dir = saveTemporaryDirectory()
-        defer { saveRemoveTree(dir) }
+        let dir = makeTemporaryDirectory("descent-save-test")
+        defer { removeTree(dir) }
         let failures = await withTaskGroup(of: [String].self) { group in
             for task in 0..<4 {
                 group.addTask {
@@ -209,14 +170,14 @@ private func saveNetwork() throws -> Network { try Network(json: #"{"sizes":[8,1
             return await group.reduce(into: []) { $0 += $1 }
         }
         #expect(failures == [])
-        #expect(saveListDirectory(dir) == (0..<4).map { "net\($0).safetensors" })
+        #expect(listDirectory(dir) == (0..<4).map { "net\($0).safetensors" })
     }
 
     @Test func savedFilesGetTheUmasksPermissions() async {
         // The umask belongs to the whole process: changed only in a child process.
         await #expect(processExitsWith: .success) {
-            let dir = saveTemporaryDirectory()
-            defer { saveRemoveTree(dir) }
+            let dir = makeTemporaryDirectory("descent-save-test")
+            defer { removeTree(dir) }
             let net = try saveNetwork()
             for (mask, mode) in [(mode_t(0o027), mode_t(0o640)), (0o002, 0o664), (0o077, 0o600)] {
                 umask(mask)

@@ -11,50 +11,6 @@ import Glibc
 
 // MARK: - helpers
 
-/// A fresh directory under /tmp, removed by `removeTree` at the end of the test.
-private func ckptTemporaryDirectory() -> String {
-    var template = Array("/tmp/descent-checkpoint-test-XXXXXX".utf8CString)
-    let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
-    precondition(made != nil, "mkdtemp failed")
-    return template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
-}
-
-private func ckptRemoveTree(_ path: String) {
-    guard let dir = opendir(path) else { unlink(path); return }
-    var names: [String] = []
-    while let entry = readdir(dir) {
-        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
-        if name != "." && name != ".." { names.append(name) }
-    }
-    closedir(dir)
-    for name in names { ckptRemoveTree(path + "/" + name) }
-    rmdir(path)
-}
-
-private func ckptListDirectory(_ path: String) -> [String] {
-    guard let dir = opendir(path) else { return [] }
-    defer { closedir(dir) }
-    var names: [String] = []
-    while let entry = readdir(dir) {
-        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
-        if name != "." && name != ".." { names.append(name) }
-    }
-    return names.sorted()
-}
-
-private func ckptReadFile(_ path: String) -> [UInt8] {
-    guard let f = fopen(path, "rb") else { return [] }
-    defer { fclose(f) }
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let n = fread(&chunk, 1, chunk.count, f)
-        if n == 0 { break }
-        bytes += chunk[0..<n]
-    }
-    return bytes
-}
-
 private func ckptWriteFile(_ path: String, _ bytes: [UInt8]) {
     let f = fopen(path, "wb")!
     if !bytes.isEmpty { precondition(fwrite(bytes, 1, bytes.count, f) == bytes.count) }
@@ -224,8 +180,8 @@ private func ckptFloatBytes(_ values: [Float]) -> [UInt8] { values.withUnsafeByt
     }
 
     @Test func roundTripKeepsEverything() throws {
-        let dir = ckptTemporaryDirectory()
-        defer { ckptRemoveTree(dir) }
+        let dir = makeTemporaryDirectory("descent-checkpoint-test")
+        defer { removeTree(dir) }
         let net = try ckptTrainedNetwork()
         #expect(net.optimizer.stepCount == 3)
         let path = dir + "/net.safetensors"
@@ -239,11 +195,11 @@ private func ckptFloatBytes(_ values: [Float]) -> [UInt8] { values.withUnsafeByt
         // Saving the loaded network writes the same bytes: nothing is lost or added.
         let again = dir + "/again.safetensors"
         try loaded.save(to: again)
-        #expect(ckptReadFile(again) == ckptReadFile(path))
-        #expect(ckptListDirectory(dir) == ["again.safetensors", "net.safetensors"], "no temporary files left")
+        #expect(readFileBytes(again) == readFileBytes(path))
+        #expect(listDirectory(dir) == ["again.safetensors", "net.safetensors"], "no temporary files left")
 
         // The file is plain safetensors with the documented contents.
-        let file = ckptReadFile(path)
+        let file = readFileBytes(path)
         let edited = try EditedCheckpoint(file)
         let headerLength = Int(file[0..<8].enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) })
         #expect(headerLength % 8 == 0, "the data section is 8-byte aligned")
@@ -270,19 +226,19 @@ private func ckptFloatBytes(_ values: [Float]) -> [UInt8] { values.withUnsafeByt
     }
 
     @Test func roundTripBeforeAnyStepAndWithoutState() throws {
-        let dir = ckptTemporaryDirectory()
-        defer { ckptRemoveTree(dir) }
+        let dir = makeTemporaryDirectory("descent-checkpoint-test")
+        defer { removeTree(dir) }
         // Fresh network: sgd at step 0, no state tensors.
         let fresh = try Network(json: #"{"sizes":[4,3,2],"activation":"tanh","init":"std:0.5","seed":3}"#)
         try fresh.save(to: dir + "/fresh.safetensors")
-        let freshFile = try EditedCheckpoint(ckptReadFile(dir + "/fresh.safetensors"))
+        let freshFile = try EditedCheckpoint(readFileBytes(dir + "/fresh.safetensors"))
         #expect(freshFile.tensors.map(\.name) == ["W1", "b1", "W2", "b2"])
         #expect(CheckpointSnapshot(try Network.load(from: dir + "/fresh.safetensors")) == CheckpointSnapshot(fresh))
 
         // sgd after steps: a step count but no state buffers.
         let sgd = try ckptTrainedNetwork(optimizer: "sgd", hparams: "lr=0.05", steps: 2)
         try sgd.save(to: dir + "/sgd.safetensors")
-        let sgdFile = try EditedCheckpoint(ckptReadFile(dir + "/sgd.safetensors"))
+        let sgdFile = try EditedCheckpoint(readFileBytes(dir + "/sgd.safetensors"))
         #expect(!sgdFile.tensors.contains { $0.name.hasPrefix("optimizer.") })
         let loaded = try Network.load(from: dir + "/sgd.safetensors")
         #expect(CheckpointSnapshot(loaded) == CheckpointSnapshot(sgd))
@@ -295,8 +251,8 @@ private func ckptFloatBytes(_ values: [Float]) -> [UInt8] { values.withUnsafeByt
 
     @Test(arguments: ["adam", "momentum", "rmsprop", "sgd"])
     func resumingGivesTheUninterruptedLosses(optimizer: String) throws {
-        let dir = ckptTemporaryDirectory()
-        defer { ckptRemoveTree(dir) }
+        let dir = makeTemporaryDirectory("descent-checkpoint-test")
+        defer { removeTree(dir) }
         let total = 12, cut = 5
         // Large enough that the kernels and the BLAS split the work across threads.
         let json = #"{"sizes":[64,300,200,10],"batchnorm":true,"dropout":0.3,"weight_decay":0.0005,"seed":11}"#
@@ -331,8 +287,8 @@ private func ckptFloatBytes(_ values: [Float]) -> [UInt8] { values.withUnsafeByt
 
     @Test func resumingThroughTheSplitStep() throws {
         // forward_backward + apply_update after loading continue like train_step would have.
-        let dir = ckptTemporaryDirectory()
-        defer { ckptRemoveTree(dir) }
+        let dir = makeTemporaryDirectory("descent-checkpoint-test")
+        defer { removeTree(dir) }
         let net = try ckptTrainedNetwork(steps: 2)
         try net.save(to: dir + "/c.safetensors")
         let loaded = try Network.load(from: dir + "/c.safetensors")
@@ -347,12 +303,12 @@ private func ckptFloatBytes(_ values: [Float]) -> [UInt8] { values.withUnsafeByt
     // MARK: - atomic saves
 
     @Test func failedSavesLeaveTheOldFileAndNoLitter() throws {
-        let dir = ckptTemporaryDirectory()
-        defer { ckptRemoveTree(dir) }
+        let dir = makeTemporaryDirectory("descent-checkpoint-test")
+        defer { removeTree(dir) }
         let net = try ckptTrainedNetwork()
         let path = dir + "/model.safetensors"
         try net.save(to: path)
-        let old = ckptReadFile(path)
+        let old = readFileBytes(path)
         _ = try ckptTrainStep(net, step: 10)   // the network moves on
 
         // (A write that fails halfway: CheckpointSaveTests.aWriteThatFailsHalfwayLeavesTheOldFileAndNoTemporary.)
@@ -368,8 +324,8 @@ private func ckptFloatBytes(_ values: [Float]) -> [UInt8] { values.withUnsafeByt
             #expect(e.message.contains("'\(dir)/taken'"), "\(e.message)")
             #expect(e.message.contains("Is a directory") || e.message.contains("Directory not empty"), "\(e.message)")
         }
-        #expect(ckptListDirectory(dir) == ["model.safetensors", "taken"])
-        #expect(ckptReadFile(dir + "/taken/inside") == [1, 2, 3])
+        #expect(listDirectory(dir) == ["model.safetensors", "taken"])
+        #expect(readFileBytes(dir + "/taken/inside") == [1, 2, 3])
 
         // The directory does not exist.
         do {
@@ -384,14 +340,14 @@ private func ckptFloatBytes(_ values: [Float]) -> [UInt8] { values.withUnsafeByt
 
         // A successful save replaces the old file.
         try net.save(to: path)
-        #expect(ckptReadFile(path) != old)
+        #expect(readFileBytes(path) != old)
         #expect(CheckpointSnapshot(try Network.load(from: path)) == CheckpointSnapshot(net))
-        #expect(ckptListDirectory(dir) == ["model.safetensors", "taken"])
+        #expect(listDirectory(dir) == ["model.safetensors", "taken"])
     }
 
     @Test func savedFilesGetTheUsualPermissions() throws {
-        let dir = ckptTemporaryDirectory()
-        defer { ckptRemoveTree(dir) }
+        let dir = makeTemporaryDirectory("descent-checkpoint-test")
+        defer { removeTree(dir) }
         try Network(json: #"{"sizes":[2,2]}"#).save(to: dir + "/p.safetensors")
         // The same mode as a file created the ordinary way (0666 minus the umask), not
         // mkstemp's 0600.
@@ -406,8 +362,8 @@ private func ckptFloatBytes(_ values: [Float]) -> [UInt8] { values.withUnsafeByt
     // MARK: - hostile and broken files
 
     @Test func structuralErrors() throws {
-        let dir = ckptTemporaryDirectory()
-        defer { ckptRemoveTree(dir) }
+        let dir = makeTemporaryDirectory("descent-checkpoint-test")
+        defer { removeTree(dir) }
         func reject(_ bytes: [UInt8], _ status: Status, _ text: String,
                     sourceLocation: SourceLocation = #_sourceLocation) {
             ckptExpectRejected(bytes, status, text, in: dir, sourceLocation: sourceLocation)
@@ -482,11 +438,11 @@ private func ckptFloatBytes(_ values: [Float]) -> [UInt8] { values.withUnsafeByt
     }
 
     @Test func checkpointErrors() throws {
-        let dir = ckptTemporaryDirectory()
-        defer { ckptRemoveTree(dir) }
+        let dir = makeTemporaryDirectory("descent-checkpoint-test")
+        defer { removeTree(dir) }
         let net = try ckptTrainedNetwork()
         try net.save(to: dir + "/base.safetensors")
-        let base = try EditedCheckpoint(ckptReadFile(dir + "/base.safetensors"))
+        let base = try EditedCheckpoint(readFileBytes(dir + "/base.safetensors"))
         func reject(_ edit: (inout EditedCheckpoint) -> Void, _ status: Status, _ text: String,
                     sourceLocation: SourceLocation = #_sourceLocation) {
             var copy = base
@@ -579,7 +535,7 @@ private func ckptFloatBytes(_ values: [Float]) -> [UInt8] { values.withUnsafeByt
         #expect(loaded.optimizer.hyperparameters["lr"] == 0.0025)
 
         // Truncating a real checkpoint anywhere is a format error, never a crash.
-        let file = ckptReadFile(dir + "/base.safetensors")
+        let file = readFileBytes(dir + "/base.safetensors")
         for cut in [0, 4, 7, 8, 9, 100, file.count / 2, file.count - 1] {
             ckptExpectRejected(Array(file[0..<cut]), .format, "", in: dir)
         }
@@ -588,8 +544,8 @@ private func ckptFloatBytes(_ values: [Float]) -> [UInt8] { values.withUnsafeByt
     }
 
     @Test func fileErrors() throws {
-        let dir = ckptTemporaryDirectory()
-        defer { ckptRemoveTree(dir) }
+        let dir = makeTemporaryDirectory("descent-checkpoint-test")
+        defer { removeTree(dir) }
         let missing = ckptLoadError(dir + "/nothing.safetensors")
         #expect(missing?.status == .notFound)
         #expect(missing?.message == "'\(dir)/nothing.safetensors': no such file")

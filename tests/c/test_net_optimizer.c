@@ -26,12 +26,7 @@
 #include "check.h"
 #include "descent.h"
 
-#ifndef DESCENT_PLUGIN_DIR
-#error "define DESCENT_PLUGIN_DIR: the folder where examples/plugins/*.c are built (lion.so)"
-#endif
-#ifndef DESCENT_TEST_PLUGIN_DIR
-#error "define DESCENT_TEST_PLUGIN_DIR: the folder where tests/c/plugins/*.c are built"
-#endif
+#include "plugin_dirs.h"
 #define PREPARE_FAILS DESCENT_TEST_PLUGIN_DIR "/plugin_prepare_fails.so"
 
 #define SPEC "{\"sizes\":[3,4,2],\"seed\":7}"

@@ -26,12 +26,7 @@
 #include "descent.h"
 #include "descent_plugin.h"
 
-#ifndef DESCENT_PLUGIN_DIR
-#error "define DESCENT_PLUGIN_DIR: the folder where examples/plugins/*.c are built (lion.so)"
-#endif
-#ifndef DESCENT_TEST_PLUGIN_DIR
-#error "define DESCENT_TEST_PLUGIN_DIR: the folder where tests/c/plugins/*.c are built"
-#endif
+#include "plugin_dirs.h"
 
 #define LION DESCENT_PLUGIN_DIR "/lion.so"
 #define FIXTURE(stem) DESCENT_TEST_PLUGIN_DIR "/" stem ".so"

@@ -27,6 +27,22 @@ func openMPIncludeDirectory() -> String? {
     return nil
 }
 
+/// The library's version, read from its single source, Sources/Descent/Version.swift (which
+/// descent_version() returns; CMake and the Python package read the same line).
+func descentVersion() -> String {
+    let file = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("Sources/Descent/Version.swift")
+    let prefix = "public let descentVersion = \""
+    let text = (try? String(contentsOf: file, encoding: .utf8)) ?? ""
+    for line in text.split(separator: "\n") where line.hasPrefix(prefix) {
+        return String(line.dropFirst(prefix.count).prefix { $0 != "\"" })
+    }
+    fatalError("Package.swift: no line starting with '\(prefix)' in \(file.path)")
+}
+let version = descentVersion()
+/// SONAME libdescent.so.<major>: programs linked to it keep running across compatible releases.
+let soname = "libdescent.so.\(version.prefix { $0 != "." })"
+
 var kernelFlags = ["-fopenmp", "-O3", "-fno-math-errno", "-std=c11"]
 if let omp = openMPIncludeDirectory() { kernelFlags += ["-idirafter", omp] }
 #if arch(x86_64)
@@ -43,14 +59,14 @@ let package = Package(
     targets: [
         .target(
             name: "CDescentKernels",
-            cSettings: [.unsafeFlags(kernelFlags)],
+            cSettings: [.define("DESCENT_VERSION", to: "\"\(version)\""), .unsafeFlags(kernelFlags)],
             linkerSettings: [.linkedLibrary("omp5"), .linkedLibrary("dl"), .linkedLibrary("m"), .linkedLibrary("z")]
         ),
         .target(name: "Descent", dependencies: ["CDescentKernels"]),
         .target(
             name: "DescentC",
             dependencies: ["Descent", "CDescentKernels"],
-            linkerSettings: [.unsafeFlags(["-Xlinker", "-soname=libdescent.so"])]
+            linkerSettings: [.unsafeFlags(["-Xlinker", "-soname=\(soname)"])]
         ),
         .testTarget(name: "DescentTests", dependencies: ["Descent", "CDescentKernels"]),
     ]

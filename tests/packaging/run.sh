@@ -42,6 +42,9 @@ if [[ -n "${1:-}" ]]; then
     pip_build+=(-C "cmake.define.DESCENT_SWIFTPM_SCRATCH=$scratch")
 fi
 export PIP_ROOT_USER_ACTION=ignore
+# What is tested is the library each install put in its package: scripts/test.sh exports
+# DESCENT_LIBRARY (the build's library, for pytest), which would take precedence over it.
+unset DESCENT_LIBRARY
 
 new_venv() { "$python" -m venv --without-pip --system-site-packages "$tmp/$1"; }
 pip_into() { local venv=$tmp/$1; shift; "$python" -m pip --python "$venv/bin/python" "$@"; }

@@ -6,7 +6,9 @@
 //   CDescentKernels  C11 + OpenMP: optimizer update kernels and the parallel step runner
 //   Descent          the Swift core (optimizer registry, optimizers, plugins); a Swift API too
 //   DescentC         the C API surface only (@c functions): argument checks, handles, errors
-//   descent          the shared library C programs and Python load
+//   DescentStandalone  no code: carries -static-stdlib for the descent-standalone product
+//   descent          the shared library C programs and Python load (the toolchain's Swift runtime)
+//   descent-standalone  the same library with the Swift runtime linked in: what is installed and shipped
 import PackageDescription
 import Foundation
 
@@ -53,7 +55,11 @@ kernelFlags += ["-march=x86-64-v3"]
 let package = Package(
     name: "Descent",
     products: [
+        // libdescent.so: the Swift runtime is the toolchain's shared one (the build tree's C tests
+        // use it). descent-standalone: the same objects linked with the runtime inside
+        // (-static-stdlib), no RUNPATH into the toolchain: what CMake installs and the wheel ships.
         .library(name: "descent", type: .dynamic, targets: ["DescentC"]),
+        .library(name: "descent-standalone", type: .dynamic, targets: ["DescentStandalone"]),
         .library(name: "Descent", targets: ["Descent"]),
     ],
     targets: [
@@ -67,6 +73,11 @@ let package = Package(
             name: "DescentC",
             dependencies: ["Descent", "CDescentKernels"],
             linkerSettings: [.unsafeFlags(["-Xlinker", "-soname=\(soname)"])]
+        ),
+        .target(
+            name: "DescentStandalone",
+            dependencies: ["DescentC"],
+            linkerSettings: [.unsafeFlags(["-static-stdlib"])]
         ),
         .testTarget(name: "DescentTests", dependencies: ["Descent", "CDescentKernels"]),
     ]

@@ -8,6 +8,7 @@
 #   4. that wheel in a fresh venv        trains a small network with the toolchain out of reach
 #                                        (tests/tools/without-swift.sh; ldd shows no Swift library)
 #   5. a build with no Swift toolchain fails with a message saying what to install
+#   6. the wheel's import without libomp.so.5 names the Debian package to install
 #
 #   tests/packaging/run.sh [BUILD_DIR]
 # BUILD_DIR: a configured and built CMake build of the repository whose SwiftPM scratch folder
@@ -103,6 +104,21 @@ if "$without_swift" --can-hide; then
     echo "  $(grep -m1 -o "Descent needs the Swift 6.3 toolchain[^.]*" <<<"$out")"
 else
     echo "  skipped: the toolchain cannot be hidden here (needs root and mount namespaces)"
+fi
+
+step "6. a missing libomp.so.5 is named with the package to install"
+# Debian's libomp.so.5 is a link into /usr/lib/llvm-<N>/lib: covering that folder (in a private
+# mount namespace) takes libomp away from this one process and nothing else.
+omp=$(realpath "$(ldd "$installed" | awk '$1 == "libomp.so.5" { print $3 }')")
+omp_dir=$(dirname "$omp")
+if [[ $(id -u) -eq 0 && "$omp_dir" == /usr/lib/llvm-* ]] && unshare --mount --propagation private true 2>/dev/null; then
+    out=$(cd "$tmp" && unshare --mount --propagation private bash -c 'mount -t tmpfs -o ro none "$1" && shift && exec "$@"' \
+          bash "$omp_dir" "$tmp/wheel/bin/python" -c 'import descent' 2>&1) && die "import descent succeeded without libomp.so.5"
+    grep -q "needs libomp.so.5, which is not installed: install Debian's libomp5" <<<"$out" ||
+        { echo "$out" >&2; die "the failure does not name libomp5"; }
+    echo "  $(tail -n 1 <<<"$out" | cut -c1-160)..."
+else
+    echo "  skipped: libomp.so.5 ($omp) cannot be hidden from one process here"
 fi
 
 echo

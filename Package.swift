@@ -6,7 +6,9 @@
 //   CDescentKernels  C11 + OpenMP: optimizer update kernels and the parallel step runner
 //   Descent          the Swift core (optimizer registry, optimizers, plugins); a Swift API too
 //   DescentC         the C API surface only (@c functions): argument checks, handles, errors
-//   descent          the shared library C programs and Python load
+//   DescentStandalone  no code: carries -static-stdlib for the descent-standalone product
+//   descent          the shared library C programs and Python load (the toolchain's Swift runtime)
+//   descent-standalone  the same library with the Swift runtime linked in: what is installed and shipped
 import PackageDescription
 import Foundation
 
@@ -27,6 +29,22 @@ func openMPIncludeDirectory() -> String? {
     return nil
 }
 
+/// The library's version, read from its single source, Sources/Descent/Version.swift (which
+/// descent_version() returns; CMake and the Python package read the same line).
+func descentVersion() -> String {
+    let file = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("Sources/Descent/Version.swift")
+    let prefix = "public let descentVersion = \""
+    let text = (try? String(contentsOf: file, encoding: .utf8)) ?? ""
+    for line in text.split(separator: "\n") where line.hasPrefix(prefix) {
+        return String(line.dropFirst(prefix.count).prefix { $0 != "\"" })
+    }
+    fatalError("Package.swift: no line starting with '\(prefix)' in \(file.path)")
+}
+let version = descentVersion()
+/// SONAME libdescent.so.<major>: programs linked to it keep running across compatible releases.
+let soname = "libdescent.so.\(version.prefix { $0 != "." })"
+
 var kernelFlags = ["-fopenmp", "-O3", "-fno-math-errno", "-std=c11"]
 if let omp = openMPIncludeDirectory() { kernelFlags += ["-idirafter", omp] }
 #if arch(x86_64)
@@ -37,20 +55,29 @@ kernelFlags += ["-march=x86-64-v3"]
 let package = Package(
     name: "Descent",
     products: [
+        // libdescent.so: the Swift runtime is the toolchain's shared one (the build tree's C tests
+        // use it). descent-standalone: the same objects linked with the runtime inside
+        // (-static-stdlib), no RUNPATH into the toolchain: what CMake installs and the wheel ships.
         .library(name: "descent", type: .dynamic, targets: ["DescentC"]),
+        .library(name: "descent-standalone", type: .dynamic, targets: ["DescentStandalone"]),
         .library(name: "Descent", targets: ["Descent"]),
     ],
     targets: [
         .target(
             name: "CDescentKernels",
-            cSettings: [.unsafeFlags(kernelFlags)],
+            cSettings: [.define("DESCENT_VERSION", to: "\"\(version)\""), .unsafeFlags(kernelFlags)],
             linkerSettings: [.linkedLibrary("omp5"), .linkedLibrary("dl"), .linkedLibrary("m"), .linkedLibrary("z")]
         ),
         .target(name: "Descent", dependencies: ["CDescentKernels"]),
         .target(
             name: "DescentC",
             dependencies: ["Descent", "CDescentKernels"],
-            linkerSettings: [.unsafeFlags(["-Xlinker", "-soname=libdescent.so"])]
+            linkerSettings: [.unsafeFlags(["-Xlinker", "-soname=\(soname)"])]
+        ),
+        .target(
+            name: "DescentStandalone",
+            dependencies: ["DescentC"],
+            linkerSettings: [.unsafeFlags(["-static-stdlib"])]
         ),
         // Writes the gzip files the IDX reader's tests read; only the tests link it.
         .target(name: "CGzipWriter", path: "Tests/CGzipWriter", linkerSettings: [.linkedLibrary("z")]),

@@ -86,16 +86,21 @@ ompflags=(-fopenmp)
 if [ "$libfile" = "libdescent.so" ]; then dlib=(-L"$libdir" -ldescent); else dlib=("$lib"); fi
 
 mkdir -p "$out"
+out="$(cd "$out" && pwd)"
+# The programs record the library's SONAME (libdescent.so.0), which SwiftPM's output folder lacks:
+# a link of that name in $out, first on the rpath, makes them load the library they were built with.
+soname="$(readelf -d "$lib" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')"
+if [ -n "$soname" ] && [ "$soname" != "$libfile" ]; then ln -sf "$lib" "$out/$soname"; fi
 echo "compiling the benchmarks with $CC" >&2
 "$CC" "${cflags[@]}" "${ompflags[@]}" -c "$here/optimizer_bandwidth.c" -o "$out/optimizer_bandwidth.o"
 # Link without -fopenmp (it would add libgomp with gcc, or a missing libomp.so with clang).
 "$CC" "$out/optimizer_bandwidth.o" -o "$out/optimizer_bandwidth" \
-    "${dlib[@]}" -Wl,-rpath,"$libdir" -l:libomp.so.5 -ldl -lm
+    "${dlib[@]}" -Wl,-rpath,"$out" -Wl,-rpath,"$libdir" -l:libomp.so.5 -ldl -lm
 if ldd "$out/optimizer_bandwidth" | grep -q libgomp; then
     echo "build.sh: the benchmark pulled in libgomp next to libomp" >&2
     exit 1
 fi
-"$CC" "${cflags[@]}" "$here/train_step.c" -o "$out/train_step" "${dlib[@]}" -Wl,-rpath,"$libdir" -ldl -lm
+"$CC" "${cflags[@]}" "$here/train_step.c" -o "$out/train_step" "${dlib[@]}" -Wl,-rpath,"$out" -Wl,-rpath,"$libdir" -ldl -lm
 echo "built $out/optimizer_bandwidth and $out/train_step against $lib" >&2
 
 [ "$run" = 1 ] || exit 0

@@ -15,6 +15,10 @@ set -euo pipefail
 APT_PACKAGES=(libomp-dev libopenblas-dev zlib1g-dev cmake ninja-build pkg-config gcc g++ libc6-dev
               binutils dataset-fashion-mnist)
 PIP_PACKAGES=(numpy pytest matplotlib tqdm safetensors wheel)
+# Python packaging: scikit-build-core is the binding's build backend (bindings/python/pyproject.toml);
+# installed here so that pip builds it offline with --no-build-isolation (scripts/run.sh,
+# tests/packaging/run.sh). The packaging test's venvs need the venv module with ensurepip (below).
+PIP_PACKAGES+=(scikit-build-core)
 
 log() { echo "install-deps: $*"; }
 
@@ -74,6 +78,15 @@ if [[ "${DESCENT_SKIP_PIP:-0}" != 1 ]]; then
         fi
         PIP_ROOT_USER_ACTION=ignore python3 -m pip "${pip_args[@]}" "${missing[@]}"
     fi
+fi
+
+# --- Python venvs with pip (tests/packaging/run.sh) -------------------------------------------
+# Debian's python3 ships venv's ensurepip separately (python3-venv); pyenv's and others have it.
+if [[ "${DESCENT_SKIP_APT:-0}" != 1 ]] && ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
+    log "python3 has no ensurepip (venvs without pip): installing Debian's python3-venv"
+    export DEBIAN_FRONTEND=noninteractive
+    "${SUDO[@]}" apt-get update
+    "${SUDO[@]}" apt-get install -y --no-install-recommends python3-venv
 fi
 
 log "done"

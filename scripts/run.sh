@@ -26,11 +26,11 @@ echo "== building Descent (CMake + SwiftPM, release) in $build_dir"
 cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$build_dir" --parallel "$(nproc)"
 
-echo "== installing the Python package (descent, descent-lab) with its copy of libdescent.so"
-mkdir -p bindings/python/descent/_lib
-cp "$build_dir/swiftpm/release/libdescent.so" bindings/python/descent/_lib/libdescent.so
-PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check --no-build-isolation --no-deps ./bindings/python
-rm -rf bindings/python/build bindings/python/*.egg-info
+echo "== installing the Python package (descent, descent-lab): pip builds libdescent.so into it"
+# The package's build (scikit-build-core -> CMake -> SwiftPM) shares this build's SwiftPM folder,
+# so it compiles nothing again and only copies the library into the package.
+PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check --no-build-isolation --no-deps \
+    -C cmake.define.DESCENT_SWIFTPM_SCRATCH="$(cd "$build_dir" && pwd)/swiftpm" ./bindings/python
 
 lab=(python3 -m descent.lab)
 command -v descent-lab >/dev/null 2>&1 && lab=(descent-lab)

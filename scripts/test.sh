@@ -53,6 +53,9 @@ else
     echo "no $py_tests folder: no Python tests yet"
 fi
 
+section "python packaging: tests/packaging/run.sh (pip install, pip install -e, pip wheel run without Swift)"
+bash tests/packaging/run.sh "$build_dir"
+
 section "all tests passed"
 # One plain closing line for the whole run (swift test printed its own counts above).
 echo "tests run: ctest ${ctest_count}, pytest ${py_count:-0} (+ swift test, counted above)"

@@ -208,8 +208,14 @@ static const descent_optimizer_desc *const builtin_optimizers[] = {
     &sgd, &momentum, &nesterov, &adagrad, &rmsprop, &adam, &adamw,
 };
 
+/* The built-in optimizers ship with the library and carry its version, which Package.swift defines
+ * from Sources/Descent/Version.swift. "unknown" only where this file is compiled outside SwiftPM. */
+#ifndef DESCENT_VERSION
+#define DESCENT_VERSION "unknown"
+#endif
+
 static const descent_plugin builtin_plugin = {
-    DESCENT_PLUGIN_ABI_VERSION, sizeof(descent_plugin), "built-in", "0.1.0",
+    DESCENT_PLUGIN_ABI_VERSION, sizeof(descent_plugin), "built-in", DESCENT_VERSION,
     COUNT(builtin_optimizers), 0, builtin_optimizers,
 };
 

@@ -1,4 +1,6 @@
-/// The library version, semantic versioning.
+/// The library version, semantic versioning. The single source of Descent's version: Package.swift
+/// (SONAME, built-in plugin), CMakeLists.txt (libdescent.so.X.Y.Z, descent.pc, DescentConfigVersion)
+/// and the Python package's metadata all read this line, so keep its form.
 public let descentVersion = "0.1.0"
 
 /// The same, as a NUL-terminated C string that lives as long as the process.

@@ -367,7 +367,7 @@ static void test_infallible_prepare_fails(void) {
 /* The installed folder, found here independently of the library: the link map's file name. */
 static void test_installed_plugin_folder(void) {
     printf("\n-- the installed plugin folder\n");
-    void *self = dlopen("libdescent.so", RTLD_NOW | RTLD_NOLOAD);
+    void *self = dlopen("libdescent.so.0", RTLD_NOW | RTLD_NOLOAD);   /* the SONAME */
     struct link_map *map = NULL;
     CHECK(self && dlinfo(self, RTLD_DI_LINKMAP, &map) == 0 && map, "libdescent.so is in the link map");
     if (!map) return;

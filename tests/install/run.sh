@@ -4,6 +4,10 @@
 # builds tests/install/consumer.c out of tree against that prefix twice and runs both:
 #   1. cc consumer.c $(pkg-config --cflags --libs descent)      (PKG_CONFIG_PATH=<prefix>/lib/pkgconfig)
 #   2. tests/install/CMakeLists.txt: find_package(Descent REQUIRED) (CMAKE_PREFIX_PATH=<prefix>)
+# The installed library must deploy like a C library: libdescent.so.X.Y.Z (the version of
+# Sources/Descent/Version.swift) with SONAME libdescent.so.X and the links libdescent.so.X and
+# libdescent.so, no RUNPATH into the Swift toolchain, no Swift runtime among its dependencies, and
+# the consumers run with the toolchain out of reach (tests/tools/without-swift.sh).
 #
 #   tests/install/run.sh BUILD_DIR [LIBDIR [INCLUDEDIR]]    (LIBDIR/INCLUDEDIR relative to the prefix)
 # Environment: CMAKE_COMMAND (default cmake), DESCENT_CMAKE_GENERATOR (default Ninja if found),
@@ -37,13 +41,18 @@ trap cleanup EXIT
 step() { printf '\n== %s\n' "$*"; }
 die() { echo "install test: FAILED: $*" >&2; exit 1; }
 
-step "cmake --install $build_dir --prefix $prefix"
-"$cmake" --install "$build_dir" --prefix "$prefix"
+without_swift=$here/../tools/without-swift.sh
+version=$(sed -n 's/^public let descentVersion = "\([0-9.]*\)".*/\1/p' "$here/../../Sources/Descent/Version.swift")
+[[ -n "$version" ]] || die "no version in Sources/Descent/Version.swift"
+soname=libdescent.so.${version%%.*}
+
+step "cmake --install $build_dir --prefix $prefix --strip"
+"$cmake" --install "$build_dir" --prefix "$prefix" --strip
 
 libdir=$prefix/$libdir_rel
 includedir=$prefix/$includedir_rel
 step "installed files"
-for f in "$libdir/libdescent.so" "$includedir/descent.h" "$includedir/descent_plugin.h" \
+for f in "$libdir/libdescent.so.$version" "$includedir/descent.h" "$includedir/descent_plugin.h" \
          "$libdir/pkgconfig/descent.pc" "$libdir/cmake/Descent/DescentConfig.cmake" \
          "$libdir/cmake/Descent/DescentConfigVersion.cmake"; do
     [[ -f "$f" ]] || die "missing $f"
@@ -58,12 +67,21 @@ if [[ -d "$plugin_dir" ]]; then
 fi
 for p in "${plugins[@]}"; do echo "  ${p#$prefix/}"; done
 
-step "the installed library loads from the prefix"
-readelf -d "$libdir/libdescent.so" | grep -E 'SONAME|RUNPATH|RPATH|NEEDED' | sed 's/^ */  /'
-if ldd "$libdir/libdescent.so" | grep -q 'not found'; then
-    ldd "$libdir/libdescent.so" >&2
-    die "libdescent.so has unresolved dependencies"
-fi
+step "libdescent.so.$version: SONAME $soname, links, no RUNPATH into the Swift toolchain"
+library=$libdir/libdescent.so.$version
+dynamic=$(readelf -d "$library")
+echo "$dynamic" | grep -E 'SONAME|RUNPATH|RPATH|NEEDED' | sed 's/^ */  /'
+[[ "$(readlink "$libdir/$soname")" == "libdescent.so.$version" ]] || die "$libdir/$soname is not a link to libdescent.so.$version"
+[[ "$(readlink "$libdir/libdescent.so")" == "$soname" ]] || die "$libdir/libdescent.so is not a link to $soname"
+[[ "$(echo "$dynamic" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')" == "$soname" ]] || die "the SONAME of $library is not $soname"
+runpath=$(echo "$dynamic" | sed -n 's/.*(R\(UN\)\{0,1\}PATH).*\[\(.*\)\]/\2/p')
+[[ -z "$runpath" || "$runpath" == '$ORIGIN' ]] || die "$library has the RUNPATH '$runpath' (only \$ORIGIN or none is allowed)"
+if echo "$dynamic" | grep -E 'NEEDED' | grep -q 'libswift'; then die "$library needs a Swift runtime library"; fi
+size=$(stat -c %s "$library")
+echo "  $((size / 1024)) KiB (stripped)"
+deps=$("$without_swift" ldd "$library")
+if echo "$deps" | grep -q 'not found'; then echo "$deps" >&2; die "libdescent.so has unresolved dependencies"; fi
+if echo "$deps" | grep -qE 'libswift|/opt/swift|swift/linux'; then echo "$deps" >&2; die "libdescent.so resolves a Swift runtime library"; fi
 for p in "${plugins[@]}"; do
     if readelf -d "$p" | grep -q 'libdescent'; then die "plugin $p links libdescent"; fi
 done
@@ -74,10 +92,10 @@ done
 run_consumer() {
     local exe=$1
     local resolved
-    resolved=$(ldd "$exe" | awk '$1 == "libdescent.so" { print $3 }')
-    [[ "$resolved" == "$libdir/libdescent.so" ]] || die "$exe loads libdescent.so from '$resolved', not $libdir"
-    "$exe"
-    if [[ ${#plugins[@]} -gt 0 ]]; then "$exe" "$plugin_dir"; fi
+    resolved=$(ldd "$exe" | awk -v so="$soname" '$1 == so { print $3 }')
+    [[ "$resolved" == "$libdir/$soname" ]] || die "$exe loads $soname from '$resolved', not $libdir"
+    "$without_swift" "$exe"
+    if [[ ${#plugins[@]} -gt 0 ]]; then "$without_swift" "$exe" "$plugin_dir"; fi
 
     local installed out rc=0
     installed=$(realpath -m "$plugin_dir")

@@ -13,17 +13,56 @@ from pathlib import Path
 _PACKAGE_DIR = Path(__file__).resolve().parent
 _REPO_ROOT = _PACKAGE_DIR.parents[2]  # bindings/python/descent -> repository root
 
+# What libdescent.so needs from the system (the Swift runtime is linked into it), by Debian package.
+_SYSTEM_LIBRARIES = {
+    "libomp.so.5": "libomp5",
+    "libz.so.1": "zlib1g",
+    "libstdc++.so.6": "libstdc++6",
+    "libgcc_s.so.1": "libgcc-s1",
+}
+
+
+def _package_dirs() -> list[Path]:
+    """The folders of the `descent` package: one for an installed wheel; for an editable install
+    (pip install -e) the installed tree, which holds the built library, then the source tree."""
+    import sys
+    package = sys.modules.get(__package__ or "descent")
+    dirs = [Path(p) for p in getattr(package, "__path__", [])]
+    return dirs or [_PACKAGE_DIR]
+
 
 def candidate_paths() -> list[Path]:
-    """Where the library is looked for, in order."""
+    """Where the library is looked for, in order: DESCENT_LIBRARY, the copy that pip install built
+    into the package, then the repository's build folders (a checkout used without installing)."""
     paths = []
     env = os.environ.get("DESCENT_LIBRARY")
     if env:
         paths.append(Path(env))
-    paths.append(_PACKAGE_DIR / "_lib" / "libdescent.so")
-    for build in ("build/swiftpm/release", ".build/release", ".build/debug"):
+    for package_dir in _package_dirs():
+        path = package_dir / "_lib" / "libdescent.so"
+        if path not in paths:
+            paths.append(path)
+    for build in ("build/lib", ".build/release", ".build/debug"):
         paths.append(_REPO_ROOT / build / "libdescent.so")
     return paths
+
+
+def _open(path: Path) -> ctypes.CDLL:
+    """dlopen, with the missing system library named by its Debian package when that is the cause."""
+    try:
+        return ctypes.CDLL(str(path))
+    except OSError as error:
+        message = str(error)
+        for soname, package in _SYSTEM_LIBRARIES.items():
+            if soname in message:
+                raise OSError(f"{path} needs {soname}, which is not installed: install Debian's {package} "
+                              f"(apt-get install {package}). The loader said: {message}") from None
+        if "libswift" in message:
+            raise OSError(f"{path} needs a shared Swift runtime that is not on the library path: it was "
+                          "built without -static-stdlib (a plain `swift build`). Reinstall the package "
+                          "(pip install ./bindings/python builds one with the runtime linked in), or put "
+                          f"the Swift toolchain's usr/lib/swift/linux on LD_LIBRARY_PATH. The loader said: {message}") from None
+        raise
 
 
 def _load() -> ctypes.CDLL:
@@ -36,11 +75,12 @@ def _load() -> ctypes.CDLL:
     tried = []
     for path in candidate_paths():
         if path.is_file():
-            return ctypes.CDLL(str(path))
+            return _open(path)
         tried.append(str(path))
     raise OSError(
-        "libdescent.so not found. Set DESCENT_LIBRARY to its path, or build it "
-        "(swift build -c release, or the README's commands). Tried:\n  " + "\n  ".join(tried))
+        "libdescent.so not found: the package was not installed with pip (which builds it), or "
+        "its build failed. Install it with `pip install ./bindings/python` from a clone of the "
+        "repository, or set DESCENT_LIBRARY to a libdescent.so. Tried:\n  " + "\n  ".join(tried))
 
 
 lib = _load()

@@ -231,7 +231,7 @@ def test_no_library_anywhere_lists_every_path_tried(tmp_path):
     assert "libdescent.so not found" in out and "Tried:" in out
     assert str(root / "descent" / "_lib" / "libdescent.so") in out
     assert str(tmp_path / ".build" / "release" / "libdescent.so") in out
-    assert str(tmp_path / "build" / "swiftpm" / "release" / "libdescent.so") in out
+    assert str(tmp_path / "build" / "lib" / "libdescent.so") in out
 
 
 def test_descent_library_env_is_used(tmp_path):

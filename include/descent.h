@@ -44,6 +44,12 @@ typedef struct descent_optimizer descent_optimizer;
  * Library and errors: version, status codes, error messages, threads
  * ========================================================================================== */
 
+/* The version of this header (semantic versioning); descent_version() gives the library's. */
+#define DESCENT_VERSION_MAJOR 0
+#define DESCENT_VERSION_MINOR 1
+#define DESCENT_VERSION_PATCH 0
+#define DESCENT_VERSION_STRING "0.1.0"
+
 /// Status codes. Every function that can fail returns one of these as an `int32_t`; 0 is
 /// success. On failure, `descent_last_error()` says which function, which argument and what
 /// is wrong. New codes may be added at the end; treat unknown non-zero codes as errors.

@@ -27,6 +27,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HEADER = os.path.join(ROOT, "include", "descent.h")
 API_DIR = os.path.join(ROOT, "Sources", "DescentC")
 STATUS_SOURCE = os.path.join(ROOT, "Sources", "Descent", "DescentError.swift")
+VERSION_SOURCE = os.path.join(ROOT, "Sources", "Descent", "Version.swift")
 KERNELS_INCLUDE = os.path.join(ROOT, "Sources", "CDescentKernels", "include")
 
 PROLOGUE = """\
@@ -197,6 +198,22 @@ def status_enum():
     return out + ["} descent_status;"]
 
 
+def version_macros():
+    """DESCENT_VERSION_MAJOR/MINOR/PATCH and DESCENT_VERSION_STRING from the version's single source, so a
+    program can check at compile time which header it was built against (descent_version() says
+    which library it runs with)."""
+    with open(VERSION_SOURCE) as f:
+        m = re.search(r'^public let descentVersion = "(\d+)\.(\d+)\.(\d+)"$', f.read(), re.M)
+    if not m:
+        raise SystemExit(f"{VERSION_SOURCE}: no line 'public let descentVersion = \"X.Y.Z\"'")
+    major, minor, patch = m.groups()
+    return ["/* The version of this header (semantic versioning); descent_version() gives the library's. */",
+            f"#define DESCENT_VERSION_MAJOR {major}",
+            f"#define DESCENT_VERSION_MINOR {minor}",
+            f"#define DESCENT_VERSION_PATCH {patch}",
+            f'#define DESCENT_VERSION_STRING "{major}.{minor}.{patch}"']
+
+
 def banner(title, what):
     return ["/* " + "=" * (BANNER_WIDTH - 3), f" * {title}: {what}", " * " + "=" * (BANNER_WIDTH - 6) + " */"]
 
@@ -210,7 +227,7 @@ def convert(declarations):
     for title, what, source in SECTIONS:
         out += [""] + banner(title, what)
         if source == SECTIONS[0][2]:
-            out += [""] + status_enum()
+            out += [""] + version_macros() + [""] + status_enum()
         for name, doc in pairs_together(documented_functions(os.path.join(API_DIR, source))):
             if name not in declarations:
                 raise SystemExit(f"{source}: {name} is not among the compiler's @c declarations")

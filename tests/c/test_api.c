@@ -31,6 +31,14 @@ static void test_version(void) {
     }
     CHECK(ok && dots == 2, "descent_version() \"%s\" is semantic MAJOR.MINOR.PATCH", v);
     CHECK(descent_version() == v, "descent_version() returns the same static string every time");
+    /* The header's macros come from the same single source as the library's string. */
+    char from_macros[32];
+    snprintf(from_macros, sizeof from_macros, "%d.%d.%d", DESCENT_VERSION_MAJOR, DESCENT_VERSION_MINOR,
+             DESCENT_VERSION_PATCH);
+    CHECK(strcmp(from_macros, DESCENT_VERSION_STRING) == 0, "DESCENT_VERSION_STRING \"%s\" equals the macros' %s",
+          DESCENT_VERSION_STRING, from_macros);
+    CHECK(strcmp(v, DESCENT_VERSION_STRING) == 0, "descent_version() \"%s\" equals the header's \"%s\"", v,
+          DESCENT_VERSION_STRING);
 }
 
 static void test_status_names(void) {

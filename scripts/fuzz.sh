@@ -22,6 +22,8 @@ cd "$root"
 if ! command -v swift >/dev/null 2>&1 && [[ -x /opt/swift/usr/bin/swift ]]; then
     export PATH="/opt/swift/usr/bin:$PATH"
 fi
+# The toolchain's own compilers: the library's sanitizer runtime and libFuzzer come from them.
+toolchain=$(dirname "$(command -v swift)")
 out=${FUZZ_OUT:-build-fuzz}
 scratch=.build-fuzz
 lib_dir="$root/$scratch/debug"
@@ -59,11 +61,11 @@ build() {
     # Swift code gets ASan and libFuzzer's edge/compare coverage, C kernels ASan, UBSan and coverage.
     # Debug keeps assertions on and compiles the module with -enable-testing, which the Swift target
     # needs for @testable import.
-    swift build --product descent --scratch-path "$scratch" \
+    "$toolchain/swift" build --product descent --scratch-path "$scratch" \
         -Xswiftc -sanitize=fuzzer,address \
         -Xcc -fsanitize=fuzzer-no-link,address,undefined
     mkdir -p "$out"
-    local cc=(clang -fuse-ld=lld -g -O1 -std=c11 -Wall -Wextra -Werror -Iinclude
+    local cc=("$toolchain/clang" -fuse-ld=lld -g -O1 -std=c11 -Wall -Wextra -Werror -Iinclude
               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined)
     local link=(-L"$lib_dir" -ldescent -Wl,-rpath,"$lib_dir" -lz -lm)
     for t in fuzz_idx fuzz_checkpoint fuzz_spec fuzz_hparams; do
@@ -71,14 +73,14 @@ build() {
         "${cc[@]}" "tests/fuzz/$t.c" "${link[@]}" -o "$out/$t"
     done
     echo "fuzz: building $out/fuzz_plugin_descriptor (Swift, @testable import Descent)"
-    swiftc -sanitize=fuzzer,address -parse-as-library -g -Onone -use-ld=lld \
+    "$toolchain/swiftc" -sanitize=fuzzer,address -parse-as-library -g -Onone -use-ld=lld \
         -I "$lib_dir/Modules" \
         -Xcc -fmodule-map-file=Sources/CDescentKernels/include/module.modulemap \
         -Xcc -I -Xcc Sources/CDescentKernels/include \
         -L "$lib_dir" -ldescent -Xlinker -rpath -Xlinker "$lib_dir" \
         tests/fuzz/fuzz_plugin_descriptor.swift -o "$out/fuzz_plugin_descriptor"
     echo "fuzz: building $out/make_seeds"
-    clang -fuse-ld=lld -g -O1 -std=c11 -Wall -Wextra -Werror -Iinclude -fsanitize=address \
+    "$toolchain/clang" -fuse-ld=lld -g -O1 -std=c11 -Wall -Wextra -Werror -Iinclude -fsanitize=address \
         tests/fuzz/make_seeds.c "${link[@]}" -o "$out/make_seeds"
 }
 

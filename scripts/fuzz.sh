@@ -36,6 +36,9 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:allocator_ma
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 # One thread: the OpenMP runtime is not instrumented, and a fuzzer wants determinism.
 export DESCENT_NUM_THREADS=1 OMP_NUM_THREADS=1
+# Swift's own crash handler would catch the signal first and, reading the crashed process's memory,
+# trip ASan itself, hiding the real report: leave signals to libFuzzer and the sanitizers.
+export SWIFT_BACKTRACE=${SWIFT_BACKTRACE:-enable=no}
 
 # Per-target libFuzzer options. Inputs are kept small: JSON text is parsed in quadratic time by
 # Foundation's JSONDecoder (a nesting depth of ~500 takes ~15 s under ASan; being replaced), so the

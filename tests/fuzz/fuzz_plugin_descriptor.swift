@@ -15,8 +15,8 @@
 // the descriptor claims. A struct whose struct_size is smaller than this header's is allocated
 // with exactly struct_size bytes (its first bytes being the fields an older plugin would have),
 // so ASan reports a host that reads a field struct_size does not cover. Tables hold the entries
-// their counts claim, up to the host's limits (one past them, for a host whose limit check is
-// off by one).
+// their counts claim, up to the host's limits: a count one past a limit gets a table of the
+// limit's size, so a host whose limit check is off by one reads past it.
 //
 // Checked (a violation aborts): a refused descriptor is a DescentError with status .plugin whose
 // message starts with the origin; an accepted one gives valid names, a default inside every
@@ -109,10 +109,10 @@ func makeHyperparameterTable(_ input: inout Input, count: UInt32,
     // large: at most 4096 bytes, to keep the memory a real plugin could have.
     let stride = min(input.structSize(real), 4096)
     let minimum = 8   // struct_size and flags
-    // A stride the host accepts means `count` entries (up to one past the limit) of that size;
+    // A stride the host accepts means `count` entries (at most the limit) of that size;
     // a smaller one means a single entry of that size, which the host must refuse after
     // reading its struct_size alone.
-    let entries = Int(stride) >= real ? Int(min(count, DESCENT_PLUGIN_MAX_HPARAMS + 1)) : 1
+    let entries = Int(stride) >= real ? Int(min(count, DESCENT_PLUGIN_MAX_HPARAMS)) : 1
     let entrySize = max(minimum, Int(stride))
     let block = calloc(max(1, entries), entrySize)!
     allocations.append(block)
@@ -156,9 +156,9 @@ func makePlugin(_ input: inout Input, _ allocations: inout [UnsafeMutableRawPoin
     p.version = input.string(&allocations)
     p.optimizer_count = input.count(limit: 256)
     if input.byte() % 16 != 0 {
-        // The list holds every entry the count claims (up to one past the host's limit); at most
+        // The list holds every entry the count claims, up to the host's limit of 256; at most
         // four distinct descriptors, repeated, so long lists stay cheap to build.
-        let entries = Int(min(p.optimizer_count, 257))
+        let entries = Int(min(p.optimizer_count, 256))
         let distinct = (0..<min(entries, 4)).map { _ in makeOptimizer(&input, &allocations) }
         let list = calloc(max(1, entries), MemoryLayout<UnsafePointer<descent_optimizer_desc>?>.stride)!
             .assumingMemoryBound(to: UnsafePointer<descent_optimizer_desc>?.self)

@@ -3,7 +3,7 @@
 # UndefinedBehaviorSanitizer (C kernels) and libFuzzer's coverage instrumentation, and runs them.
 #
 #   bash scripts/fuzz.sh build              the library (SwiftPM, .build-fuzz) and the targets (build-fuzz/)
-#   bash scripts/fuzz.sh run [SECONDS]      each target for SECONDS (default 35; CI), after replaying its
+#   bash scripts/fuzz.sh run [SECONDS]      each target for SECONDS (default 30; CI), after replaying its
 #                                           committed corpus; any crash fails the run
 #   bash scripts/fuzz.sh long [SECONDS]     each target for SECONDS (default 3600), keeping the grown corpus
 #                                           in build-fuzz/corpus across runs; figures go to
@@ -99,12 +99,14 @@ fuzz_one() {
     "$out/$t" -max_total_time="$seconds" -print_final_stats=1 -close_fd_mask=1 \
         $(target_options "$t") $(dict_of "$t") -artifact_prefix="$out/artifacts/$t-" \
         "$corpus" "$seeds" > "$log" 2>&1 || rc=$?
-    local execs corpus_files crashes
+    local execs corpus_files crashes edges
     execs=$(stat number_of_executed_units "$log")
+    # Coverage: the edges (inline 8-bit counters) libFuzzer saw hit, from its closing status line.
+    edges=$(grep -oE 'DONE +cov: [0-9]+' "$log" | tail -n 1 | grep -oE '[0-9]+$' || true)
     corpus_files=$(( $(find "$corpus" -type f | wc -l) + $(find "$seeds" -type f | wc -l) ))
     crashes=$(grep -c -E "Test unit written to .*/$t-(crash|leak|timeout|oom|slow-unit)" "$log" || true)
-    printf 'fuzz: %-24s %6ss  executions %9s  exec/s %6s  corpus %5s files  peak RSS %5s MB  crashes %s  %s\n' \
-        "$t" "$seconds" "${execs:-?}" "$(( ${execs:-0} / (seconds > 0 ? seconds : 1) ))" "$corpus_files" \
+    printf 'fuzz: %-24s %6ss  executions %9s  exec/s %6s  edges %5s  corpus %5s files  peak RSS %5s MB  crashes %s  %s\n' \
+        "$t" "$seconds" "${execs:-?}" "$(( ${execs:-0} / (seconds > 0 ? seconds : 1) ))" "${edges:-?}" "$corpus_files" \
         "$(stat peak_rss_mb "$log")" "$crashes" "$([[ $rc -eq 0 ]] && echo ok || echo "FAILED (exit $rc, log $log)")"
     if [[ $rc -ne 0 ]]; then
         # The sanitizer's or the harness's report: the lines that say what went wrong and where.
@@ -130,7 +132,7 @@ long() {
     mkdir -p "$out"
     {
         echo "Descent long fuzzing run, $(date -u '+%Y-%m-%d %H:%M UTC'), $seconds s per target, commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
-        echo "machine: $(nproc) cores, $(uname -sr)"
+        echo "machine: $(getconf _NPROCESSORS_ONLN) cores online ($(nproc) available to this run), $(uname -sr)"
     } | tee "$log"
     for t in "${targets[@]}"; do
         fuzz_one "$t" "$seconds" "$out/corpus/$t" | tee -a "$log" || true
@@ -148,7 +150,7 @@ seeds() {
 
 case ${1:-run} in
     build) build ;;
-    run) build; run "${2:-35}" ;;
+    run) build; run "${2:-30}" ;;
     long) build; long "${2:-3600}" ;;
     seeds) seeds ;;
     fuzz_*) t=$1; shift; [[ -x $out/$t ]] || build; exec "$out/$t" $(target_options "$t") $(dict_of "$t") "$@" ;;

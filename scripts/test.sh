@@ -8,7 +8,7 @@
 #
 # Environment: DESCENT_BUILD_DIR (default build; the sanitizer builds go to <it>-asan and
 # <it>-tsan), DESCENT_SKIP_DEPS=1 (skip scripts/install-deps.sh), JOBS (parallel jobs, default:
-# the number of cores), FUZZ_SECONDS (per fuzz target, default 35; 0 skips fuzzing).
+# the number of cores), FUZZ_SECONDS (per fuzz target, default 30; 0 skips fuzzing).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -79,7 +79,7 @@ ctest --test-dir "$build_dir-tsan" --output-on-failure -R '^test_threads$' | tee
 tsan_count=$(ctest_passed "$build_dir-tsan/ctest.log")
 echo "sanitizers (TSan): ${tsan_count} passed, 0 failed"
 
-fuzz_seconds=${FUZZ_SECONDS:-35}
+fuzz_seconds=${FUZZ_SECONDS:-30}
 section "fuzz: scripts/fuzz.sh run $fuzz_seconds (each target)"
 fuzz_count=0
 if [[ $fuzz_seconds -gt 0 ]]; then

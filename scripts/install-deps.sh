@@ -2,13 +2,16 @@
 # Installs what building and testing Descent needs on Debian bookworm (run as root; idempotent:
 # a second run only checks and prints what is already there).
 #
-#   Debian:  libomp-dev (OpenMP for the C kernels), libopenblas-dev (BLAS), zlib1g-dev (.gz IDX),
+#   Debian:  libomp-dev (OpenMP for the C kernels; its libarcher.so lets TSan follow OpenMP),
+#            libopenblas-dev (BLAS), zlib1g-dev (.gz IDX; the IDX fuzz target gzips with it too),
 #            cmake, ninja-build, pkg-config, gcc, g++, libc6-dev (C tests, header checks, install test),
 #            binutils (readelf), dataset-fashion-mnist (the lab's default data)
 #   PyPI:    numpy pytest matplotlib tqdm safetensors wheel (into the python3 on PATH, e.g. pyenv's;
 #            wheel lets pip build the binding offline with --no-build-isolation)
 #
-# The Swift toolchain (/opt/swift) is not installable from Debian or PyPI: it is only checked.
+# The Swift toolchain (/opt/swift) is not installable from Debian or PyPI: it is only checked,
+# together with what the sanitizer builds and fuzz targets take from it (clang's ASan, UBSan,
+# TSan and libFuzzer runtimes, lld). TSan's OpenMP support (libarcher.so) comes with libomp-dev.
 # Environment: DESCENT_SKIP_APT=1 / DESCENT_SKIP_PIP=1 skip a part.
 set -euo pipefail
 
@@ -52,6 +55,15 @@ else
     log "ERROR: no Swift toolchain (expected Swift 6.3 at /opt/swift/usr/bin or on PATH)" >&2
     exit 1
 fi
+toolchain=$(dirname "$(command -v swift)")
+runtimes=$("$toolchain/clang" -print-resource-dir)/lib/linux
+for f in "$toolchain/ld.lld" "$runtimes"/libclang_rt.{asan,ubsan_standalone,tsan,fuzzer,fuzzer_no_main}-x86_64.a; do
+    if [[ ! -e $f ]]; then
+        log "ERROR: the Swift toolchain lacks $f (needed by the sanitizer builds and fuzz targets)" >&2
+        exit 1
+    fi
+done
+log "toolchain sanitizer runtimes, libFuzzer and lld: present in $runtimes"
 
 # --- Python packages --------------------------------------------------------------------------
 if [[ "${DESCENT_SKIP_PIP:-0}" != 1 ]]; then

@@ -58,11 +58,13 @@ func makeOptimizerKind(_ desc: UnsafePointer<descent_optimizer_desc>?, origin: S
                        library: UnsafeMutableRawPointer?) throws -> OptimizerKind {
     func bad(_ what: String) -> DescentError { DescentError(.plugin, "\(origin): \(what)") }
     guard let desc else { throw bad("an optimizer descriptor is NULL") }
-    let d = desc.pointee
+    // Only struct_size is read until it says the rest of the descriptor exists.
+    let structSize = desc.pointer(to: \.struct_size)!.pointee
     let stepEnd = MemoryLayout<descent_optimizer_desc>.offset(of: \.step)! + MemoryLayout<UnsafeRawPointer>.size
-    guard Int(d.struct_size) >= stepEnd else {
-        throw bad("optimizer descriptor struct_size \(d.struct_size) is smaller than ABI 1.0's \(stepEnd)")
+    guard Int(structSize) >= stepEnd else {
+        throw bad("optimizer descriptor struct_size \(structSize) is smaller than ABI 1.0's \(stepEnd)")
     }
+    let d = desc.pointee
     guard let namePointer = d.name else { throw bad("an optimizer has no name") }
     let name = String(cString: namePointer)
     guard isValidIdentifier(name) else {
@@ -78,7 +80,7 @@ func makeOptimizerKind(_ desc: UnsafePointer<descent_optimizer_desc>?, origin: S
     var table: [Hyperparameter] = []
     if d.hparam_count > 0 {
         guard let base = d.hparams else { throw bad("optimizer '\(name)' has hparam_count \(d.hparam_count) but no table") }
-        let stride = Int(base.pointee.struct_size)
+        let stride = Int(base.pointer(to: \.struct_size)!.pointee)   // the entry itself only once stride covers it
         let minimumSize = MemoryLayout<descent_hparam_desc>.size
         guard stride >= minimumSize else {
             throw bad("optimizer '\(name)': hyperparameter struct_size \(stride) is smaller than ABI 1.0's \(minimumSize)")

@@ -94,17 +94,20 @@ public enum OptimizerRegistry {
 
     static func kinds(of plugin: UnsafePointer<descent_plugin>, origin: String,
                       library: UnsafeMutableRawPointer?) throws -> [OptimizerKind] {
-        let p = plugin.pointee
+        // Only the two leading fields are read until struct_size says the rest exists.
+        let abiVersion = plugin.pointer(to: \.abi_version)!.pointee
+        let structSize = plugin.pointer(to: \.struct_size)!.pointee
         let hostMajor = DESCENT_PLUGIN_ABI_MAJOR
-        let major = p.abi_version >> 16, minor = p.abi_version & 0xffff
+        let major = abiVersion >> 16, minor = abiVersion & 0xffff
         guard major == hostMajor else {
             throw DescentError(.plugin,
                 "\(origin): built for plugin ABI \(major).\(minor), but this host speaks ABI \(hostMajor).\(DESCENT_PLUGIN_ABI_MINOR)")
         }
         let needed = MemoryLayout<descent_plugin>.size
-        guard Int(p.struct_size) >= needed else {
-            throw DescentError(.plugin, "\(origin): descent_plugin struct_size \(p.struct_size) is smaller than ABI 1.0's \(needed)")
+        guard Int(structSize) >= needed else {
+            throw DescentError(.plugin, "\(origin): descent_plugin struct_size \(structSize) is smaller than ABI 1.0's \(needed)")
         }
+        let p = plugin.pointee
         guard p.optimizer_count >= 1, p.optimizer_count <= 256, let list = p.optimizers else {
             throw DescentError(.plugin, "\(origin): declares \(p.optimizer_count) optimizers; need 1 to 256 and a list")
         }

@@ -73,7 +73,7 @@ cmake -S . -B "$build_dir-asan" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_CO
 cmake --build "$build_dir-asan" --parallel "$jobs"
 ctest --test-dir "$build_dir-asan" --output-on-failure --parallel "$jobs" | tee "$build_dir-asan/ctest.log"
 asan_count=$(ctest_passed "$build_dir-asan/ctest.log")
-echo "sanitizers (ASan + UBSan): ${asan_count} passed, 0 failed (test_steady_state_alloc not built: it replaces malloc)"
+echo "sanitizers (ASan + UBSan): ${asan_count} passed, 0 failed (test_steady_state_alloc, test_oom_cleanup, test_idx_memory not built: see CMakeLists.txt)"
 
 section "sanitizers: test_threads under TSan ($build_dir-tsan)"
 cmake -S . -B "$build_dir-tsan" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_COMPILER="$sanitize_cc" \

@@ -312,7 +312,7 @@ weight_gradient_run(const float *restrict a, const float *restrict delta, float 
         for (int64_t t = 0; t < whole; t++) {
             const int64_t at = f + 8 * t;
             store_gradient(a8 * load8(delta + c + 8 * t), w + at, lambda, rows + at, &bad8, adam != NULL, &k_adam8,
-                           m + at, v + at);
+                           adam ? m + at : NULL, adam ? v + at : NULL);
         }
         f += 8 * whole;
         c += (int32_t)(8 * whole);
@@ -327,8 +327,8 @@ weight_gradient_run(const float *restrict a, const float *restrict delta, float 
         const i32x8 blend = (this_bits & first) | (next_bits & ~first);
         f32x8 a_lanes;
         memcpy(&a_lanes, &blend, sizeof a_lanes);
-        store_gradient(a_lanes * load8(wrap + 8 - k), w + f, lambda, rows + f, &bad8, adam != NULL, &k_adam8, m + f,
-                       v + f);
+        store_gradient(a_lanes * load8(wrap + 8 - k), w + f, lambda, rows + f, &bad8, adam != NULL, &k_adam8,
+                       adam ? m + f : NULL, adam ? v + f : NULL);
         f += 8;
         c = 8 - k;
         i++;

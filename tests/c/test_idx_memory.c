@@ -9,6 +9,7 @@
  * truncated (DESCENT_ERR_FORMAT), not as DESCENT_ERR_OUT_OF_MEMORY. An honest pair loads under
  * the same limit. The files are written with zlib by the test itself.
  */
+#define _POSIX_C_SOURCE 200809L   /* mkdtemp */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

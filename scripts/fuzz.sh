@@ -62,6 +62,10 @@ build() {
     "$toolchain/swift" build --product descent --scratch-path "$scratch" \
         -Xswiftc -sanitize=fuzzer,address \
         -Xcc -fsanitize=fuzzer-no-link,address,undefined
+    # The library's SONAME is libdescent.so.MAJOR, the name the targets then look for at run time.
+    local soname
+    soname=$(readelf -d "$lib_dir/libdescent.so" | sed -n 's/.*Library soname: \[\(.*\)\].*/\1/p')
+    [[ -z $soname || $soname == libdescent.so ]] || ln -sf libdescent.so "$lib_dir/$soname"
     mkdir -p "$out"
     local cc=("$toolchain/clang" -fuse-ld=lld -g -O1 -std=c11 -Wall -Wextra -Werror -Iinclude
               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined)

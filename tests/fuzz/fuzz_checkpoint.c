@@ -42,11 +42,12 @@ static void use(descent_net *net) {
     descent_net_param(net, 0, NULL, NULL, NULL, &w1);
     descent_net_param(net, 1, NULL, NULL, NULL, &b1);
     int64_t inputs = w1 / b1;
-    float *x = calloc((size_t)inputs, sizeof(float));
-    for (int64_t i = 0; i < inputs; i++) x[i] = (float)(i % 5) / 5.0f;
-    int32_t label = 1;
+    /* Two samples: training with batch norm refuses a batch of one. */
+    float *x = calloc((size_t)(2 * inputs), sizeof(float));
+    for (int64_t i = 0; i < 2 * inputs; i++) x[i] = (float)(i % 5) / 5.0f;
+    int32_t labels[2] = {1, 0};
     float loss = NAN;
-    int32_t status = descent_net_train_step(net, x, &label, 1, &loss);
+    int32_t status = descent_net_train_step(net, x, labels, 2, &loss);
     FUZZ_REQUIRE(status == DESCENT_OK || status == DESCENT_ERR_NUMERIC, "train step: %s (%s)",
                  descent_status_name(status), descent_last_error());
     free(x);

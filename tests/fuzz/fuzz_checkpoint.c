@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "descent.h"
+#include "fuzz_train.h"
 
 enum { TRAIN_LIMIT = 1 << 16 };
 
@@ -38,19 +39,7 @@ static void use(descent_net *net) {
     free(spec);
     if (total > TRAIN_LIMIT) return;
 
-    int64_t w1 = 0, b1 = 0;
-    descent_net_param(net, 0, NULL, NULL, NULL, &w1);
-    descent_net_param(net, 1, NULL, NULL, NULL, &b1);
-    int64_t inputs = w1 / b1;
-    /* Two samples: training with batch norm refuses a batch of one. */
-    float *x = calloc((size_t)(2 * inputs), sizeof(float));
-    for (int64_t i = 0; i < 2 * inputs; i++) x[i] = (float)(i % 5) / 5.0f;
-    int32_t labels[2] = {1, 0};
-    float loss = NAN;
-    int32_t status = descent_net_train_step(net, x, labels, 2, &loss);
-    FUZZ_REQUIRE(status == DESCENT_OK || status == DESCENT_ERR_NUMERIC, "train step: %s (%s)",
-                 descent_status_name(status), descent_last_error());
-    free(x);
+    fuzz_train_two_samples(net);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

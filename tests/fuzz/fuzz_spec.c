@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "descent.h"
+#include "fuzz_train.h"
 
 /* Networks up to this many parameters also train one step (keeps an execution fast). */
 enum { TRAIN_LIMIT = 1 << 16 };
@@ -53,27 +54,14 @@ static char *spec_of(descent_net *net) {
 }
 
 static void train_once(descent_net *net) {
-    int64_t total = 0, inputs = 0, n = descent_net_param_count(net);
+    int64_t total = 0, n = descent_net_param_count(net);
     for (int64_t i = 0; i < n; i++) {
         int64_t length = 0;
         FUZZ_REQUIRE(descent_net_param(net, i, NULL, NULL, NULL, &length) == DESCENT_OK, "param %lld", (long long)i);
         total += length;
     }
     if (total > TRAIN_LIMIT) return;
-    /* W1 is [inputs][width1]; b1 has width1 entries. */
-    int64_t w1 = 0, b1 = 0;
-    descent_net_param(net, 0, NULL, NULL, NULL, &w1);
-    descent_net_param(net, 1, NULL, NULL, NULL, &b1);
-    inputs = w1 / b1;
-    float *x = calloc((size_t)(2 * inputs), sizeof(float));
-    for (int64_t i = 0; i < 2 * inputs; i++) x[i] = (float)(i % 7) / 7.0f;
-    int32_t labels[2] = {0, 1};
-    float loss = NAN;
-    int32_t status = descent_net_train_step(net, x, labels, 2, &loss);
-    FUZZ_REQUIRE(status == DESCENT_OK || status == DESCENT_ERR_NUMERIC, "train step: %s (%s)",
-                 descent_status_name(status), descent_last_error());
-    if (status == DESCENT_OK) FUZZ_REQUIRE(isfinite(loss), "loss %g reported as success", (double)loss);
-    free(x);
+    fuzz_train_two_samples(net);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

@@ -396,6 +396,17 @@ int64_t descent_net_param_count(descent_net const * net);
 /// Threads: one handle, one thread at a time.
 int32_t descent_net_param(descent_net * net, int64_t index, char const * * name, float * * data, float * * grad, int64_t * length);
 
+/// The shape of parameter `index` (0-based, as in `descent_net_param`): `*rank` dimensions,
+/// written to `dims[0]` ... `dims[*rank - 1]`, outermost first. Weights W<i> are
+/// [fan_in][fan_out] (rank 2, row-major, as `descent_net_param`'s data); biases b<i> and batch
+/// norm's gamma<i>, beta<i> are [width] (rank 1). The product of the dims is `descent_net_param`'s
+/// `*length`. Pass `dims` NULL and `cap` 0 to learn only the rank (at most 8).
+///
+/// Errors: DESCENT_ERR_INVALID_ARGUMENT (NULL net or rank, index out of range, cap < 0, dims NULL
+/// with cap > 0), DESCENT_ERR_BUFFER_TOO_SMALL (cap < rank: `*rank` is set, `dims` untouched).
+/// Threads: one handle, one thread at a time.
+int32_t descent_net_param_shape(descent_net const * net, int64_t index, int32_t * rank, int64_t * dims, int32_t cap);
+
 /// The output of hidden layer `layer` (0-based; after its activation function, before dropout)
 /// from the last forward pass: `*data` is [*rows][*cols] row-major.
 ///

@@ -234,6 +234,38 @@ func inUseMessage(_ handle: UnsafePointer<descent_net>) -> String {
     }
 }
 
+/// The shape of parameter `index` (0-based, as in `descent_net_param`): `*rank` dimensions,
+/// written to `dims[0]` ... `dims[*rank - 1]`, outermost first. Weights W<i> are
+/// [fan_in][fan_out] (rank 2, row-major, as `descent_net_param`'s data); biases b<i> and batch
+/// norm's gamma<i>, beta<i> are [width] (rank 1). The product of the dims is `descent_net_param`'s
+/// `*length`. Pass `dims` NULL and `cap` 0 to learn only the rank (at most 8).
+///
+/// Errors: DESCENT_ERR_INVALID_ARGUMENT (NULL net or rank, index out of range, cap < 0, dims NULL
+/// with cap > 0), DESCENT_ERR_BUFFER_TOO_SMALL (cap < rank: `*rank` is set, `dims` untouched).
+/// Threads: one handle, one thread at a time.
+@c(descent_net_param_shape) public func descent_net_param_shape(
+    _ net: UnsafePointer<descent_net>?, _ index: Int64, _ rank: UnsafeMutablePointer<Int32>?,
+    _ dims: UnsafeMutablePointer<Int64>?, _ cap: Int32
+) -> Int32 {
+    guarded("descent_net_param_shape") {
+        let network = unbox(try required(net, "net"), as: Network.self)
+        let rank = try required(rank, "rank")
+        guard index >= 0, index < Int64(network.parameters.count) else {
+            throw DescentError(.invalidArgument, "index is \(index): must be in [0, \(network.parameters.count))")
+        }
+        guard cap >= 0 else { throw DescentError(.invalidArgument, "cap is \(cap): must be >= 0") }
+        guard dims != nil || cap == 0 else { throw DescentError(.invalidArgument, "dims is NULL but cap is \(cap)") }
+        let shape = network.parameters[Int(index)].shape
+        rank.pointee = Int32(shape.count)
+        guard Int(cap) >= shape.count || dims == nil else {
+            throw DescentError(.bufferTooSmall, "cap is \(cap) but parameter \(index) has rank \(shape.count)")
+        }
+        if let dims {
+            for (i, d) in shape.enumerated() { dims[i] = Int64(d) }
+        }
+    }
+}
+
 /// The output of hidden layer `layer` (0-based; after its activation function, before dropout)
 /// from the last forward pass: `*data` is [*rows][*cols] row-major.
 ///

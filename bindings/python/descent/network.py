@@ -37,6 +37,13 @@ class _Handle:
             self.pointer = None
 
 
+def _param_shape(pointer: ctypes.c_void_p, index: int) -> tuple:
+    """Parameter `index`'s shape, as the library states it (rank 1 or 2, at most 8)."""
+    rank, dims = ctypes.c_int32(), (ctypes.c_int64 * 8)()
+    check(lib.descent_net_param_shape(pointer, index, ctypes.byref(rank), dims, len(dims)))
+    return tuple(dims[:rank.value])
+
+
 def _view(handle: _Handle, address: int, shape: tuple, writable: bool = True) -> np.ndarray:
     """A numpy array over library memory that keeps the handle alive."""
     count = int(np.prod(shape))
@@ -337,16 +344,10 @@ class Network:
             check(lib.descent_net_param(pointer, i, ctypes.byref(name), ctypes.byref(data), ctypes.byref(grad),
                                         ctypes.byref(length)))
             key = name.value.decode()
-            shape = self._shape_of(key, length.value)
+            shape = _param_shape(pointer, i)
             params[key] = _view(self._handle, data.value, shape)
             grads[key] = _view(self._handle, grad.value, shape)
         return params, grads
-
-    def _shape_of(self, name: str, length: int) -> tuple:
-        if name.startswith("W"):
-            layer, sizes = int(name[1:]), self._spec["sizes"]
-            return (sizes[layer - 1], sizes[layer])
-        return (length,)
 
     def _current_optimizer_name(self) -> str:
         """The library's name for the optimizer in use (called under the lock, or in _adopt)."""

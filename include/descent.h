@@ -289,7 +289,7 @@ int32_t descent_plugin_search_path(char * buf, int64_t cap, int64_t * needed);
 int32_t descent_net_create(char const * spec_json, descent_net * * out);
 
 /// Frees a network, its buffers and its optimizer. NULL is ignored. Pointers obtained from
-/// `descent_net_param` and `descent_net_activations` become invalid.
+/// `descent_net_param`, `descent_net_arena` and `descent_net_activations` become invalid.
 ///
 /// Threads: not while another thread uses the same handle. If another thread is inside a call
 /// on it, nothing is freed and `descent_last_error()` says so (the handle stays valid).
@@ -352,7 +352,8 @@ int32_t descent_net_train_step(descent_net * net, float const * x, int32_t const
 
 /// The first half of `descent_net_train_step`: forward and backward, filling the gradients
 /// without updating. Between this and `descent_net_apply_update` the gradients may be read
-/// and rewritten through `descent_net_param` (e.g. averaged across processes with MPI).
+/// and rewritten through `descent_net_param`, or all at once through `descent_net_arena`'s
+/// gradient arena (e.g. averaged across processes with MPI).
 /// Batch-norm running averages are updated here.
 ///
 /// Errors: as `descent_net_train_step` (batch 1 with batch norm included). Threads: one handle, one thread at a time.
@@ -406,6 +407,34 @@ int32_t descent_net_param(descent_net * net, int64_t index, char const * * name,
 /// with cap > 0), DESCENT_ERR_BUFFER_TOO_SMALL (cap < rank: `*rank` is set, `dims` untouched).
 /// Threads: one handle, one thread at a time.
 int32_t descent_net_param_shape(descent_net const * net, int64_t index, int32_t * rank, int64_t * dims, int32_t cap);
+
+/// Zero-copy access to all parameters and all gradients at once: `*params` and `*grads` point
+/// at two arenas of `*length` floats each, 64-byte aligned, with the same layout: every
+/// parameter in the order of `descent_net_param` (W1, b1, [gamma1, beta1,] W2, ...), each
+/// starting on a 64-byte boundary at the offset `descent_net_param_offset` gives, so that
+/// `*params + offset` is `descent_net_param`'s `*data` and `*grads + offset` its `*grad`.
+/// `*length` includes the padding between tensors; the padding is zero and never read, so
+/// whatever a caller writes there has no effect.
+///
+/// Writing the gradient arena between `descent_net_forward_backward` and
+/// `descent_net_apply_update` is the way to replace the gradients, e.g. by an all-reduce of the
+/// whole arena across processes (MPI_Allreduce on `*grads`, `*length` floats, then divide by
+/// the number of processes). Writing the parameter arena changes the network, as writing
+/// through `descent_net_param` does. Any output may be NULL.
+///
+/// Errors: DESCENT_ERR_INVALID_ARGUMENT (NULL net).
+/// Memory: owned by the network, valid until `descent_net_free` (they never move).
+/// Threads: one handle, one thread at a time.
+int32_t descent_net_arena(descent_net * net, float * * params, float * * grads, int64_t * length);
+
+/// Where parameter `index` (0-based, as in `descent_net_param`) starts in the arenas of
+/// `descent_net_arena`: `*offset` floats from their start, a multiple of 16 (64 bytes), the
+/// same in the parameter and the gradient arena. Offsets increase with the index, and each
+/// tensor ends before the next one starts.
+///
+/// Errors: DESCENT_ERR_INVALID_ARGUMENT (NULL net or offset, index out of range).
+/// Threads: one handle, one thread at a time.
+int32_t descent_net_param_offset(descent_net const * net, int64_t index, int64_t * offset);
 
 /// The output of hidden layer `layer` (0-based; after its activation function, before dropout)
 /// from the last forward pass: `*data` is [*rows][*cols] row-major.

@@ -45,7 +45,7 @@ func inUseMessage(_ handle: UnsafePointer<descent_net>) -> String {
 }
 
 /// Frees a network, its buffers and its optimizer. NULL is ignored. Pointers obtained from
-/// `descent_net_param` and `descent_net_activations` become invalid.
+/// `descent_net_param`, `descent_net_arena` and `descent_net_activations` become invalid.
 ///
 /// Threads: not while another thread uses the same handle. If another thread is inside a call
 /// on it, nothing is freed and `descent_last_error()` says so (the handle stays valid).
@@ -140,7 +140,8 @@ func inUseMessage(_ handle: UnsafePointer<descent_net>) -> String {
 
 /// The first half of `descent_net_train_step`: forward and backward, filling the gradients
 /// without updating. Between this and `descent_net_apply_update` the gradients may be read
-/// and rewritten through `descent_net_param` (e.g. averaged across processes with MPI).
+/// and rewritten through `descent_net_param`, or all at once through `descent_net_arena`'s
+/// gradient arena (e.g. averaged across processes with MPI).
 /// Batch-norm running averages are updated here.
 ///
 /// Errors: as `descent_net_train_step` (batch 1 with batch norm included). Threads: one handle, one thread at a time.
@@ -263,6 +264,55 @@ func inUseMessage(_ handle: UnsafePointer<descent_net>) -> String {
         if let dims {
             for (i, d) in shape.enumerated() { dims[i] = Int64(d) }
         }
+    }
+}
+
+/// Zero-copy access to all parameters and all gradients at once: `*params` and `*grads` point
+/// at two arenas of `*length` floats each, 64-byte aligned, with the same layout: every
+/// parameter in the order of `descent_net_param` (W1, b1, [gamma1, beta1,] W2, ...), each
+/// starting on a 64-byte boundary at the offset `descent_net_param_offset` gives, so that
+/// `*params + offset` is `descent_net_param`'s `*data` and `*grads + offset` its `*grad`.
+/// `*length` includes the padding between tensors; the padding is zero and never read, so
+/// whatever a caller writes there has no effect.
+///
+/// Writing the gradient arena between `descent_net_forward_backward` and
+/// `descent_net_apply_update` is the way to replace the gradients, e.g. by an all-reduce of the
+/// whole arena across processes (MPI_Allreduce on `*grads`, `*length` floats, then divide by
+/// the number of processes). Writing the parameter arena changes the network, as writing
+/// through `descent_net_param` does. Any output may be NULL.
+///
+/// Errors: DESCENT_ERR_INVALID_ARGUMENT (NULL net).
+/// Memory: owned by the network, valid until `descent_net_free` (they never move).
+/// Threads: one handle, one thread at a time.
+@c(descent_net_arena) public func descent_net_arena(
+    _ net: UnsafeMutablePointer<descent_net>?, _ params: UnsafeMutablePointer<UnsafeMutablePointer<Float>?>?,
+    _ grads: UnsafeMutablePointer<UnsafeMutablePointer<Float>?>?, _ length: UnsafeMutablePointer<Int64>?
+) -> Int32 {
+    guarded("descent_net_arena") {
+        let arena = unbox(try required(net, "net"), as: Network.self).arena
+        params?.pointee = arena.values.pointer
+        grads?.pointee = arena.gradients.pointer
+        length?.pointee = Int64(arena.length)
+    }
+}
+
+/// Where parameter `index` (0-based, as in `descent_net_param`) starts in the arenas of
+/// `descent_net_arena`: `*offset` floats from their start, a multiple of 16 (64 bytes), the
+/// same in the parameter and the gradient arena. Offsets increase with the index, and each
+/// tensor ends before the next one starts.
+///
+/// Errors: DESCENT_ERR_INVALID_ARGUMENT (NULL net or offset, index out of range).
+/// Threads: one handle, one thread at a time.
+@c(descent_net_param_offset) public func descent_net_param_offset(
+    _ net: UnsafePointer<descent_net>?, _ index: Int64, _ offset: UnsafeMutablePointer<Int64>?
+) -> Int32 {
+    guarded("descent_net_param_offset") {
+        let network = unbox(try required(net, "net"), as: Network.self)
+        let offset = try required(offset, "offset")
+        guard index >= 0, index < Int64(network.parameters.count) else {
+            throw DescentError(.invalidArgument, "index is \(index): must be in [0, \(network.parameters.count))")
+        }
+        offset.pointee = Int64(network.parameters[Int(index)].offset)
     }
 }
 

@@ -13,6 +13,8 @@ public final class Network {
     public let spec: NetworkSpec
     /// In the book's order: W1, b1, [gamma1, beta1,] W2, ...
     public let parameters: [Parameter]
+    /// The memory behind every parameter's value and gradient (see `ParameterArena`).
+    public let arena: ParameterArena
     /// Batch-norm running averages per hidden layer (empty without batch norm).
     public let runningStatistics: [(mean: FloatBuffer, variance: FloatBuffer)]
     /// The optimizer that apply_update uses; sgd (lr 0.01) until set. The network owns it
@@ -42,7 +44,7 @@ public final class Network {
     private let inUse = Atomic<Bool>(false)
 
     /// Builds and initialises a network from a spec. Errors: `.invalidArgument` (the spec),
-    /// `.notFound` (no BLAS), `.outOfMemory` (the message names the tensor).
+    /// `.notFound` (no BLAS), `.outOfMemory` (the message names the arena or tensor).
     ///
     /// Every block of memory is owned by a stored property or a local as soon as it exists
     /// (FloatBuffer, CheckedArray, Parameter, the layers): when an allocation fails halfway,
@@ -58,28 +60,28 @@ public final class Network {
         dk_rng_seed(rngState.pointer, spec.seed)
         let rng = rngState.pointer
 
-        var parameters: [Parameter] = []
+        // All parameters and all gradients: one allocation each, laid out from the spec.
+        let arena = try ParameterArena(spec: spec)
+        self.arena = arena
+        let parameters = try arena.views.map { try Parameter($0, in: arena) }
+        let named = Dictionary(uniqueKeysWithValues: parameters.map { ($0.name, $0) })
         var running: [(mean: FloatBuffer, variance: FloatBuffer)] = []
         var layers: [Layer] = []
         var activationLayers: [ActivationLayer] = []
         let decay = Float(spec.weightDecay)
         for i in 1..<spec.sizes.count {
             let fanIn = spec.sizes[i - 1], fanOut = spec.sizes[i]
-            let w = try Parameter(name: "W\(i)", shape: [fanIn, fanOut], isWeight: true)
-            let b = try Parameter(name: "b\(i)", shape: [fanOut], isWeight: false)
+            let w = named["W\(i)"]!, b = named["b\(i)"]!   // the arena's layout has them (layout(for:))
             let std = spec.initializer.standardDeviation(fanIn: fanIn)
             if std > 0 { dk_rng_normal(rng, w.value.pointer, Int64(w.count), std) }
-            parameters += [w, b]
             layers.append(AffineLayer(weight: w, bias: b, weightDecay: decay, needsInputGradient: i > 1))
             guard i < spec.sizes.count - 1 else { break }
             if spec.batchNorm {
-                let gamma = try Parameter(name: "gamma\(i)", shape: [fanOut], isWeight: false)
-                let beta = try Parameter(name: "beta\(i)", shape: [fanOut], isWeight: false)
+                let gamma = named["gamma\(i)"]!, beta = named["beta\(i)"]!
                 gamma.value.fill(1)
                 let stats = (mean: try Self.buffer(fanOut, "running_mean\(i)"),
                              variance: try Self.buffer(fanOut, "running_var\(i)"))
                 stats.variance.fill(1)
-                parameters += [gamma, beta]
                 running.append(stats)
                 layers.append(try BatchNormLayer(gamma: gamma, beta: beta, runningMean: stats.mean,
                                                  runningVariance: stats.variance))

@@ -1,9 +1,14 @@
 /// A trainable tensor of a network, with its gradient: `W1`, `b1`, `gamma1`, `beta1`, ...
+/// Its value and gradient are views into the network's `ParameterArena`.
 public final class Parameter {
     /// The book's name: W and b per affine layer, gamma and beta per batch-norm layer, 1-based.
     public let name: String
     /// [rows, cols] for weights (fan_in x fan_out), [count] for vectors.
     public let shape: [Int]
+    /// Floats from the start of the arena to this tensor (a multiple of 16: 64 bytes), the same
+    /// in the value and the gradient arena.
+    public let offset: Int
+    /// Non-owning views into `ParameterArena.values` and `.gradients`.
     public let value: FloatBuffer
     public let gradient: FloatBuffer
     /// Weights get weight decay; biases and batch-norm parameters do not (the book's rule).
@@ -12,17 +17,17 @@ public final class Parameter {
     private let cName: CheckedArray<CChar>
     public var cNamePointer: UnsafePointer<CChar> { UnsafePointer(cName.pointer) }
 
-    /// Errors: `.outOfMemory`, the message starting with the parameter's name ("W1: cannot
-    /// allocate ..."). What was allocated before the failure is freed with the properties.
-    init(name: String, shape: [Int], isWeight: Bool) throws {
-        self.name = name
-        self.shape = shape
-        self.isWeight = isWeight
-        let count = shape.reduce(1, *)
+    /// The tensor `view` describes, inside `arena`. Errors: `.outOfMemory` for the name's copy,
+    /// the message starting with the parameter's name ("W1: cannot allocate ...").
+    init(_ view: ParameterArena.View, in arena: ParameterArena) throws {
+        name = view.name
+        shape = view.shape
+        offset = view.offset
+        isWeight = view.isWeight
+        value = FloatBuffer(viewing: arena.values, offset: view.offset, count: view.count)
+        gradient = FloatBuffer(viewing: arena.gradients, offset: view.offset, count: view.count)
         let bytes = Array(name.utf8CString)
         do {
-            value = try FloatBuffer(count: count)
-            gradient = try FloatBuffer(count: count)
             cName = try CheckedArray(count: bytes.count, for: "the name \(name)")
         } catch let error as DescentError {
             throw DescentError(error.status, "\(name): \(error.message)")

@@ -202,6 +202,10 @@ _declare("descent_net_param", c_int32, c_void_p, c_int64, P(c_char_p), P(c_void_
 # int32_t descent_net_param_shape(const descent_net *net, int64_t index, int32_t *rank, int64_t *dims,
 #                                 int32_t cap);
 _declare("descent_net_param_shape", c_int32, c_void_p, c_int64, P(c_int32), P(c_int64), c_int32)
+# int32_t descent_net_arena(descent_net *net, float **params, float **grads, int64_t *length);
+_declare("descent_net_arena", c_int32, c_void_p, P(c_void_p), P(c_void_p), P(c_int64))
+# int32_t descent_net_param_offset(const descent_net *net, int64_t index, int64_t *offset);
+_declare("descent_net_param_offset", c_int32, c_void_p, c_int64, P(c_int64))
 # int32_t descent_net_activations(descent_net *net, int64_t layer, const float **data,
 #                                 int64_t *rows, int64_t *cols);
 _declare("descent_net_activations", c_int32, c_void_p, c_int64, P(c_void_p), P(c_int64), P(c_int64))

@@ -85,6 +85,12 @@ class Network:
       optimizer_name   its name (``net.optimizer.name``)
       params, grads    dicts of zero-copy float32 views ("W1", "b1", "gamma1", "beta1", ...):
                        writing to ``net.params["W1"]`` changes the network
+      param_buffer, grad_buffer
+                       every parameter, and every gradient, as one flat zero-copy float32 view
+                       (the library's arenas: ``params``/``grads`` are slices of them, each on a
+                       64-byte boundary, the floats between them zero and never read). Writing
+                       ``grad_buffer`` between ``forward_backward`` and ``apply_update`` replaces
+                       the gradients, e.g. with an all-reduce across processes
       spec             the spec as the library holds it (every field, defaults filled in)
       sizes            spec["sizes"]
 
@@ -99,7 +105,7 @@ class Network:
     # Slots: every attribute is listed, so a typo such as ``net.lr = 0.5`` cannot create a new,
     # silently ignored one (``__setattr__`` explains instead).
     __slots__ = ("_lock", "_handle", "_pointer", "_loss", "_loss_address", "_spec", "_features", "_params",
-                 "_grads", "_optimizer_generation", "_optimizer_name", "__weakref__")
+                 "_grads", "_param_buffer", "_grad_buffer", "_optimizer_generation", "_optimizer_name", "__weakref__")
 
     def __init__(self, sizes, activation: str = "relu", init: str = "he", batchnorm: bool = False,
                  dropout: float = 0.0, weight_decay: float = 0.0, seed: int = DEFAULT_SEED):
@@ -136,7 +142,9 @@ class Network:
         put(self, "_spec", json.loads(read_string(
             lambda buf, cap, needed: lib.descent_net_spec(pointer, buf, cap, needed))))
         put(self, "_features", self._spec["sizes"][0])
-        params, grads = self._build_views()
+        param_buffer, grad_buffer, params, grads = self._build_views()
+        put(self, "_param_buffer", param_buffer)
+        put(self, "_grad_buffer", grad_buffer)
         put(self, "_params", params)
         put(self, "_grads", grads)
         # Bumped by every successful set_optimizer: a NetworkOptimizer of an older one refuses use.
@@ -147,7 +155,7 @@ class Network:
         if type(self) is not Network and not hasattr(Network, name):
             object.__setattr__(self, name, value)  # a subclass's own attribute
             return
-        public = "optimizer, optimizer_name, params, grads, spec, sizes"
+        public = "optimizer, optimizer_name, params, grads, param_buffer, grad_buffer, spec, sizes"
         if hasattr(Network, name) and not name.startswith("_"):
             swap = name in ("optimizer", "optimizer_name")
             hint = "; swap it with net.set_optimizer(name, **hyperparameters)" if swap else ""
@@ -301,6 +309,23 @@ class Network:
             self._live()
             return dict(self._grads)
 
+    @property
+    def param_buffer(self) -> np.ndarray:
+        """Every parameter in one flat zero-copy float32 view (the library's parameter arena);
+        ``params[name]`` are slices of it. Writing it changes the network."""
+        with self._lock:
+            self._live()
+            return self._param_buffer
+
+    @property
+    def grad_buffer(self) -> np.ndarray:
+        """Every gradient in one flat zero-copy float32 view, laid out as ``param_buffer``.
+        Writing it between ``forward_backward`` and ``apply_update`` replaces the gradients
+        (e.g. ``comm.Allreduce(MPI.IN_PLACE, net.grad_buffer)``, then divide by the size)."""
+        with self._lock:
+            self._live()
+            return self._grad_buffer
+
     def save(self, path: "str | os.PathLike") -> None:
         """Writes a safetensors checkpoint atomically (an existing file is replaced only once
         the new one is complete). A save killed midway leaves a ``.descent-checkpoint-XXXXXX``
@@ -317,7 +342,8 @@ class Network:
         if lock is None:  # __init__ failed before there was a handle
             return
         with lock:
-            for name, value in (("_handle", None), ("_pointer", None), ("_params", {}), ("_grads", {})):
+            for name, value in (("_handle", None), ("_pointer", None), ("_params", {}), ("_grads", {}),
+                                ("_param_buffer", None), ("_grad_buffer", None)):
                 object.__setattr__(self, name, value)
 
     def __enter__(self) -> "Network":
@@ -337,17 +363,23 @@ class Network:
         return self._handle.pointer
 
     def _build_views(self):
-        params, grads = {}, {}
+        """The two arenas as flat views, and each parameter (and gradient) as a slice of them."""
         pointer = self._handle.pointer
+        data, grad, length = ctypes.c_void_p(), ctypes.c_void_p(), ctypes.c_int64()
+        check(lib.descent_net_arena(pointer, ctypes.byref(data), ctypes.byref(grad), ctypes.byref(length)))
+        param_buffer = _view(self._handle, data.value, (length.value,))
+        grad_buffer = _view(self._handle, grad.value, (length.value,))
+        params, grads = {}, {}
         for i in range(lib.descent_net_param_count(pointer)):
-            name, data, grad, length = ctypes.c_char_p(), ctypes.c_void_p(), ctypes.c_void_p(), ctypes.c_int64()
-            check(lib.descent_net_param(pointer, i, ctypes.byref(name), ctypes.byref(data), ctypes.byref(grad),
-                                        ctypes.byref(length)))
+            name, offset, count = ctypes.c_char_p(), ctypes.c_int64(), ctypes.c_int64()
+            check(lib.descent_net_param(pointer, i, ctypes.byref(name), None, None, ctypes.byref(count)))
+            check(lib.descent_net_param_offset(pointer, i, ctypes.byref(offset)))
             key = name.value.decode()
             shape = _param_shape(pointer, i)
-            params[key] = _view(self._handle, data.value, shape)
-            grads[key] = _view(self._handle, grad.value, shape)
-        return params, grads
+            span = slice(offset.value, offset.value + count.value)
+            params[key] = param_buffer[span].reshape(shape)
+            grads[key] = grad_buffer[span].reshape(shape)
+        return param_buffer, grad_buffer, params, grads
 
     def _current_optimizer_name(self) -> str:
         """The library's name for the optimizer in use (called under the lock, or in _adopt)."""

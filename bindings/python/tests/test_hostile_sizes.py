@@ -188,4 +188,5 @@ def test_a_network_spec_of_40_gb(results):
     outcome, _, _, _ = results
     assert outcome["spec"] == {
         "error": "OutOfMemory", "peak_growth_mib": 0,
-        "message": "descent_net_create: W1: cannot allocate 10000000000 floats (40000000000 bytes)"}
+        # All parameters are one block: W1 10^10 floats, b1 10^5, W2 10^6, b2 10 padded to 16.
+        "message": "descent_net_create: the parameter arena: cannot allocate 10001100016 floats (40004400064 bytes)"}

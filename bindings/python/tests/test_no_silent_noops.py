@@ -15,7 +15,7 @@ import pytest
 import descent
 from descent._lib import lib as clib
 
-NETWORK_ATTRIBUTES = "optimizer, optimizer_name, params, grads, spec, sizes"
+NETWORK_ATTRIBUTES = "optimizer, optimizer_name, params, grads, param_buffer, grad_buffer, spec, sizes"
 
 
 def _refused(obj, name, value=0.5) -> str:
@@ -38,7 +38,7 @@ def test_network_refuses_unknown_and_read_only_attributes():
     net = descent.Network(sizes=[4, 3])
     assert _refused(net, "learning_rate") == ("Network has no attribute 'learning_rate' (its attributes, all "
                                               f"read-only: {NETWORK_ATTRIBUTES})")
-    for name in ("spec", "sizes", "params", "grads"):
+    for name in ("spec", "sizes", "params", "grads", "param_buffer", "grad_buffer"):
         assert _refused(net, name, {}) == f"Network.{name} is read-only"
     for name in ("optimizer", "optimizer_name"):
         assert _refused(net, name, "adam") == (f"Network.{name} is read-only; swap it with "

@@ -8,7 +8,7 @@ public final class Parameter {
     /// Floats from the start of the arena to this tensor (a multiple of 16: 64 bytes), the same
     /// in the value and the gradient arena.
     public let offset: Int
-    /// Non-owning views into `ParameterArena.values` and `.gradients`.
+    /// In a network: non-owning views into `ParameterArena.values` and `.gradients`.
     public let value: FloatBuffer
     public let gradient: FloatBuffer
     /// Weights get weight decay; biases and batch-norm parameters do not (the book's rule).
@@ -19,13 +19,27 @@ public final class Parameter {
 
     /// The tensor `view` describes, inside `arena`. Errors: `.outOfMemory` for the name's copy,
     /// the message starting with the parameter's name ("W1: cannot allocate ...").
-    init(_ view: ParameterArena.View, in arena: ParameterArena) throws {
-        name = view.name
-        shape = view.shape
-        offset = view.offset
-        isWeight = view.isWeight
-        value = FloatBuffer(viewing: arena.values, offset: view.offset, count: view.count)
-        gradient = FloatBuffer(viewing: arena.gradients, offset: view.offset, count: view.count)
+    convenience init(_ view: ParameterArena.View, in arena: ParameterArena) throws {
+        try self.init(name: view.name, shape: view.shape, offset: view.offset, isWeight: view.isWeight,
+                      value: FloatBuffer(viewing: arena.values, offset: view.offset, count: view.count),
+                      gradient: FloatBuffer(viewing: arena.gradients, offset: view.offset, count: view.count))
+    }
+
+    /// A parameter with zeroed memory of its own, outside any network: for testing a layer alone.
+    convenience init(name: String, shape: [Int], isWeight: Bool) throws {
+        let count = shape.reduce(1, *)
+        try self.init(name: name, shape: shape, offset: 0, isWeight: isWeight,
+                      value: try FloatBuffer(count: count), gradient: try FloatBuffer(count: count))
+    }
+
+    private init(name: String, shape: [Int], offset: Int, isWeight: Bool, value: FloatBuffer,
+                 gradient: FloatBuffer) throws {
+        self.name = name
+        self.shape = shape
+        self.offset = offset
+        self.isWeight = isWeight
+        self.value = value
+        self.gradient = gradient
         let bytes = Array(name.utf8CString)
         do {
             cName = try CheckedArray(count: bytes.count, for: "the name \(name)")

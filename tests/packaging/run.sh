@@ -48,6 +48,9 @@ export PIP_ROOT_USER_ACTION=ignore
 unset DESCENT_LIBRARY
 
 new_venv() { "$python" -m venv --without-pip --system-site-packages "$tmp/$1"; }
+# Install descent into the venv itself even when the system's site-packages already has one (the
+# README's scripts/run.sh puts it there), which pip would otherwise take as already satisfied.
+fresh=(--ignore-installed --no-deps)
 pip_into() { local venv=$tmp/$1; shift; "$python" -m pip --python "$venv/bin/python" "$@"; }
 smoke() {   # smoke VENV [--train]: from a folder outside the repository
     local venv=$tmp/$1
@@ -57,12 +60,12 @@ smoke() {   # smoke VENV [--train]: from a folder outside the repository
 
 step "1. pip install ./bindings/python (fresh venv)"
 new_venv install
-pip_into install install "${pip_build[@]}" "$root/bindings/python"
+pip_into install install "${fresh[@]}" "${pip_build[@]}" "$root/bindings/python"
 smoke install
 
 step "2. pip install -e ./bindings/python (fresh venv)"
 new_venv editable
-pip_into editable install "${pip_build[@]}" -e "$root/bindings/python"
+pip_into editable install "${fresh[@]}" "${pip_build[@]}" -e "$root/bindings/python"
 smoke editable
 
 step "3. pip wheel ./bindings/python"
@@ -88,7 +91,7 @@ echo "  libdescent.so: $(($(stat -c %s "$library") / 1024)) KiB"
 
 step "4. the wheel in a fresh venv, with the Swift toolchain out of reach"
 new_venv wheel
-pip_into wheel install --disable-pip-version-check "$wheel"
+pip_into wheel install --disable-pip-version-check "${fresh[@]}" "$wheel"
 installed=$("$tmp/wheel/bin/python" -c 'import descent, sys; sys.stdout.write(descent.library_path)')
 deps=$("$without_swift" ldd "$installed")
 echo "$deps" | sed 's/^\s*/  /'

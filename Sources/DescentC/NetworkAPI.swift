@@ -13,6 +13,14 @@ func withNetwork<T>(_ net: UnsafePointer<descent_net>?, _ body: (Network) throws
     return try body(network)
 }
 
+/// Parameter `index` of `network`; an index out of range is an error naming the valid range.
+func parameter(_ network: Network, _ index: Int64) throws -> Parameter {
+    guard index >= 0, index < Int64(network.parameters.count) else {
+        throw DescentError(.invalidArgument, "index is \(index): must be in [0, \(network.parameters.count))")
+    }
+    return network.parameters[Int(index)]
+}
+
 /// "net 0x55d0c2a1e2b0 is in use by another thread ..." (the address as printf's %p shows it).
 func inUseMessage(_ handle: UnsafePointer<descent_net>) -> String {
     "net 0x\(String(UInt(bitPattern: handle), radix: 16)) is in use by another thread (a handle is used by one thread at a time)"
@@ -224,10 +232,7 @@ func inUseMessage(_ handle: UnsafePointer<descent_net>) -> String {
 ) -> Int32 {
     guarded("descent_net_param") {
         let network = unbox(try required(net, "net"), as: Network.self)
-        guard index >= 0, index < Int64(network.parameters.count) else {
-            throw DescentError(.invalidArgument, "index is \(index): must be in [0, \(network.parameters.count))")
-        }
-        let p = network.parameters[Int(index)]
+        let p = try parameter(network, index)
         name?.pointee = UnsafePointer(p.cNamePointer)
         data?.pointee = p.value.pointer
         grad?.pointee = p.gradient.pointer
@@ -251,12 +256,10 @@ func inUseMessage(_ handle: UnsafePointer<descent_net>) -> String {
     guarded("descent_net_param_shape") {
         let network = unbox(try required(net, "net"), as: Network.self)
         let rank = try required(rank, "rank")
-        guard index >= 0, index < Int64(network.parameters.count) else {
-            throw DescentError(.invalidArgument, "index is \(index): must be in [0, \(network.parameters.count))")
-        }
+        let p = try parameter(network, index)
         guard cap >= 0 else { throw DescentError(.invalidArgument, "cap is \(cap): must be >= 0") }
         guard dims != nil || cap == 0 else { throw DescentError(.invalidArgument, "dims is NULL but cap is \(cap)") }
-        let shape = network.parameters[Int(index)].shape
+        let shape = p.shape
         rank.pointee = Int32(shape.count)
         guard Int(cap) >= shape.count || dims == nil else {
             throw DescentError(.bufferTooSmall, "cap is \(cap) but parameter \(index) has rank \(shape.count)")
@@ -309,10 +312,7 @@ func inUseMessage(_ handle: UnsafePointer<descent_net>) -> String {
     guarded("descent_net_param_offset") {
         let network = unbox(try required(net, "net"), as: Network.self)
         let offset = try required(offset, "offset")
-        guard index >= 0, index < Int64(network.parameters.count) else {
-            throw DescentError(.invalidArgument, "index is \(index): must be in [0, \(network.parameters.count))")
-        }
-        offset.pointee = Int64(network.parameters[Int(index)].offset)
+        offset.pointee = Int64(try parameter(network, index).offset)
     }
 }
 

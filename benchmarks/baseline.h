@@ -6,8 +6,12 @@
  * instead loads LIB next to the libdescent it is linked with and alternates short runs of the
  * two; the median of the ratios of adjacent runs cancels the drift.
  *
- * LIB is loaded with dlopen(RTLD_NOW | RTLD_LOCAL): its symbols do not replace the linked
- * library's, and the benchmark reaches both through a descent_api table of function pointers.
+ * LIB is loaded with dlopen(RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND): its symbols do not replace
+ * the linked library's, and (DEEPBIND) its own calls between its internal functions stay inside
+ * it. Without DEEPBIND the dynamic linker binds those calls to the linked library's copy of
+ * each dk_* function, which is first in the global scope: the baseline would time the new
+ * kernels, and crash when an internal signature changed. The benchmark reaches both libraries
+ * through a descent_api table of function pointers.
  * Both copies share the process's Swift runtime, libomp and OpenBLAS (each library sets its
  * own thread count). glibc loads a file only once, so the same file cannot be its own
  * baseline: copy it first (cp build/.../libdescent.so /tmp/libdescent-copy.so) to compare a
@@ -52,7 +56,7 @@ static inline descent_api descent_api_linked(void) {
 /* Loads the library at `path` as a baseline. Returns 0 and prints why on stderr on failure
  * (not loadable, a symbol missing, or the linked library's own file). */
 static inline int descent_api_load(const char *path, descent_api *api) {
-    void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
     if (!lib) {
         fprintf(stderr, "--baseline: cannot load '%s': %s\n", path, dlerror());
         return 0;

@@ -10,7 +10,6 @@
  */
 #include <math.h>
 
-#include "adam_element.h"
 #include "descent_kernels.h"
 
 #define OK DESCENT_PLUGIN_OK
@@ -152,29 +151,26 @@ static int32_t adamw_prepare(const descent_step_context *ctx, double *scalars) {
 
 /* Shared by adam and adamw: both tables keep beta1, beta2, eps at the same positions.
  * 1 - beta is taken in double, then rounded once: (float)0.999 is 0.99899995, so
- * 1 - (float)beta2 would be 1.3e-5 too small (PyTorch also takes 1 - beta in double). */
-static dk_adam_constants adam_constants(const descent_step_context *ctx) {
-    return (dk_adam_constants){
-        .one_minus_b1 = (float)(1.0 - ctx->hparams[ADAM_BETA1]),
-        .one_minus_b2 = (float)(1.0 - ctx->hparams[ADAM_BETA2]),
-        .eps = HP(ADAM_EPS),
-        .step_size = (float)ctx->scalars[SCALAR_STEP_SIZE],
-        .inv_sqrt_bc2 = (float)ctx->scalars[SCALAR_INV_SQRT_BC2],
-        .decay = (float)ctx->scalars[SCALAR_DECAY],
-    };
-}
-
+ * 1 - (float)beta2 would be 1.3e-5 too small (PyTorch also takes 1 - beta in double).
+ * The multiply-adds are explicit fused multiply-adds (one rounding each), so the result does
+ * not depend on what the compiler contracts: the scalar loop and its vectorisation agree. */
 static int32_t adam_step(const descent_step_context *ctx, float *restrict p, const float *restrict g,
                          float *const *state, int64_t n) {
-    const dk_adam_constants k = adam_constants(ctx);
+    const float one_minus_b1 = (float)(1.0 - ctx->hparams[ADAM_BETA1]);
+    const float one_minus_b2 = (float)(1.0 - ctx->hparams[ADAM_BETA2]);
+    const float eps = HP(ADAM_EPS);
+    const float step_size = (float)ctx->scalars[SCALAR_STEP_SIZE];
+    const float inv_sqrt_bc2 = (float)ctx->scalars[SCALAR_INV_SQRT_BC2];
+    const float decay = (float)ctx->scalars[SCALAR_DECAY];
     float *restrict m = state[0];
     float *restrict v = state[1];
     for (int64_t i = 0; i < n; i++) {
-        float mi = m[i], vi = v[i], pi = p[i];
-        DK_ADAM_ELEMENT(float, sqrtf, fmaf, g[i], mi, vi, pi, k);
+        const float gi = g[i];
+        const float mi = fmaf(one_minus_b1, gi - m[i], m[i]);            /* m += (1-beta1)*(g-m) */
+        const float vi = fmaf(one_minus_b2, fmaf(gi, gi, -v[i]), v[i]);  /* v += (1-beta2)*(g^2-v) */
         m[i] = mi;
         v[i] = vi;
-        p[i] = pi;
+        p[i] = fmaf(decay, p[i], -(step_size * mi / fmaf(sqrtf(vi), inv_sqrt_bc2, eps)));
     }
     return OK;
 }
@@ -220,10 +216,3 @@ static const descent_plugin builtin_plugin = {
 };
 
 const descent_plugin *dk_builtin_plugin(void) { return &builtin_plugin; }
-
-int32_t dk_adam_constants_of(const descent_optimizer_desc *desc, const descent_step_context *ctx,
-                             dk_adam_constants *constants) {
-    if (desc != &adam && desc != &adamw) return 0;
-    *constants = adam_constants(ctx);
-    return 1;
-}

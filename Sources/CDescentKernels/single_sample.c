@@ -14,10 +14,11 @@
  *
  * Order of a step: forward (one barrier per layer); the backward chain of deltas (one per
  * layer); then, when the deltas prove every gradient finite (gradients_certainly_finite), each
- * weight-gradient row is made and stepped at once, a 16 KB chunk at a time, while in cache
- * (the built-in Adam even element by element, in the same pass). Otherwise all gradients are
- * made and scanned first and the update waits for the verdict. A thread that runs out of
- * update chunks takes the other threads' last ones.
+ * weight-gradient row is made and stepped at once, a 16 KB chunk at a time, while in cache:
+ * this fused update serves every optimizer whose step() cannot fail (the descriptor's
+ * DESCENT_OPTIMIZER_INFALLIBLE), built-in or plugin, through its own step(). Otherwise all
+ * gradients are made and scanned first and the update waits for the verdict. A thread that
+ * runs out of update chunks takes the other threads' last ones.
  *
  * Shapes (layer l, 0-based, of count): a_l [fan_in] is the input (x for l = 0, else the
  * previous layer's output), W_l [fan_in][fan_out], b_l [fan_out]; z_l = a_l W_l + b_l.
@@ -37,7 +38,6 @@
 #include <stdatomic.h>
 #include <string.h>
 
-#include "adam_element.h"
 #include "descent_kernels.h"
 
 /* ---- a barrier for the few threads of one step ---------------------------------------------
@@ -213,47 +213,9 @@ static float gradient_element(float ai, float dj, float wij, float lambda) {
     return g;
 }
 
-/* Adam's step of one weight or of eight (adam_element.h), as adam_step takes it. */
-static f32x8 sqrt8(f32x8 x) {
-#if __has_builtin(__builtin_elementwise_sqrt)
-    return __builtin_elementwise_sqrt(x);
-#else
-    for (int k = 0; k < 8; k++) x[k] = sqrtf(x[k]);
-    return x;
-#endif
-}
-static f32x8 fma8(f32x8 a, f32x8 b, f32x8 c) {
-#if __has_builtin(__builtin_elementwise_fma)
-    return __builtin_elementwise_fma(a, b, c);
-#else
-    for (int k = 0; k < 8; k++) a[k] = fmaf(a[k], b[k], c[k]);
-    return a;
-#endif
-}
-static void adam_one(float g, float *p, float *m, float *v, dk_adam_constants adam) {
-    float mi = *m, vi = *v, pi = *p;
-    DK_ADAM_ELEMENT(float, sqrtf, fmaf, g, mi, vi, pi, adam);
-    *m = mi, *v = vi, *p = pi;
-}
-/* dk_adam_constants, each splat over 8 lanes. */
-typedef struct adam_vectors {
-    f32x8 one_minus_b1, one_minus_b2, eps, step_size, inv_sqrt_bc2, decay;
-} adam_vectors;
-static adam_vectors adam_splat(dk_adam_constants k) {
-    return (adam_vectors){splat8(k.one_minus_b1), splat8(k.one_minus_b2), splat8(k.eps),
-                          splat8(k.step_size), splat8(k.inv_sqrt_bc2), splat8(k.decay)};
-}
-static void adam_eight(f32x8 g, float *p, float *m, float *v, const adam_vectors *adam) {
-    f32x8 mi = load8(m), vi = load8(v), pi = load8(p);
-    DK_ADAM_ELEMENT(f32x8, sqrt8, fma8, g, mi, vi, pi, *adam);
-    store8(m, mi), store8(v, vi), store8(p, pi);
-}
-
-/* Stores eight products a_i * delta_j (+ lambda * w), flagging NaN or Inf lanes in *bad; with
- * adam, then takes Adam's step of the eight weights w (m and v at the same offset). */
+/* Stores eight products a_i * delta_j (+ lambda * w), flagging NaN or Inf lanes in *bad. */
 static inline __attribute__((always_inline)) void
-store_gradient(f32x8 g, float *w, float lambda, float *restrict out, i32x8 *bad, int adam,
-               const adam_vectors *constants, float *m, float *v) {
+store_gradient(f32x8 g, const float *w, float lambda, float *restrict out, i32x8 *bad) {
 #pragma STDC FP_CONTRACT OFF
     const i32x8 exponent = {0x7f800000, 0x7f800000, 0x7f800000, 0x7f800000,
                             0x7f800000, 0x7f800000, 0x7f800000, 0x7f800000};
@@ -262,15 +224,10 @@ store_gradient(f32x8 g, float *w, float lambda, float *restrict out, i32x8 *bad,
     i32x8 bits;
     memcpy(&bits, &g, sizeof bits);
     *bad |= (bits & exponent) == exponent;
-    if (adam) adam_eight(g, w, m, v, constants);
 }
 
 /* Rows [r0, r1) of dW = a^T delta (+ lambda W), written to rows [0, (r1 - r0) * out) (w and rows
  * start at row r0); 1 when one of them is NaN or Inf, checked in the same pass as the stores.
- * With adam (the gradients are then known to be finite), each element is also fed at once to
- * Adam's step of its weight in w, with m and v from row r0 on. As a pass of its own, the
- * making and storing of the gradient found its lines out of cache; here they are written while
- * the step reads and writes the same rows of w, m and v.
  *
  * The rows are contiguous, so they are written as one run of 8-float vectors aligned to the
  * output. A row-by-row loop would start every other row of a fan_out like 100 off the 32-byte
@@ -280,14 +237,9 @@ store_gradient(f32x8 g, float *w, float lambda, float *restrict out, i32x8 *bad,
  * and the first 8 values of delta side by side). Every lane is the same product as its
  * scalar form (gradient_element). Needs out >= 8, so a vector spans at most two rows. */
 static inline __attribute__((always_inline)) int
-weight_gradient_run(const float *restrict a, const float *restrict delta, float *w, int32_t out, int32_t r0,
-                    int32_t r1, float lambda, float *restrict rows, const dk_adam_constants *adam, float *m,
-                    float *v) {
+weight_gradient_run(const float *restrict a, const float *restrict delta, const float *w, int32_t out,
+                    int32_t r0, int32_t r1, float lambda, float *restrict rows) {
     const i32x8 lane = {0, 1, 2, 3, 4, 5, 6, 7};
-    /* A copy the compiler knows no store can change: else it reloads the constants after
-     * every store to w, m or v. */
-    const dk_adam_constants k_adam = adam ? *adam : (dk_adam_constants){0};
-    const adam_vectors k_adam8 = adam_splat(k_adam);
     float wrap[16];
     memcpy(wrap, delta + out - 8, 8 * sizeof(float));
     memcpy(wrap + 8, delta, 8 * sizeof(float));
@@ -300,7 +252,6 @@ weight_gradient_run(const float *restrict a, const float *restrict delta, float 
     for (; f < head && f < n; f++) {
         rows[f] = gradient_element(a[i], delta[c], w[f], lambda);
         bad |= any_nonfinite(rows + f, 1);
-        if (adam) adam_one(rows[f], w + f, m + f, v + f, k_adam);
         if (++c == out) { c = 0; i++; }
     }
     i32x8 bad8 = {0};
@@ -311,8 +262,7 @@ weight_gradient_run(const float *restrict a, const float *restrict delta, float 
         const f32x8 a8 = splat8(a[i]);
         for (int64_t t = 0; t < whole; t++) {
             const int64_t at = f + 8 * t;
-            store_gradient(a8 * load8(delta + c + 8 * t), w + at, lambda, rows + at, &bad8, adam != NULL, &k_adam8,
-                           adam ? m + at : NULL, adam ? v + at : NULL);
+            store_gradient(a8 * load8(delta + c + 8 * t), w + at, lambda, rows + at, &bad8);
         }
         f += 8 * whole;
         c += (int32_t)(8 * whole);
@@ -327,8 +277,7 @@ weight_gradient_run(const float *restrict a, const float *restrict delta, float 
         const i32x8 blend = (this_bits & first) | (next_bits & ~first);
         f32x8 a_lanes;
         memcpy(&a_lanes, &blend, sizeof a_lanes);
-        store_gradient(a_lanes * load8(wrap + 8 - k), w + f, lambda, rows + f, &bad8, adam != NULL, &k_adam8,
-                       adam ? m + f : NULL, adam ? v + f : NULL);
+        store_gradient(a_lanes * load8(wrap + 8 - k), w + f, lambda, rows + f, &bad8);
         f += 8;
         c = 8 - k;
         i++;
@@ -336,7 +285,6 @@ weight_gradient_run(const float *restrict a, const float *restrict delta, float 
     for (; f < n; f++) {
         rows[f] = gradient_element(a[i], delta[c], w[f], lambda);
         bad |= any_nonfinite(rows + f, 1);
-        if (adam) adam_one(rows[f], w + f, m + f, v + f, k_adam);
         if (++c == out) { c = 0; i++; }
     }
     for (int k = 0; k < 8; k++) bad |= bad8[k] != 0;
@@ -346,17 +294,13 @@ weight_gradient_run(const float *restrict a, const float *restrict delta, float 
 /* Rows [r0, r1) of dW, as weight_gradient_run; row by row when rows are shorter than a
  * vector. */
 static inline __attribute__((always_inline)) int
-weight_gradient_rows(const float *restrict a, const float *restrict delta, float *w, int32_t out, int32_t r0,
-                     int32_t r1, float lambda, float *restrict rows, const dk_adam_constants *adam, float *m,
-                     float *v) {
-    if (out >= 8) return weight_gradient_run(a, delta, w, out, r0, r1, lambda, rows, adam, m, v);
+weight_gradient_rows(const float *restrict a, const float *restrict delta, const float *w, int32_t out,
+                     int32_t r0, int32_t r1, float lambda, float *restrict rows) {
+    if (out >= 8) return weight_gradient_run(a, delta, w, out, r0, r1, lambda, rows);
     int bad = 0;
     for (int32_t i = r0; i < r1; i++) {
         const int64_t row = (int64_t)(i - r0) * out;
-        for (int32_t j = 0; j < out; j++) {
-            rows[row + j] = gradient_element(a[i], delta[j], w[row + j], lambda);
-            if (adam) adam_one(rows[row + j], w + row + j, m + row + j, v + row + j, *adam);
-        }
+        for (int32_t j = 0; j < out; j++) rows[row + j] = gradient_element(a[i], delta[j], w[row + j], lambda);
         bad |= any_nonfinite(rows + row, out);
     }
     return bad;
@@ -366,18 +310,10 @@ weight_gradient_rows(const float *restrict a, const float *restrict delta, float
  * network weight decay, the usual case), so that loop has no test of lambda at all. */
 
 /* The gradient rows alone; 1 when one of them is NaN or Inf. */
-static int gradient_rows(const float *restrict a, const float *restrict delta, float *w, int32_t out, int32_t r0,
-                         int32_t r1, float lambda, float *restrict rows) {
-    if (lambda > 0.0f) return weight_gradient_rows(a, delta, w, out, r0, r1, lambda, rows, NULL, NULL, NULL);
-    return weight_gradient_rows(a, delta, w, out, r0, r1, 0.0f, rows, NULL, NULL, NULL);
-}
-
-/* The gradient rows, each element stepped by Adam as soon as it is made. */
-static void gradient_rows_with_adam(const float *restrict a, const float *restrict delta, float *w, int32_t out,
-                                    int32_t r0, int32_t r1, float lambda, float *restrict rows,
-                                    const dk_adam_constants *adam, float *m, float *v) {
-    if (lambda > 0.0f) weight_gradient_rows(a, delta, w, out, r0, r1, lambda, rows, adam, m, v);
-    else weight_gradient_rows(a, delta, w, out, r0, r1, 0.0f, rows, adam, m, v);
+static int gradient_rows(const float *restrict a, const float *restrict delta, const float *w, int32_t out,
+                         int32_t r0, int32_t r1, float lambda, float *restrict rows) {
+    if (lambda > 0.0f) return weight_gradient_rows(a, delta, w, out, r0, r1, lambda, rows);
+    return weight_gradient_rows(a, delta, w, out, r0, r1, 0.0f, rows);
 }
 
 /* Rows [r0, r1) of the previous layer's delta: f'(a[i]) * (W[i][:] . delta). */
@@ -435,10 +371,6 @@ typedef struct step_job {
     atomic_int step_failed;
     spin_barrier barrier;
     chunk_queue queues[DK_ROW_BLOCKS];   /* per thread: update chunks not yet taken */
-    /* The update is the built-in adam or adamw without host weight decay: its step is taken in
-     * the pass that makes each gradient row (weight_gradient_run). */
-    int32_t fused_adam;
-    dk_adam_constants adam;
 } step_job;
 
 static const float *layer_input(const step_job *job, int32_t l) {
@@ -609,19 +541,12 @@ static int32_t step_chunk(const step_job *job, int owner, int nth, uint32_t chun
         }
         const int32_t i = r0 + (int32_t)chunk * per, e = i + per < r1 ? i + per : r1;
         const int64_t offset = (int64_t)i * layer->fan_out, n = (int64_t)(e - i) * layer->fan_out;
-        float *const *state = u->state + (size_t)(2 * l) * slots;
-        if (make_gradients && job->fused_adam) {
-            gradient_rows_with_adam(layer_input(job, l), layer->delta, layer->weight + offset, layer->fan_out, i, e,
-                                    job->weight_decay, layer->weight_grad + offset, &job->adam,
-                                    state[0] + offset, state[1] + offset);
-            return DESCENT_PLUGIN_OK;
-        }
         if (make_gradients)
             gradient_rows(layer_input(job, l), layer->delta, layer->weight + offset, layer->fan_out, i, e,
                           job->weight_decay, layer->weight_grad + offset);
-        float *slot[DESCENT_PLUGIN_MAX_STATE];
-        for (uint32_t q = 0; q < slots; q++) slot[q] = state[q] + offset;
-        return dk_run_segment(u->desc, u->ctx, layer->weight + offset, layer->weight_grad + offset, slot, u->l2,
+        float *state[DESCENT_PLUGIN_MAX_STATE];
+        for (uint32_t q = 0; q < slots; q++) state[q] = u->slots[q] + (layer->weight - u->params) + offset;
+        return dk_run_segment(u->desc, u->ctx, layer->weight + offset, layer->weight_grad + offset, state, u->l2,
                               0, n, scratch);
     }
     return DESCENT_PLUGIN_OK;   /* not reached: chunk < owner_chunks */
@@ -638,8 +563,10 @@ static void update(step_job *job, int tid, int nth, int make_gradients) {
         for (int32_t l = 0; l < job->count && rc == DESCENT_PLUGIN_OK; l++) {
             const dk_dense_layer *layer = &job->layers[l];
             if (make_gradients) memcpy(layer->bias_grad, layer->delta, (size_t)layer->fan_out * sizeof(float));
-            rc = dk_run_segment(u->desc, u->ctx, layer->bias, layer->bias_grad,
-                                u->state + (size_t)(2 * l + 1) * slots, u->l2, 0, layer->fan_out, scratch);
+            float *state[DESCENT_PLUGIN_MAX_STATE];
+            for (uint32_t q = 0; q < slots; q++) state[q] = u->slots[q] + (layer->bias - u->params);
+            rc = dk_run_segment(u->desc, u->ctx, layer->bias, layer->bias_grad, state, u->l2, 0, layer->fan_out,
+                                scratch);
         }
     }
     uint32_t chunk;
@@ -689,7 +616,6 @@ int32_t dk_dense_step_one(dk_dense_layer *layers, int32_t count, int32_t activat
     if (weights < DK_PARALLEL_MIN_ELEMENTS || nth < 1) nth = 1;
     job.barrier.threads = nth;
     fill_queues(&job, nth);
-    job.fused_adam = update && update->l2 == 0.0f && dk_adam_constants_of(update->desc, update->ctx, &job.adam);
 
     if (nth == 1) {
         run_thread(&job, 0, 1);   /* no OpenMP region at all (see step_runner.c) */

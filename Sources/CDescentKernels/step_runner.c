@@ -142,13 +142,13 @@ int32_t dk_run_segment(const descent_optimizer_desc *desc, const descent_step_co
 /* Runs step() on every segment in chunks [k0, k1); sets *failed when one fails. */
 static void run_chunks(const descent_optimizer_desc *desc, const descent_step_context *ctx,
                        int64_t count, float *const *params, const float *const *grads,
-                       const int64_t *lengths, float *const *state, float l2, int64_t k0,
-                       int64_t k1, float *scratch, atomic_int *failed) {
-    uint32_t state_count = desc->state_count;
+                       const int64_t *lengths, float *const *slots, const int64_t *offsets, float l2,
+                       int64_t k0, int64_t k1, float *scratch, atomic_int *failed) {
+    float *state[DESCENT_PLUGIN_MAX_STATE];
     FOR_EACH_SEGMENT(count, lengths, k0, k1, {
         if (!atomic_load_explicit(failed, memory_order_relaxed)) {
-            int32_t rc = dk_run_segment(desc, ctx, params[i], grads[i],
-                                     state + (size_t)i * state_count, l2, begin, end, scratch);
+            for (uint32_t s = 0; s < desc->state_count; s++) state[s] = slots[s] + offsets[i];
+            int32_t rc = dk_run_segment(desc, ctx, params[i], grads[i], state, l2, begin, end, scratch);
             if (rc != DESCENT_PLUGIN_OK) atomic_store(failed, 1);
         }
     });
@@ -156,7 +156,8 @@ static void run_chunks(const descent_optimizer_desc *desc, const descent_step_co
 
 int32_t dk_run_step(const descent_optimizer_desc *desc, const descent_step_context *ctx,
                     int64_t count, float *const *params, const float *const *grads,
-                    const int64_t *lengths, float *const *state, float l2, int32_t threads) {
+                    const int64_t *lengths, float *const *slots, const int64_t *offsets, float l2,
+                    int32_t threads) {
     int64_t total_chunks = 0, total_elements = 0;
     for (int64_t i = 0; i < count; i++) {
         total_chunks += chunks_of(lengths[i]);
@@ -169,7 +170,7 @@ int32_t dk_run_step(const descent_optimizer_desc *desc, const descent_step_conte
         /* No OpenMP region at all: even a serialised one (if(0)) costs ~0.2-0.4 us in libomp. */
         _Alignas(64) float scratch[DK_CHUNK];
         uint32_t mode = dk_denormals_flush_begin();
-        run_chunks(desc, ctx, count, params, grads, lengths, state, l2, 0, total_chunks, scratch, &failed);
+        run_chunks(desc, ctx, count, params, grads, lengths, slots, offsets, l2, 0, total_chunks, scratch, &failed);
         dk_denormals_flush_end(mode);
     } else {
 #pragma omp parallel num_threads(nth)
@@ -178,7 +179,7 @@ int32_t dk_run_step(const descent_optimizer_desc *desc, const descent_step_conte
             int64_t k0, k1;
             thread_slice(total_chunks, omp_get_thread_num(), omp_get_num_threads(), &k0, &k1);
             uint32_t mode = dk_denormals_flush_begin();
-            run_chunks(desc, ctx, count, params, grads, lengths, state, l2, k0, k1, scratch, &failed);
+            run_chunks(desc, ctx, count, params, grads, lengths, slots, offsets, l2, k0, k1, scratch, &failed);
             dk_denormals_flush_end(mode);
         }
     }

@@ -4,11 +4,14 @@ import CDescentKernels
 import Glibc
 #endif
 
-/// An optimizer instance: hyperparameter values, the step count, and per-tensor state.
+/// An optimizer instance: hyperparameter values, the step count, and its state.
 ///
 /// `step` updates parameters in place from gradients, the book's `optimizer.update(params, grads)`.
-/// State (velocities, moment estimates) is kept per tensor position and created on the first
-/// step; later steps must pass the same number of tensors with the same lengths.
+/// State (velocities, moment estimates) is created on the first step and kept per tensor
+/// position; later steps must pass the same number of tensors with the same lengths. Each state
+/// slot is one buffer holding that slot of every tensor, each tensor's part starting on a
+/// 64-byte boundary: for a network, whose one tensor is its whole parameter arena, a slot has
+/// the arena's layout, and the update is one elementwise pass per slot.
 ///
 /// One instance is used by one thread at a time; separate instances may run concurrently.
 public final class Optimizer {
@@ -33,11 +36,14 @@ public final class Optimizer {
     private var report: UnsafeMutablePointer<dk_step_report> { reportBox.pointer }
     /// Lengths of the tensors the state belongs to; empty before the first step.
     private var shape: [Int64] = []
-    /// state[i * stateCount + s]: state slot s of tensor i, 64-byte aligned, zero at creation.
-    private var state: UnsafeMutablePointer<UnsafeMutablePointer<Float>?>? = nil
-    /// Rollback copy for fallible plugin optimizers: params then state, per tensor.
-    private var snapshot: UnsafeMutablePointer<Float>? = nil
-    private var snapshotCount = 0
+    /// Where tensor i's state starts in every slot buffer, in floats (a multiple of 16).
+    private var offsets: [Int64] = []
+    /// One zero-initialised buffer per state slot (empty before the first step), and their
+    /// addresses for C (`slotTable.pointer[s]` is `slots[s].pointer`).
+    private var slots: [FloatBuffer] = []
+    private let slotTable: CheckedArray<UnsafeMutablePointer<Float>?>
+    /// Rollback copy for fallible plugin optimizers: the params of every tensor, then the slots.
+    private var snapshot: FloatBuffer? = nil
 
     /// Creates an optimizer by registered name, with hyperparameters from a `"k=v,k=v"` list
     /// (nil or empty: the defaults).
@@ -64,10 +70,7 @@ public final class Optimizer {
         valueTable.pointer.update(from: initial, count: initial.count)
         scalarTable = try CheckedArray(count: Int(DESCENT_PLUGIN_MAX_SCALARS), for: "the step scalars of \(kind.name)")
         reportBox = try CheckedArray(count: 1, for: "the step report of \(kind.name)")
-    }
-
-    deinit {
-        freeState()
+        slotTable = try CheckedArray(count: Int(DESCENT_PLUGIN_MAX_STATE), for: "the state table of \(kind.name)")
     }
 
     /// The current value of a hyperparameter. The read-only key `step` gives the step count.
@@ -130,8 +133,8 @@ public final class Optimizer {
 
     /// Read access to state slot `slot` of tensor `tensor` (nil before the first step).
     public func state(tensor: Int, slot: Int) -> UnsafeBufferPointer<Float>? {
-        guard let state, tensor >= 0, tensor < shape.count, slot >= 0, slot < kind.stateCount else { return nil }
-        return UnsafeBufferPointer(start: state[tensor * kind.stateCount + slot], count: Int(shape[tensor]))
+        guard tensor >= 0, tensor < shape.count, slot >= 0, slot < slots.count else { return nil }
+        return UnsafeBufferPointer(start: slots[slot].pointer + Int(offsets[tensor]), count: Int(shape[tensor]))
     }
 
     /// Updates parameters in place: Swift convenience over buffers.
@@ -161,18 +164,24 @@ public final class Optimizer {
     /// Updates `count` tensors in place: `params[i][0..<lengths[i]] -= update(grads[i], state)`.
     /// Validates everything before touching anything: on any error, parameters, state and the
     /// step count are as they were. Allocates only on the first step (the state).
+    /// `scanned`: the caller (a network) has already checked the gradients for NaN/Inf when
+    /// `checksFiniteness` asks for it, and named the tensor in its own terms.
     public func step(count: Int64, params: UnsafePointer<UnsafeMutablePointer<Float>?>?,
-                     grads: UnsafePointer<UnsafePointer<Float>?>?, lengths: UnsafePointer<Int64>?) throws {
+                     grads: UnsafePointer<UnsafePointer<Float>?>?, lengths: UnsafePointer<Int64>?,
+                     scanned: Bool = false) throws {
         let (params, grads, lengths) = try validate(count: count, params: params, grads: grads, lengths: lengths)
         let n = Int(count)
         let threads = dk_get_threads()
         var badTensor: Int64 = 0, badIndex: Int64 = 0
-        if checksFiniteness, dk_find_nonfinite(count, grads, lengths, threads, &badTensor, &badIndex) != 0 {
+        if checksFiniteness, !scanned, dk_find_nonfinite(count, grads, lengths, threads, &badTensor, &badIndex) != 0 {
             throw Self.nonFinite(grads: grads, tensor: badTensor, index: badIndex)
         }
-        try takeStep(lengths: lengths, count: n) { desc, ctx, state, l2 in
+        try takeStep(lengths: lengths, count: n) { desc, ctx, slots, l2 in
             if kind.isFallible { try takeSnapshot(params: params, n: n) }
-            guard dk_run_step(desc, ctx, count, params, grads, lengths, state, l2, threads) == DESCENT_PLUGIN_OK else {
+            let rc = offsets.withUnsafeBufferPointer {
+                dk_run_step(desc, ctx, count, params, grads, lengths, slots, $0.baseAddress, l2, threads)
+            }
+            guard rc == DESCENT_PLUGIN_OK else {
                 restoreSnapshot(params: params, n: n)
                 return false
             }
@@ -184,8 +193,8 @@ public final class Optimizer {
     struct FusedStep {
         let descriptor: UnsafePointer<descent_optimizer_desc>
         let context: UnsafePointer<descent_step_context>
-        /// state[i * stateCount + s], as in `dk_run_step`.
-        let state: UnsafePointer<UnsafeMutablePointer<Float>?>
+        /// The state slots; the one tensor's state starts at offset 0 of each.
+        let slots: UnsafePointer<UnsafeMutablePointer<Float>?>
         let l2: Float
         let checkFinite: Bool
     }
@@ -195,18 +204,17 @@ public final class Optimizer {
     var canFuse: Bool { !kind.isFallible }
 
     /// The step with the kernel supplied by the caller (the network's one-sample path): as
-    /// `step`, but `body` runs step() over the tensors itself, checking gradients when
-    /// `checkFinite` says so (then it throws, and nothing has changed). `body` returns false
-    /// when a step() call failed. The tensors must not be read before `body` runs: their
-    /// gradients may not exist yet.
-    func fusedStep(count: Int64, params: UnsafePointer<UnsafeMutablePointer<Float>?>,
-                   grads: UnsafePointer<UnsafePointer<Float>?>, lengths: UnsafePointer<Int64>,
-                   _ body: (FusedStep) throws -> Bool) throws {
+    /// `step` over one tensor of `length` floats (the parameter arena), but `body` runs step()
+    /// itself, checking gradients when `checkFinite` says so (then it throws, and nothing has
+    /// changed). `body` returns false when a step() call failed. The gradients must not be
+    /// read before `body` runs: they may not exist yet.
+    func fusedStep(length: Int64, _ body: (FusedStep) throws -> Bool) throws {
         assert(canFuse, "fusedStep needs an infallible optimizer")
-        _ = try validate(count: count, params: params, grads: grads, lengths: lengths)
+        var length = length
+        try checkShape(count: 1, lengths: &length)
         let checkFinite = checksFiniteness
-        try takeStep(lengths: lengths, count: Int(count)) { desc, ctx, state, l2 in
-            try body(FusedStep(descriptor: desc, context: ctx, state: state, l2: l2, checkFinite: checkFinite))
+        try takeStep(lengths: &length, count: 1) { desc, ctx, slots, l2 in
+            try body(FusedStep(descriptor: desc, context: ctx, slots: slots, l2: l2, checkFinite: checkFinite))
         }
     }
 
@@ -217,7 +225,8 @@ public final class Optimizer {
             "grads[\(tensor)] contains \(value.isNaN ? "NaN" : (value < 0 ? "-Inf" : "Inf")) at index \(index)")
     }
 
-    private var checksFiniteness: Bool { values[kind.checkFiniteIndex] != 0 }
+    /// Whether steps refuse NaN/Inf gradients (the `check_finite` hyperparameter).
+    var checksFiniteness: Bool { values[kind.checkFiniteIndex] != 0 }
 
     /// Checks the arguments and that they match the state's shape.
     private func validate(count: Int64, params: UnsafePointer<UnsafeMutablePointer<Float>?>?,
@@ -236,17 +245,21 @@ public final class Optimizer {
                 guard grads[i] != nil else { throw DescentError.invalid("grads[\(i)] is NULL") }
             }
         }
-        if state != nil {
-            var same = shape.count == n
-            if same { for i in 0..<n where shape[i] != lengths[i] { same = false; break } }
-            guard same else {
-                let got = (0..<n).map { String(lengths[$0]) }.joined(separator: ", ")
-                throw DescentError(.shapeMismatch,
-                    "the state was created for \(tensors(shape.count)) of lengths [\(shape.map(String.init).joined(separator: ", "))], "
-                        + "but this step has \(tensors(n)) of lengths [\(got)]; call reset to start over")
-            }
-        }
+        try checkShape(count: n, lengths: lengths)
         return (params, grads, lengths)
+    }
+
+    /// Refuses tensors of other lengths than those the state was created for.
+    private func checkShape(count n: Int, lengths: UnsafePointer<Int64>) throws {
+        guard !shape.isEmpty else { return }
+        var same = shape.count == n
+        if same { for i in 0..<n where shape[i] != lengths[i] { same = false; break } }
+        guard same else {
+            let got = (0..<n).map { String(lengths[$0]) }.joined(separator: ", ")
+            throw DescentError(.shapeMismatch,
+                "the state was created for \(tensors(shape.count)) of lengths [\(shape.map(String.init).joined(separator: ", "))], "
+                    + "but this step has \(tensors(n)) of lengths [\(got)]; call reset to start over")
+        }
     }
 
     /// Creates the state if needed, fills in and prepares the step context, and lets `run`
@@ -255,7 +268,7 @@ public final class Optimizer {
     private func takeStep(lengths: UnsafePointer<Int64>, count n: Int,
                           _ run: (UnsafePointer<descent_optimizer_desc>, UnsafePointer<descent_step_context>,
                                   UnsafePointer<UnsafeMutablePointer<Float>?>, Float) throws -> Bool) throws {
-        let createsState = state == nil
+        let createsState = shape.isEmpty
         if createsState { try allocateState(lengths: UnsafeBufferPointer(start: lengths, count: n)) }
         var succeeded = false
         defer { if createsState && !succeeded { freeState() } }
@@ -271,7 +284,7 @@ public final class Optimizer {
                 throw pluginFailure(during: "prepare")
             }
         }
-        let stepped = try withUnsafePointer(to: &ctx) { try run(kind.descriptor, $0, UnsafePointer(state!), l2) }
+        let stepped = try withUnsafePointer(to: &ctx) { try run(kind.descriptor, $0, UnsafePointer(slotTable.pointer), l2) }
         guard stepped else { throw pluginFailure(during: "step") }
         stepCount += 1
         succeeded = true
@@ -285,28 +298,22 @@ public final class Optimizer {
         guard stepCount >= 0, lengths.allSatisfy({ $0 >= 0 }) else {
             throw DescentError.invalid("step count and lengths must be >= 0")
         }
-        let oldState = state, oldShape = shape
-        state = nil
-        shape = []
+        let old = (shape: shape, offsets: offsets, slots: slots)
         do {
+            freeState()
             if stepCount > 0 {
-                try lengths.withUnsafeBufferPointer { try allocateState(lengths: $0) }
+                try allocateState(lengths: lengths)
                 for tensor in 0..<lengths.count {
-                    for slot in 0..<kind.stateCount {
-                        try fill(tensor, slot, UnsafeMutableBufferPointer(start: state![tensor * kind.stateCount + slot],
-                                                                          count: Int(lengths[tensor])))
+                    for (index, slot) in slots.enumerated() {
+                        try fill(tensor, index,
+                                 UnsafeMutableBufferPointer(start: slot.pointer + Int(offsets[tensor]), count: Int(lengths[tensor])))
                     }
                 }
             }
         } catch {
-            freeState()
-            state = oldState
-            shape = oldShape
+            (shape, offsets) = (old.shape, old.offsets)
+            setSlots(old.slots)
             throw error
-        }
-        if let oldState {
-            for j in 0..<(oldShape.count * kind.stateCount) { dk_free(oldState[j]) }
-            dk_free(oldState)
         }
         self.stepCount = stepCount
     }
@@ -329,74 +336,72 @@ public final class Optimizer {
             "optimizer '\(kind.name)' (\(kind.origin)) failed in \(phase): \(reason); parameters and state are unchanged")
     }
 
-    private func allocateState(lengths: UnsafeBufferPointer<Int64>) throws {
-        let slots = kind.stateCount
-        guard let raw = dk_alloc_zeroed(Int64(lengths.count * slots), Int64(MemoryLayout<UnsafeMutablePointer<Float>?>.stride)) else {
-            throw DescentError(.outOfMemory, "cannot allocate the optimizer's state table (\(lengths.count * slots) buffers)")
+    /// Zeroed state for tensors of `lengths`: one buffer per slot, each tensor's part starting
+    /// on a 64-byte boundary (as in a network's arena). On error the state stays empty.
+    private func allocateState<Lengths: Collection<Int64>>(lengths: Lengths) throws {
+        let alignment = Int64(ParameterArena.alignment)
+        var offsets: [Int64] = []
+        var end: Int64 = 0
+        for length in lengths {
+            offsets.append(end)
+            let (next, overflow) = end.addingReportingOverflow((length + alignment - 1) / alignment * alignment)
+            guard !overflow, length <= Int64.max - alignment else {
+                throw DescentError(.outOfMemory, "cannot allocate the optimizer's state: the lengths add up to more than \(Int64.max) floats")
+            }
+            end = next
         }
-        let table = raw.bindMemory(to: UnsafeMutablePointer<Float>?.self, capacity: max(1, lengths.count * slots))
-        for (i, length) in lengths.enumerated() {
-            for s in 0..<slots {
-                let bytes = max(64, (Int(length) * MemoryLayout<Float>.size + 63) / 64 * 64)
-                guard let raw = dk_alloc_zeroed(length, Int64(MemoryLayout<Float>.size)) else {
-                    for j in 0..<(lengths.count * slots) { dk_free(table[j]) }
-                    dk_free(table)
-                    throw DescentError(.outOfMemory, "cannot allocate \(bytes) bytes of optimizer state for tensor \(i)")
-                }
-                table[i * slots + s] = raw.assumingMemoryBound(to: Float.self)
+        var slots: [FloatBuffer] = []
+        for slot in 0..<kind.stateCount {
+            do {
+                slots.append(try FloatBuffer(count: Int(end)))
+            } catch let error as DescentError {
+                throw DescentError(error.status, "state slot \(slot) of \(kind.name): \(error.message)")
             }
         }
-        state = table
         shape = Array(lengths)
+        self.offsets = offsets
+        setSlots(slots)
+    }
+
+    private func setSlots(_ slots: [FloatBuffer]) {
+        self.slots = slots
+        for s in 0..<Int(DESCENT_PLUGIN_MAX_STATE) { slotTable.pointer[s] = s < slots.count ? slots[s].pointer : nil }
     }
 
     private func freeState() {
-        if let state {
-            for j in 0..<(shape.count * kind.stateCount) { dk_free(state[j]) }
-            dk_free(state)
-        }
-        state = nil
         shape = []
-        free(snapshot)
+        offsets = []
+        setSlots([])
         snapshot = nil
-        snapshotCount = 0
     }
 
-    /// Copies params and state of every tensor, so a failing plugin step can be undone.
+    /// Copies params and state, so a failing plugin step can be undone.
     private func takeSnapshot(params: UnsafePointer<UnsafeMutablePointer<Float>?>, n: Int) throws {
-        let total = shape.reduce(0) { $0 + Int($1) } * (1 + kind.stateCount)
-        if snapshotCount < total {
-            free(snapshot)
+        let total = shape.reduce(0) { $0 + Int($1) } + slots.reduce(0) { $0 + $1.count }
+        if (snapshot?.count ?? -1) < total {
             snapshot = nil
-            snapshotCount = 0
-            guard let raw = malloc(max(1, total) * MemoryLayout<Float>.size) else {
-                throw DescentError(.outOfMemory, "cannot allocate the rollback copy (\(total) floats)")
+            do {
+                snapshot = try FloatBuffer(count: total)
+            } catch let error as DescentError {
+                throw DescentError(error.status, "the rollback copy: \(error.message)")
             }
-            snapshot = raw.assumingMemoryBound(to: Float.self)
-            snapshotCount = total
         }
-        forEachBuffer(params: params, n: n) { buffer, copy, length in copy.update(from: buffer, count: length) }
+        copySnapshot(params: params, n: n, restoring: false)
     }
 
     private func restoreSnapshot(params: UnsafePointer<UnsafeMutablePointer<Float>?>, n: Int) {
-        guard snapshot != nil else { return }
-        forEachBuffer(params: params, n: n) { buffer, copy, length in buffer.update(from: copy, count: length) }
+        copySnapshot(params: params, n: n, restoring: true)
     }
 
-    /// Visits (live buffer, its place in the snapshot, length) for every param and state buffer.
-    private func forEachBuffer(params: UnsafePointer<UnsafeMutablePointer<Float>?>, n: Int,
-                               _ body: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void) {
-        guard let snapshot, let state else { return }
-        var offset = 0
-        for i in 0..<n {
-            let length = Int(shape[i])
-            guard length > 0 else { continue }
-            body(params[i]!, snapshot + offset, length)
-            offset += length
-            for s in 0..<kind.stateCount {
-                body(state[i * kind.stateCount + s]!, snapshot + offset, length)
-                offset += length
-            }
+    /// Copies every tensor's params, then every state slot, into the snapshot or back.
+    private func copySnapshot(params: UnsafePointer<UnsafeMutablePointer<Float>?>, n: Int, restoring: Bool) {
+        guard let snapshot else { return }
+        var copy = snapshot.pointer
+        func move(_ live: UnsafeMutablePointer<Float>, _ count: Int) {
+            if restoring { live.update(from: copy, count: count) } else { copy.update(from: live, count: count) }
+            copy += count
         }
+        for i in 0..<n where shape[i] > 0 { move(params[i]!, Int(shape[i])) }
+        for slot in slots { move(slot.pointer, slot.count) }
     }
 }

@@ -275,8 +275,9 @@ func inUseMessage(_ handle: UnsafePointer<descent_net>) -> String {
 /// parameter in the order of `descent_net_param` (W1, b1, [gamma1, beta1,] W2, ...), each
 /// starting on a 64-byte boundary at the offset `descent_net_param_offset` gives, so that
 /// `*params + offset` is `descent_net_param`'s `*data` and `*grads + offset` its `*grad`.
-/// `*length` includes the padding between tensors; the padding is zero and never read, so
-/// whatever a caller writes there has no effect.
+/// `*length` includes the padding between tensors. The padding is zero and the network never
+/// reads it; the update, one elementwise pass over the whole arena, first sets the gradients'
+/// padding back to zero, so whatever a caller writes there has no effect.
 ///
 /// Writing the gradient arena between `descent_net_forward_backward` and
 /// `descent_net_apply_update` is the way to replace the gradients, e.g. by an all-reduce of the

@@ -28,14 +28,6 @@ void dk_write_stderr(const char *line);
  * The built-ins are a plugin like any other, registered by the host at start-up. */
 const descent_plugin *dk_builtin_plugin(void);
 
-/* The per-step constants of the built-in adam and adamw (adam_element.h has the formula). */
-typedef struct dk_adam_constants {
-    float one_minus_b1, one_minus_b2, eps, step_size, inv_sqrt_bc2, decay;
-} dk_adam_constants;
-/* 1 and the constants of this step (ctx prepare()d) when desc is the built-in adam or adamw,
- * else 0: lets the batch-1 step run Adam in the same pass that makes the gradient. */
-int32_t dk_adam_constants_of(const descent_optimizer_desc *desc, const descent_step_context *ctx,
-                             dk_adam_constants *constants);
 
 /* ---- threads -----------------------------------------------------------------------------*/
 /* Threads used by parallel kernels: DESCENT_NUM_THREADS if set (>= 1), else OpenMP's default. */
@@ -79,7 +71,8 @@ int32_t dk_find_nonfinite(int64_t count, const float *const *grads, const int64_
 
 /*
  * Runs one optimizer step over count tensors.
- *   state[i * desc->state_count + s] is state slot s of tensor i.
+ *   slots[s] + offsets[i] is state slot s of tensor i: each slot is one buffer holding that
+ *   slot of every tensor (a network has one tensor, its whole parameter arena, at offset 0).
  *   l2 > 0 passes grad + l2 * param to step() (computed chunk-wise in cache, not in memory).
  * ctx must be filled in (step count, hyperparameters, scalars from prepare()).
  * Returns DESCENT_PLUGIN_OK, or DESCENT_PLUGIN_ERROR when any step() call failed; then the
@@ -87,7 +80,8 @@ int32_t dk_find_nonfinite(int64_t count, const float *const *grads, const int64_
  */
 int32_t dk_run_step(const descent_optimizer_desc *desc, const descent_step_context *ctx,
                     int64_t count, float *const *params, const float *const *grads,
-                    const int64_t *lengths, float *const *state, float l2, int32_t threads);
+                    const int64_t *lengths, float *const *slots, const int64_t *offsets, float l2,
+                    int32_t threads);
 
 /* step() on elements [begin, end) of one tensor (state = its state_count slots), with l2 as
  * in dk_run_step; scratch holds DK_CHUNK floats. The unit dk_run_step splits work into. */
@@ -182,12 +176,14 @@ typedef struct dk_dense_layer {
     float input_max[DK_ROW_BLOCKS], delta_max[DK_ROW_BLOCKS];
 } dk_dense_layer;
 
-/* The optimizer step fused after the backward pass. Parameters are W1, b1, W2, b2, ... in
- * this order: slot s of parameter p is state[p * desc->state_count + s]. */
+/* The optimizer step fused after the backward pass. The layers' weights and biases lie in one
+ * parameter arena starting at params; each state slot has the arena's layout, so the state of
+ * the float at params + k is slots[s] + k. */
 typedef struct dk_dense_update {
     const descent_optimizer_desc *desc;
     const descent_step_context *ctx;   /* filled in and prepare()d by the caller */
-    float *const *state;
+    float *const *slots;
+    const float *params;
     float l2;                          /* as in dk_run_step */
     int32_t check_finite;              /* 1: no update when any gradient is NaN/Inf */
 } dk_dense_update;

@@ -45,24 +45,13 @@ enum Checkpoint {
     /// The tensors a checkpoint of `spec` holds, in file order, computed from the spec alone
     /// (so a file can be checked before anything is allocated). `stateSlots` is the number of
     /// optimizer state buffers per parameter stored (0 when there is no state).
-    static func expectedTensors(spec: NetworkSpec, stateSlots: Int) -> [Entry] {
-        var parameters: [Entry] = []
-        var running: [Entry] = []
-        let sizes = spec.sizes
-        for i in 1..<sizes.count {
-            parameters.append(Entry(name: "W\(i)", shape: [sizes[i - 1], sizes[i]]))
-            parameters.append(Entry(name: "b\(i)", shape: [sizes[i]]))
-            if spec.batchNorm && i < sizes.count - 1 {
-                parameters.append(Entry(name: "gamma\(i)", shape: [sizes[i]]))
-                parameters.append(Entry(name: "beta\(i)", shape: [sizes[i]]))
-                running.append(Entry(name: "running_mean\(i)", shape: [sizes[i]]))
-                running.append(Entry(name: "running_var\(i)", shape: [sizes[i]]))
-            }
+    static func expectedTensors(spec: NetworkSpec, stateSlots: Int) throws -> [Entry] {
+        let parameters = try ParameterArena.layout(for: spec).views.map { Entry(name: $0.name, shape: $0.shape) }
+        let hidden = spec.batchNorm ? Array(spec.sizes.dropFirst().dropLast()) : []
+        let running = hidden.enumerated().flatMap { i, width in
+            [Entry(name: "running_mean\(i + 1)", shape: [width]), Entry(name: "running_var\(i + 1)", shape: [width])]
         }
-        var state: [Entry] = []
-        for p in parameters {
-            for slot in 0..<stateSlots { state.append(Entry(name: stateName(p.name, slot), shape: p.shape)) }
-        }
+        let state = parameters.flatMap { p in (0..<stateSlots).map { Entry(name: stateName(p.name, $0), shape: p.shape) } }
         return parameters + running + state
     }
 
@@ -78,8 +67,8 @@ enum Checkpoint {
         let step = optimizer.stepCount
         let slots = step > 0 ? kind.stateCount : 0
         if slots > 0 {
-            guard optimizer.stateShape == parameters.map({ Int64($0.count) }) else {
-                throw DescentError(.shapeMismatch, "the optimizer's state does not match the network's parameters")
+            guard optimizer.stateShape == [Int64(network.arena.length)] else {
+                throw DescentError(.shapeMismatch, "the optimizer's state does not match the network's parameter arena")
             }
         }
         func bytes(_ pointer: UnsafePointer<Float>, _ count: Int) -> UnsafeRawBufferPointer {
@@ -95,12 +84,13 @@ enum Checkpoint {
             sources.append(.init(name: "running_var\(i + 1)", shape: [stats.variance.count],
                                  bytes: bytes(stats.variance.pointer, stats.variance.count)))
         }
-        for (i, p) in parameters.enumerated() {
+        // Each state slot has the arena's layout: parameter p's state is at p.offset.
+        for p in parameters {
             for slot in 0..<slots {
-                guard let buffer = optimizer.state(tensor: i, slot: slot), let base = buffer.baseAddress else {
-                    throw DescentError(.shapeMismatch, "the optimizer has no state for \(p.name)")
+                guard let base = optimizer.state(tensor: 0, slot: slot)?.baseAddress else {
+                    throw DescentError(.shapeMismatch, "the optimizer has no state slot \(slot)")
                 }
-                sources.append(.init(name: stateName(p.name, slot), shape: p.shape, bytes: bytes(base, buffer.count)))
+                sources.append(.init(name: stateName(p.name, slot), shape: p.shape, bytes: bytes(base + p.offset, p.count)))
             }
         }
         let values = optimizer.hyperparameters
@@ -183,7 +173,7 @@ enum Checkpoint {
             self.step = step
             rng = try Self.parseRNG(try field("rng_state"))
 
-            let expected = expectedTensors(spec: spec, stateSlots: step > 0 ? optimizer.kind.stateCount : 0)
+            let expected = try expectedTensors(spec: spec, stateSlots: step > 0 ? optimizer.kind.stateCount : 0)
             for entry in expected {
                 guard let t = header.tensor(named: entry.name) else {
                     var why = ""
@@ -238,9 +228,11 @@ enum Checkpoint {
                     throw bad("tensor 'running_var\(i + 1)' holds \(stats.variance.buffer[j]) at index \(j): variances must be >= 0")
                 }
             }
-            let parameters = network.parameters
-            try optimizer.restoreState(stepCount: step, lengths: parameters.map { Int64($0.count) }) { tensor, slot, buffer in
-                try load(stateName(parameters[tensor].name, slot), into: buffer)
+            // One state tensor, the arena; parameter p's part of each slot is at p.offset.
+            try optimizer.restoreState(stepCount: step, lengths: [Int64(network.arena.length)]) { _, slot, arena in
+                for p in network.parameters {
+                    try load(stateName(p.name, slot), into: UnsafeMutableBufferPointer(rebasing: arena[p.offset..<p.offset + p.count]))
+                }
             }
             try network.install(optimizer)
             network.rng.pointee = rng

@@ -31,13 +31,6 @@ public final class Network {
     private let probabilities = FloatBuffer()
     private let scoreGradient = FloatBuffer()
     private var reservedRows = 0
-    /// Pointer tables handed to the optimizer, built once.
-    private let parameterTable: CheckedArray<UnsafeMutablePointer<Float>?>
-    private let gradientTable: CheckedArray<UnsafePointer<Float>?>
-    private let lengthTable: CheckedArray<Int64>
-    private var parameterPointers: UnsafeMutablePointer<UnsafeMutablePointer<Float>?> { parameterTable.pointer }
-    private var gradientPointers: UnsafeMutablePointer<UnsafePointer<Float>?> { gradientTable.pointer }
-    private var parameterLengths: UnsafeMutablePointer<Int64> { lengthTable.pointer }
     /// Gradients from forwardBackward that apply_update has not used yet.
     public private(set) var hasPendingGradients = false
     /// Set while a call through the C API uses this network (see `claim`).
@@ -98,16 +91,6 @@ public final class Network {
         singleSample = try SingleSamplePath(layers: layers, function: spec.activation, weightDecay: decay)
         optimizer = try Optimizer("sgd")
         try optimizer.attachToNetwork(weightDecay: spec.weightDecay)   // sgd's L2 is 0: never refused
-
-        let n = parameters.count
-        parameterTable = try CheckedArray(count: n, for: "the table of \(n) parameter pointers")
-        gradientTable = try CheckedArray(count: n, for: "the table of \(n) gradient pointers")
-        lengthTable = try CheckedArray(count: n, for: "the table of \(n) parameter lengths")
-        for (i, p) in parameters.enumerated() {
-            parameterTable.pointer[i] = p.value.pointer
-            gradientTable.pointer[i] = UnsafePointer(p.gradient.pointer)
-            lengthTable.pointer[i] = Int64(p.count)
-        }
     }
 
     /// A zeroed buffer whose out-of-memory error names the tensor it is for.
@@ -192,12 +175,13 @@ public final class Network {
         guard hasPendingGradients else {
             throw DescentError.invalid("no gradients to apply: run forward_backward first (each result is applied once)")
         }
-        do {
-            try optimizer.step(count: Int64(parameters.count), params: UnsafePointer(parameterPointers),
-                               grads: UnsafePointer(gradientPointers), lengths: UnsafePointer(parameterLengths))
-        } catch let error as DescentError {
-            throw renamingTensors(error)
-        }
+        arena.clearGradientPadding()
+        if optimizer.checksFiniteness, let error = nonFiniteGradient() { throw error }
+        // The whole arena is one tensor: one elementwise pass per state slot.
+        var values: UnsafeMutablePointer<Float>? = arena.values.pointer
+        var gradients: UnsafePointer<Float>? = UnsafePointer(arena.gradients.pointer)
+        var length = Int64(arena.length)
+        try optimizer.step(count: 1, params: &values, grads: &gradients, lengths: &length, scanned: true)
         hasPendingGradients = false
     }
 
@@ -261,10 +245,10 @@ public final class Network {
         }
         if updating {
             do {
-                try optimizer.fusedStep(count: Int64(parameters.count), params: UnsafePointer(parameterPointers),
-                                        grads: UnsafePointer(gradientPointers), lengths: UnsafePointer(parameterLengths)) { step in
-                    var update = dk_dense_update(desc: step.descriptor, ctx: step.context, state: step.state,
-                                                 l2: step.l2, check_finite: step.checkFinite ? 1 : 0)
+                try optimizer.fusedStep(length: Int64(arena.length)) { step in
+                    var update = dk_dense_update(desc: step.descriptor, ctx: step.context, slots: step.slots,
+                                                 params: arena.values.pointer, l2: step.l2,
+                                                 check_finite: step.checkFinite ? 1 : 0)
                     result = path.run(x: x, label: label, lossOffset: penalty, update: &update,
                                       probabilities: probabilities.pointer)
                     try check()
@@ -289,15 +273,19 @@ public final class Network {
         return DescentError(.numeric, "the loss is \(shown) (the weights or inputs are too large, or the learning rate is)")
     }
 
-    /// The first NaN/Inf among the gradients (parameter order, then index), as an error.
+    /// The first NaN/Inf in the gradient arena, as an error naming the parameter and index.
     private func nonFiniteGradient() -> DescentError? {
-        var badTensor: Int64 = 0, badIndex: Int64 = 0
-        guard dk_find_nonfinite(Int64(parameters.count), UnsafePointer(gradientPointers), UnsafePointer(parameterLengths),
-                                dk_get_threads(), &badTensor, &badIndex) != 0 else { return nil }
-        let p = parameters[Int(badTensor)]
-        let value = p.gradient.pointer[Int(badIndex)]
-        return DescentError(.numeric,
-            "the gradient of \(p.name) contains \(value.isNaN ? "NaN" : (value < 0 ? "-Inf" : "Inf")) at index \(badIndex)")
+        arena.clearGradientPadding()   // a caller may have written the whole arena
+        var gradients: UnsafePointer<Float>? = UnsafePointer(arena.gradients.pointer)
+        var length = Int64(arena.length)
+        var tensor: Int64 = 0, index: Int64 = 0
+        guard dk_find_nonfinite(1, &gradients, &length, dk_get_threads(), &tensor, &index) != 0 else { return nil }
+        let value = arena.gradients.pointer[Int(index)]
+        let what = value.isNaN ? "NaN" : (value < 0 ? "-Inf" : "Inf")
+        // The padding is zero (`clearGradientPadding`), so the index is inside the last view
+        // that starts at or before it.
+        let p = parameters.last { $0.offset <= Int(index) }!
+        return DescentError(.numeric, "the gradient of \(p.name) contains \(what) at index \(Int(index) - p.offset)")
     }
 
     // MARK: - inference
@@ -401,14 +389,5 @@ public final class Network {
                 "x contains \(what) at index \(index) (row \(Int(index) / inputSize), column \(Int(index) % inputSize))")
         }
         return (x, labels)
-    }
-
-    /// The optimizer names tensors by position ("grads[3]"); here they have names.
-    private func renamingTensors(_ error: DescentError) -> DescentError {
-        var message = error.message
-        for (i, p) in parameters.enumerated().reversed() {
-            message = message.replacing("grads[\(i)]", with: "the gradient of \(p.name)")
-        }
-        return DescentError(error.status, message)
     }
 }

@@ -42,6 +42,16 @@ public final class ParameterArena {
         gradients = try Self.allocate(length, "the gradient arena")
     }
 
+    /// Zeroes the gradient arena's floats between views, which a caller writing the whole
+    /// arena (an all-reduce, a fill) may have changed: the update is one pass over the whole
+    /// arena, and zero gradients there keep the parameters' padding at zero.
+    public func clearGradientPadding() {
+        for (i, view) in views.enumerated() {
+            let end = i + 1 < views.count ? views[i + 1].offset : length
+            (gradients.pointer + view.offset + view.count).update(repeating: 0, count: end - view.offset - view.count)
+        }
+    }
+
     /// The views a spec's network has, and the arena length they need, without allocating.
     /// The order is the network's: W<i>, b<i>, then gamma<i>, beta<i> if batch norm, per layer.
     public static func layout(for spec: NetworkSpec) throws -> (views: [View], length: Int) {

@@ -170,37 +170,8 @@ static void row_dots(const float *restrict w, const float *restrict d, int32_t n
     for (; i < r1; i++) out[i] = dot(w + (int64_t)i * n, d, n);
 }
 
-/* max |x[i]| over x[0, n), or -1 when some x[i] is NaN or Inf. For a float without its sign
- * bit, the integer order of the bits is the order of the values, and NaN and Inf are the
- * patterns from 0x7f800000 up: so one integer maximum answers both questions. */
-static float max_abs_or_nonfinite(const float *restrict x, int32_t n) {
-    const i32x8 magnitude = {0x7fffffff, 0x7fffffff, 0x7fffffff, 0x7fffffff,
-                             0x7fffffff, 0x7fffffff, 0x7fffffff, 0x7fffffff};
-    i32x8 m8 = {0};
-    int32_t j = 0;
-    for (; j + 8 <= n; j += 8) {
-        i32x8 bits;
-        memcpy(&bits, x + j, sizeof bits);
-        bits &= magnitude;
-        const i32x8 larger = bits > m8;
-        m8 = (bits & larger) | (m8 & ~larger);
-    }
-    int32_t m = 0;
-    for (int k = 0; k < 8; k++) m = m8[k] > m ? m8[k] : m;
-    for (; j < n; j++) {
-        int32_t bits;
-        memcpy(&bits, x + j, sizeof bits);
-        bits &= 0x7fffffff;
-        m = bits > m ? bits : m;
-    }
-    if (m >= 0x7f800000) return -1.0f;
-    float value;
-    memcpy(&value, &m, sizeof value);
-    return value;
-}
-
 /* 1 when some value in x[0, n) is NaN or Inf. */
-static int any_nonfinite(const float *restrict x, int32_t n) { return max_abs_or_nonfinite(x, n) < 0.0f; }
+static int any_nonfinite(const float *restrict x, int32_t n) { return dk_max_abs_or_nonfinite(x, n) < 0.0f; }
 
 /* One element of dW: a_i * delta_j (+ lambda * w_ij), rounded after each operation exactly as
  * in the vector lanes. Contraction into a fused multiply-add is off here and in
@@ -380,7 +351,7 @@ static const float *layer_input(const step_job *job, int32_t l) {
 static void forward(step_job *job, int tid, int b0, int b1) {
     for (int32_t k = b0; k < b1; k++) {
         const int32_t r0 = block_begin(job->layers[0].fan_in, k), r1 = block_begin(job->layers[0].fan_in, k + 1);
-        job->layers[0].input_max[k] = max_abs_or_nonfinite(job->x + r0, r1 - r0);
+        job->layers[0].input_max[k] = dk_max_abs_or_nonfinite(job->x + r0, r1 - r0);
     }
     for (int32_t l = 0; l < job->count; l++) {
         const dk_dense_layer *layer = &job->layers[l];
@@ -396,7 +367,7 @@ static void forward(step_job *job, int tid, int b0, int b1) {
             for (int32_t k = b0; k < b1; k++) {
                 const int32_t j0 = block_begin(layer->fan_out, k), j1 = block_begin(layer->fan_out, k + 1);
                 finish_outputs(layer, job->activation, 1, j0, j1);
-                next->input_max[k] = max_abs_or_nonfinite(layer->output + j0, j1 - j0);
+                next->input_max[k] = dk_max_abs_or_nonfinite(layer->output + j0, j1 - j0);
             }
         } else if (tid == 0) {
             finish_outputs(layer, job->activation, 0, 0, layer->fan_out);
@@ -405,7 +376,7 @@ static void forward(step_job *job, int tid, int b0, int b1) {
             job->loss = ce + job->loss_offset;
             job->loss_is_finite = isfinite(job->loss) && isfinite((float)job->loss);   /* returned as float */
             dk_dense_layer *last = &job->layers[l];
-            last->delta_max[0] = max_abs_or_nonfinite(last->delta, last->fan_out);
+            last->delta_max[0] = dk_max_abs_or_nonfinite(last->delta, last->fan_out);
             for (int32_t k = 1; k < DK_ROW_BLOCKS; k++) last->delta_max[k] = 0.0f;
         }
     }
@@ -422,7 +393,7 @@ static void backward_deltas(step_job *job, int b0, int b1) {
             const int32_t r0 = block_begin(layer->fan_in, k), r1 = block_begin(layer->fan_in, k + 1);
             input_gradient_rows(layer->weight, layer->delta, layer->fan_out, layer_input(job, l), job->activation,
                                 r0, r1, below->scratch, below->delta);
-            below->delta_max[k] = max_abs_or_nonfinite(below->delta + r0, r1 - r0);
+            below->delta_max[k] = dk_max_abs_or_nonfinite(below->delta + r0, r1 - r0);
         }
         spin_barrier_wait(&job->barrier);
     }

@@ -62,6 +62,9 @@ void dk_fp_mode_set(uint32_t mode);
 /* Elements per chunk handed to step(); also the size of the per-thread weight-decay scratch. */
 #define DK_CHUNK 4096
 
+/* max |x[i]| over x[0, n), or -1 when some x[i] is NaN or Inf: the one finiteness test. */
+float dk_max_abs_or_nonfinite(const float *x, int64_t n);
+
 /*
  * Finds the first NaN/Inf in grads[0..count) (tensor-major, then index). Returns 1 and sets
  * *tensor, *index when one exists, else 0. Reads each gradient once, in parallel when large.

@@ -52,18 +52,18 @@ public struct Dataset: Sendable {
         return try loadIDX(images: file("images-idx3"), labels: file("labels-idx1"))
     }
 
-    /// `loadIDX` for the C API: the arrays are allocated with `aligned_alloc` (64-byte aligned)
-    /// and owned by the caller, who releases each with `free`.
+    /// `loadIDX` for the C API: the arrays come from the checked allocator (64-byte aligned,
+    /// memory.c) and are owned by the caller, who releases each with `free`.
     public static func loadIDXUnmanaged(images imagesPath: String, labels labelsPath: String) throws
         -> (images: UnsafeMutablePointer<Float>, labels: UnsafeMutablePointer<Int32>, count: Int, features: Int)
     {
         let raw = try IDXReader.loadPair(images: imagesPath, labels: labelsPath)
-        let images: UnsafeMutablePointer<Float> = try allocateAligned(raw.images.count, what: "image floats")
+        let images: UnsafeMutablePointer<Float> = try allocate(raw.images.count, what: "image floats")
         let labels: UnsafeMutablePointer<Int32>
         do {
-            labels = try allocateAligned(raw.labels.count, what: "labels")
+            labels = try allocate(raw.labels.count, what: "labels")
         } catch {
-            free(images)
+            dk_free(images)
             throw error
         }
         dk_bytes_to_unit_floats(raw.images.bytes, images, Int64(raw.images.count))
@@ -71,13 +71,11 @@ public struct Dataset: Sendable {
         return (images, labels, raw.count, raw.features)
     }
 
-    private static func allocateAligned<T>(_ count: Int, what: String) throws -> UnsafeMutablePointer<T> {
-        // aligned_alloc wants a multiple of the alignment.
-        let bytes = max(64, (count * MemoryLayout<T>.stride + 63) / 64 * 64)
-        guard let raw = aligned_alloc(64, bytes) else {
-            throw DescentError(.outOfMemory, "cannot allocate \(count) \(what) (\(bytes) bytes)")
+    private static func allocate<T>(_ count: Int, what: String) throws -> UnsafeMutablePointer<T> {
+        guard let raw = dk_alloc_zeroed(Int64(count), Int64(MemoryLayout<T>.stride)) else {
+            throw DescentError(.outOfMemory, "cannot allocate \(count) \(what) (\(count * MemoryLayout<T>.stride) bytes)")
         }
-        return raw.bindMemory(to: T.self, capacity: count)
+        return raw.bindMemory(to: T.self, capacity: max(count, 1))
     }
 }
 

@@ -3,14 +3,14 @@
  *
  * Activations are row-major matrices [rows = batch][cols = features]. These loops are small
  * (a batch of 128 x 100 features is 12,800 floats, ~5 us) and run on the calling thread:
- * at this size an OpenMP fork costs more than it saves. Matrix products are in blas.c.
+ * at this size an OpenMP fork costs more than it saves. The affine layer is in affine.c.
  */
 #include <math.h>
 #include <string.h>
 
 #include "descent_kernels.h"
 
-/* ---- affine helpers ----------------------------------------------------------------------*/
+/* ---- affine helpers (affine.c uses them with sgemm) -------------------------------------------*/
 
 /* y[r][c] = bias[c]: the starting value the sgemm then accumulates onto (beta = 1). */
 void dk_broadcast_rows(float *restrict y, const float *restrict bias, int64_t rows, int64_t cols) {
@@ -62,6 +62,19 @@ void dk_tanh_forward(const float *restrict x, float *restrict y, int64_t n) {
 
 void dk_tanh_backward(const float *restrict y, const float *restrict dy, float *restrict dx, int64_t n) {
     for (int64_t i = 0; i < n; i++) dx[i] = dy[i] * (1.0f - y[i] * y[i]);
+}
+
+/* One of the above by its dk_activation_* code. */
+void dk_activation_forward(int32_t function, const float *x, float *y, int64_t n) {
+    if (function == dk_activation_sigmoid) dk_sigmoid_forward(x, y, n);
+    else if (function == dk_activation_tanh) dk_tanh_forward(x, y, n);
+    else dk_relu_forward(x, y, n);
+}
+
+void dk_activation_backward(int32_t function, const float *y, const float *dy, float *dx, int64_t n) {
+    if (function == dk_activation_sigmoid) dk_sigmoid_backward(y, dy, dx, n);
+    else if (function == dk_activation_tanh) dk_tanh_backward(y, dy, dx, n);
+    else dk_relu_backward(y, dy, dx, n);
 }
 
 /* ---- dropout (inverted) --------------------------------------------------------------------

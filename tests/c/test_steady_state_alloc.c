@@ -6,7 +6,7 @@
  * batch norm and dropout, trained with Adam; then the same for the split
  * forward_backward/apply_update path, predict and a standalone optimizer step; and batch-1
  * steps of a network without batch norm and dropout, which take the one-pass path
- * (single_sample.c) on several threads.
+ * (batch1_schedule.c) on several threads.
  *
  * Calls made by OpenBLAS itself are counted apart and only reported: Debian's OpenBLAS 0.3.21
  * mallocs a small packing buffer inside its SkylakeX small-matrix sgemm kernel on every call.

@@ -126,6 +126,35 @@ void dk_sgemm(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k,
               const float *a, int32_t lda, const float *b, int32_t ldb, float beta, float *c,
               int32_t ldc);
 
+/* ---- the affine layer (affine.c): y = x W + b, for every batch size -------------------------
+ * Whole layer: x [rows][in], W [in][out], b [out], y/dy [rows][out], dx [rows][in]. BLAS for
+ * rows > 1; for one sample, the per-range kernels below over DK_ROW_BLOCKS row blocks of W.
+ * partials holds DK_ROW_BLOCKS * out floats (used when rows == 1). */
+void dk_affine_forward(const float *x, int64_t rows, const float *w, const float *b, int32_t in, int32_t out,
+                       float *partials, float *y);
+/* dW = x^T dy (+ lambda W), db = column sums of dy, and dx = dy W^T unless dx is NULL. */
+void dk_affine_backward(const float *x, const float *dy, int64_t rows, const float *w, int32_t in, int32_t out,
+                        float lambda, float *dw, float *db, float *dx);
+
+/* The forward sum of one sample is split into this many fixed blocks of W's rows, whatever the
+ * thread count (determinism); it is also the most threads the batch-1 schedule uses. */
+#define DK_ROW_BLOCKS 4
+/* First row of block k (0..DK_ROW_BLOCKS) of n rows. */
+static inline int32_t dk_row_block_begin(int32_t n, int32_t k) { return (int32_t)((int64_t)n * k / DK_ROW_BLOCKS); }
+
+/* One sample, rows [r0, r1) of W:
+ *   partial_one:         partial[out] = sum over i in [r0, r1) of a[i] W[i][:]
+ *   combine_one:         z[j0, j1) = b + the DK_ROW_BLOCKS partials [k][out], in block order
+ *   input_gradient_one:  dx[i] = W[i][:] . delta for i in [r0, r1)
+ *   weight_gradient_one: rows [r0, r1) of dW = a^T delta (+ lambda W), written from dw (w and
+ *                        dw point at row r0); 1 when one of them is NaN or Inf, else 0 */
+void dk_affine_partial_one(const float *a, const float *w, int32_t out, int32_t r0, int32_t r1, float *partial);
+void dk_affine_combine_one(const float *bias, const float *partials, int32_t out, int32_t j0, int32_t j1, float *z);
+void dk_affine_input_gradient_one(const float *w, const float *delta, int32_t out, int32_t r0, int32_t r1,
+                                  float *dx);
+int32_t dk_affine_weight_gradient_one(const float *a, const float *delta, const float *w, int32_t out,
+                                      int32_t r0, int32_t r1, float lambda, float *dw);
+
 /* ---- layer loops (layer_kernels.c); matrices are row-major [rows][cols] -----------------*/
 void dk_broadcast_rows(float *y, const float *bias, int64_t rows, int64_t cols);
 void dk_column_sums(const float *x, int64_t rows, int64_t cols, float *sums);
@@ -137,6 +166,10 @@ void dk_sigmoid_forward(const float *x, float *y, int64_t n);
 void dk_sigmoid_backward(const float *y, const float *dy, float *dx, int64_t n);
 void dk_tanh_forward(const float *x, float *y, int64_t n);
 void dk_tanh_backward(const float *y, const float *dy, float *dx, int64_t n);
+/* The three above by code, the one place that maps a code to a function. */
+static const int32_t dk_activation_relu = 0, dk_activation_sigmoid = 1, dk_activation_tanh = 2;
+void dk_activation_forward(int32_t function, const float *x, float *y, int64_t n);
+void dk_activation_backward(int32_t function, const float *y, const float *dy, float *dx, int64_t n);
 void dk_dropout_forward(const float *x, float *y, float *mask, int64_t n, float ratio, dk_rng *rng);
 void dk_multiply(const float *a, const float *b, float *out, int64_t n);
 void dk_batchnorm_forward_train(const float *x, int64_t rows, int64_t cols, const float *gamma,
@@ -154,16 +187,11 @@ double dk_softmax_cross_entropy(const float *scores, const int32_t *labels, int6
                                 int64_t classes, float *probs, float *dscores);
 void dk_argmax_rows(const float *x, int64_t rows, int64_t cols, int32_t *out);
 
-/* ---- one-sample training step (single_sample.c) --------------------------------------------
+/* ---- the batch-1 training step (batch1_schedule.c) -------------------------------------------
  * A plain MLP (affine + activation blocks, softmax cross-entropy; no batch norm, no dropout) at
- * batch 1, run as one parallel region in which each thread owns the same row blocks of every
- * weight matrix for forward, backward and update, so they stay in its own caches. */
-
-/* Forward sums are split into this many row blocks, whatever the thread count (determinism);
- * it is also the most threads the step uses. */
-#define DK_ROW_BLOCKS 4
-
-static const int32_t dk_activation_relu = 0, dk_activation_sigmoid = 1, dk_activation_tanh = 2;
+ * batch 1: the affine kernels above run as one parallel region in which each thread owns the
+ * same row blocks of every weight matrix for forward, backward and update, so they stay in its
+ * own caches. */
 
 /* One affine layer and the buffers the step works in. All vectors hold one sample. */
 typedef struct dk_dense_layer {

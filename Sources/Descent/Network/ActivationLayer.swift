@@ -21,25 +21,26 @@ final class ActivationLayer: Layer {
 
     func forward(_ x: UnsafePointer<Float>, rows: Int, training: Bool) -> UnsafePointer<Float> {
         self.rows = rows
-        let n = Int64(rows * width)
-        switch function {
-        case .relu: dk_relu_forward(x, output.pointer, n)
-        case .sigmoid: dk_sigmoid_forward(x, output.pointer, n)
-        case .tanh: dk_tanh_forward(x, output.pointer, n)
-        }
+        dk_activation_forward(function.code, x, output.pointer, Int64(rows * width))
         return UnsafePointer(output.pointer)
     }
 
-    /// Notes a forward pass that another kernel ran into `output` (the one-sample path).
+    /// Notes a forward pass that another kernel ran into `output` (the batch-1 schedule).
     func recordForward(rows: Int) { self.rows = rows }
 
     func backward(_ dy: UnsafePointer<Float>, rows: Int) -> UnsafePointer<Float>? {
-        let n = Int64(rows * width)
-        switch function {
-        case .relu: dk_relu_backward(output.pointer, dy, inputGradient.pointer, n)
-        case .sigmoid: dk_sigmoid_backward(output.pointer, dy, inputGradient.pointer, n)
-        case .tanh: dk_tanh_backward(output.pointer, dy, inputGradient.pointer, n)
-        }
+        dk_activation_backward(function.code, output.pointer, dy, inputGradient.pointer, Int64(rows * width))
         return UnsafePointer(inputGradient.pointer)
+    }
+}
+
+extension Activation {
+    /// The kernels' dk_activation_* code.
+    var code: Int32 {
+        switch self {
+        case .relu: dk_activation_relu
+        case .sigmoid: dk_activation_sigmoid
+        case .tanh: dk_activation_tanh
+        }
     }
 }

@@ -1,6 +1,7 @@
 import CDescentKernels
 
-/// y = x W + b, with W [fanIn][fanOut] and b [fanOut]; matrix products through BLAS.
+/// y = x W + b, with W [fanIn][fanOut] and b [fanOut]; the math is affine.c's (BLAS for a
+/// batch, vector kernels for one sample).
 final class AffineLayer: Layer {
     let weight: Parameter
     let bias: Parameter
@@ -13,6 +14,8 @@ final class AffineLayer: Layer {
 
     private let output = FloatBuffer()
     private let inputGradient = FloatBuffer()
+    /// The forward sum's row blocks for one sample (affine.c).
+    private let partials = FloatBuffer()
     private var input: UnsafePointer<Float>? = nil
 
     init(weight: Parameter, bias: Parameter, weightDecay: Float, needsInputGradient: Bool) {
@@ -27,33 +30,21 @@ final class AffineLayer: Layer {
     func reserve(rows: Int) throws {
         try output.reserve(rows * fanOut)
         if needsInputGradient { try inputGradient.reserve(rows * fanIn) }
+        try partials.reserve(Int(DK_ROW_BLOCKS) * fanOut)
     }
 
     func forward(_ x: UnsafePointer<Float>, rows: Int, training: Bool) -> UnsafePointer<Float> {
         input = x
-        // y[rows][fanOut] = b (broadcast), then y += x[rows][fanIn] * W[fanIn][fanOut]
-        dk_broadcast_rows(output.pointer, bias.value.pointer, Int64(rows), Int64(fanOut))
-        dk_sgemm(0, 0, Int32(rows), Int32(fanOut), Int32(fanIn), 1, x, Int32(fanIn),
-                 weight.value.pointer, Int32(fanOut), 1, output.pointer, Int32(fanOut))
+        dk_affine_forward(x, Int64(rows), weight.value.pointer, bias.value.pointer, Int32(fanIn), Int32(fanOut),
+                          partials.pointer, output.pointer)
         return UnsafePointer(output.pointer)
     }
 
     func backward(_ dy: UnsafePointer<Float>, rows: Int) -> UnsafePointer<Float>? {
         guard let x = input else { return nil }
-        // dW[fanIn][fanOut] = x^T[fanIn][rows] * dy[rows][fanOut] (+ lambda*W, written first)
-        var beta: Float = 0
-        if weightDecay > 0 {
-            dk_scale(weight.value.pointer, weightDecay, weight.gradient.pointer, Int64(weight.count))
-            beta = 1
-        }
-        dk_sgemm(1, 0, Int32(fanIn), Int32(fanOut), Int32(rows), 1, x, Int32(fanIn), dy, Int32(fanOut),
-                 beta, weight.gradient.pointer, Int32(fanOut))
-        // db[fanOut] = sum over rows of dy
-        dk_column_sums(dy, Int64(rows), Int64(fanOut), bias.gradient.pointer)
-        guard needsInputGradient else { return nil }
-        // dx[rows][fanIn] = dy[rows][fanOut] * W^T[fanOut][fanIn]
-        dk_sgemm(0, 1, Int32(rows), Int32(fanIn), Int32(fanOut), 1, dy, Int32(fanOut),
-                 weight.value.pointer, Int32(fanOut), 0, inputGradient.pointer, Int32(fanIn))
-        return UnsafePointer(inputGradient.pointer)
+        dk_affine_backward(x, dy, Int64(rows), weight.value.pointer, Int32(fanIn), Int32(fanOut), weightDecay,
+                           weight.gradient.pointer, bias.gradient.pointer,
+                           needsInputGradient ? inputGradient.pointer : nil)
+        return needsInputGradient ? UnsafePointer(inputGradient.pointer) : nil
     }
 }

@@ -27,7 +27,7 @@ public final class Network {
     private let layers: [Layer]
     private let activationLayers: [ActivationLayer]
     /// The batch-1 step in one pass, for networks without batch norm and dropout.
-    private let singleSample: SingleSamplePath?
+    private let batch1Schedule: Batch1Schedule?
     private let probabilities = FloatBuffer()
     private let scoreGradient = FloatBuffer()
     private var reservedRows = 0
@@ -88,7 +88,7 @@ public final class Network {
         self.runningStatistics = running
         self.layers = layers
         self.activationLayers = activationLayers
-        singleSample = try SingleSamplePath(layers: layers, function: spec.activation, weightDecay: decay)
+        batch1Schedule = try Batch1Schedule(layers: layers, function: spec.activation, weightDecay: decay)
         optimizer = try Optimizer("sgd")
         try optimizer.attachToNetwork(weightDecay: spec.weightDecay)   // sgd's L2 is 0: never refused
     }
@@ -141,8 +141,8 @@ public final class Network {
     /// optimizer state, batch-norm averages and the random generator are as they were.
     @discardableResult
     public func trainStep(x: UnsafePointer<Float>?, labels: UnsafePointer<Int32>?, batch: Int) throws -> Float {
-        if batch == 1, let path = singleSample, optimizer.canFuse {
-            return try singleSampleStep(path, x: x, labels: labels, updating: true)
+        if batch == 1, let path = batch1Schedule, optimizer.canFuse {
+            return try batch1Step(path, x: x, labels: labels, updating: true)
         }
         let saved = rng.pointee
         // The optimizer scans the gradients itself before it writes anything.
@@ -164,8 +164,8 @@ public final class Network {
     /// are updated. `applyUpdate` then takes the optimizer step.
     @discardableResult
     public func forwardBackward(x: UnsafePointer<Float>?, labels: UnsafePointer<Int32>?, batch: Int) throws -> Float {
-        if batch == 1, let path = singleSample {
-            return try singleSampleStep(path, x: x, labels: labels, updating: false)
+        if batch == 1, let path = batch1Schedule {
+            return try batch1Step(path, x: x, labels: labels, updating: false)
         }
         return try computeGradients(x: x, labels: labels, batch: batch, commit: true, scanGradients: true)
     }
@@ -226,7 +226,7 @@ public final class Network {
     /// Batch 1 without batch norm or dropout: forward, backward and (when `updating`) the
     /// optimizer step in one pass. Same contract as the layer-by-layer path: on error nothing
     /// changed but the gradients (and with a NaN/Inf gradient those are not pending).
-    private func singleSampleStep(_ path: SingleSamplePath, x: UnsafePointer<Float>?, labels: UnsafePointer<Int32>?,
+    private func batch1Step(_ path: Batch1Schedule, x: UnsafePointer<Float>?, labels: UnsafePointer<Int32>?,
                                   updating: Bool) throws -> Float {
         let (x, labels) = try validate(x: x, labels: labels, rows: 1, needLabels: true)
         try reserve(rows: 1)
@@ -360,7 +360,7 @@ public final class Network {
 
     private func reserve(rows: Int) throws {
         guard rows > reservedRows else { return }
-        singleSample?.buffersMoved()   // first: a failure below may have moved some already
+        batch1Schedule?.buffersMoved()   // first: a failure below may have moved some already
         for layer in layers { try layer.reserve(rows: rows) }
         try probabilities.reserve(rows * classes)
         try scoreGradient.reserve(rows * classes)

@@ -1,11 +1,11 @@
 import CDescentKernels
 
 /// The batch-1 training step of a network without batch norm and dropout: forward, backward
-/// and the optimizer update in one pass of `dk_dense_step_one` (single_sample.c), where each
+/// and the optimizer update in one pass of `dk_dense_step_one` (batch1_schedule.c), where each
 /// thread keeps its rows of every weight matrix, their gradients and optimizer state in its own
-/// cache. It computes what the layer-by-layer path computes, with sums taken in another
-/// (fixed) order.
-final class SingleSamplePath {
+/// cache. Its kernels are the layers' own (affine.c, the activation loops, the optimizer's
+/// step()), so it computes the layer-by-layer path's bits at batch 1.
+final class Batch1Schedule {
     private let affine: [AffineLayer]
     private let activationLayers: [ActivationLayer]
     private let function: Int32
@@ -25,11 +25,7 @@ final class SingleSamplePath {
         guard layers.allSatisfy({ $0 is AffineLayer || $0 is ActivationLayer }) else { return nil }
         affine = layers.compactMap { $0 as? AffineLayer }
         activationLayers = layers.compactMap { $0 as? ActivationLayer }
-        switch function {
-        case .relu: self.function = dk_activation_relu
-        case .sigmoid: self.function = dk_activation_sigmoid
-        case .tanh: self.function = dk_activation_tanh
-        }
+        self.function = function.code
         self.weightDecay = weightDecay
         deltas = try affine.map { try FloatBuffer(count: $0.fanOut) }
         scratches = try affine.map { try FloatBuffer(count: $0.fanOut) }

@@ -1,4 +1,4 @@
-// The batch-1 path (SingleSamplePath / single_sample.c): networks without batch norm and
+// The batch-1 path (Batch1Schedule / batch1_schedule.c): networks without batch norm and
 // dropout run forward, backward and the optimizer update in one pass at batch 1. These tests
 // hold it to the layer-by-layer path's contract: float64-exact gradients, the same results as
 // forward_backward + apply_update, bit-identical results for any thread count, and the same
@@ -7,7 +7,7 @@ import CDescentKernels
 import Testing
 @testable import Descent
 
-@Suite struct SingleSamplePathTests {
+@Suite struct Batch1ScheduleTests {
 
     /// Big enough (300*120 + 120*10 = 37,200 weights) that the pass runs on several threads
     /// (as many as the machine has cores, up to DK_ROW_BLOCKS).
@@ -78,6 +78,30 @@ import Testing
         }
     }
 
+    /// The layer-by-layer pass at batch 1 runs the same affine kernels (affine.c) as the
+    /// schedule, in the same order: loss, hidden activations and every gradient are
+    /// bit-identical. The layer path is taken here by a network with dropout 1e-9, which the
+    /// schedule does not run: in float32 it keeps every unit and scales by exactly 1.
+    @Test func layerPathAtBatch1EqualsSchedule() throws {
+        let spec = #"{"sizes":[330,100,13,6,9],"activation":"tanh","weight_decay":0.01,"seed":31}"#
+        let scheduled = try Network(spec)
+        let layered = try Network(spec.replacing("\"seed\"", with: "\"dropout\":1e-9,\"seed\""))
+        var random = TestRandom(207)
+        let x = random.floats(330, std: 0.5, mean: 0.5), label = random.labels(1, classes: 9)
+        let scheduledLoss = try scheduled.forwardBackward(x, label)
+        let layeredLoss = try layered.forwardBackward(x, label)
+        #expect(scheduledLoss.bitPattern == layeredLoss.bitPattern)
+        for (p, q) in zip(scheduled.parameters, layered.parameters) {
+            #expect(p.gradient.array.map(\.bitPattern) == q.gradient.array.map(\.bitPattern), "gradient of \(p.name)")
+            #expect(maxAbs(p.gradient.doubles) > 1e-6, "\(p.name)'s gradient is ~0")
+        }
+        for layer in 0..<scheduled.spec.hiddenLayers {
+            let a = try scheduled.activations(layer: layer), b = try layered.activations(layer: layer)
+            #expect(Array(UnsafeBufferPointer(start: a.data, count: a.columns)).map(\.bitPattern)
+                    == Array(UnsafeBufferPointer(start: b.data, count: b.columns)).map(\.bitPattern))
+        }
+    }
+
     /// On a network large enough for several threads, the one-sample pass agrees with the
     /// layer-by-layer (BLAS) path run on a batch of the same sample twice, whose mean loss and
     /// gradients are the same numbers: only the order of float32 sums differs (~1e-6 relative).
@@ -101,10 +125,9 @@ import Testing
     /// update separately. Both give bit-identical losses, weights and optimizer state, and
     /// train_step leaves the step's gradients readable. Without network weight decay (or with
     /// check_finite=0) the pass steps each gradient row as it is made; with it, it makes and
-    /// scans all gradients first: both are checked. The built-in adam and adamw without the
-    /// host's weight decay take their step element by element as each gradient is made
-    /// (adam_element.h), the others and adam with weight_decay through step(). The host's
-    /// weight decay and the network's are not combined: a network refuses that.
+    /// scans all gradients first: both are checked. Every optimizer takes its step through its
+    /// own step(), a chunk of fresh gradient rows at a time. The host's weight decay and the
+    /// network's are not combined: a network refuses that.
     @Test(arguments: [("sgd", "weight_decay=0.01"), ("momentum", "weight_decay=0.01"), ("adam", ""),
                       ("adam", "weight_decay=0.01"), ("adam", "check_finite=0"), ("adamw", "lr=0.001")],
           [0.0, 0.01])
@@ -206,7 +229,7 @@ extension ThreadTests {
     /// that are not multiples of 8, so where a thread's rows start decides which gradient
     /// elements are made one at a time and which in vector lanes.
     @Test("batch-1 steps: any thread count gives identical bits", arguments: [
-        SingleSamplePathTests.large, #"{"sizes":[330,100,13,6,9],"weight_decay":0.01,"seed":22}"#,
+        Batch1ScheduleTests.large, #"{"sizes":[330,100,13,6,9],"weight_decay":0.01,"seed":22}"#,
     ]) func singleSampleBitIdentical(_ json: String) throws {
         var results: [(losses: [UInt32], snapshot: NetworkSnapshot)] = []
         for threads: Int32 in [1, 2, 3, 5] {

@@ -136,7 +136,7 @@ static void ref_4r3w(float *a, float *b, float *c, const float *d, int64_t n, in
     PLAIN_KERNEL(n, threads, ref_range(a, b, c, d, lo, hi));
 }
 
-/* The optimizers' updates as plain loops, formulas as in builtin_optimizers.c. */
+/* The optimizers' updates as plain loops, formulas as in Sources/CDescentKernels/optimizers/. */
 static void sgd_range(float *restrict p, const float *restrict g, float lr, int64_t lo, int64_t hi) {
     for (int64_t i = lo; i < hi; i++) p[i] -= lr * g[i];
 }

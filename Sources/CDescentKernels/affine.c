@@ -243,6 +243,33 @@ void dk_affine_combine_one(const float *restrict bias, const float *restrict par
 
 /* ---- the whole layer, any batch ---------------------------------------------------------------*/
 
+/* y[r][c] = bias[c]: the starting value the sgemm then accumulates onto (beta = 1). */
+void dk_broadcast_rows(float *restrict y, const float *restrict bias, int64_t rows, int64_t cols) {
+    for (int64_t r = 0; r < rows; r++) memcpy(y + r * cols, bias, (size_t)cols * sizeof(float));
+}
+
+/* sums[c] = sum over r of x[r][c] (the bias gradient). Rows outer so the inner loop vectorises. */
+void dk_column_sums(const float *restrict x, int64_t rows, int64_t cols, float *restrict sums) {
+    memset(sums, 0, (size_t)cols * sizeof(float));
+    for (int64_t r = 0; r < rows; r++) {
+        const float *restrict row = x + r * cols;
+        for (int64_t c = 0; c < cols; c++) sums[c] += row[c];
+    }
+}
+
+/* y = scale * x (weight decay's lambda*W, written into dW before the sgemm adds X^T dY). */
+void dk_scale(const float *restrict x, float scale, float *restrict y, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] = scale * x[i];
+}
+
+/* sum of x^2 in double (weight decay's penalty 0.5*lambda*sum W^2). */
+double dk_sum_squares(const float *restrict x, int64_t n) {
+    double s = 0.0;
+    for (int64_t i = 0; i < n; i++) s += (double)x[i] * (double)x[i];
+    return s;
+}
+
+
 void dk_affine_forward(const float *x, int64_t rows, const float *w, const float *b, int32_t in, int32_t out,
                        float *partials, float *y) {
     if (rows == 1) {

@@ -110,13 +110,6 @@ public final class Optimizer {
         networkWeightDecay = 0
     }
 
-    static func doubleWeightDecay(kind: OptimizerKind, value: Double, networkWeightDecay: Double) -> DescentError {
-        DescentError(.invalidArgument,
-            "\(kind.name)'s weight_decay=\(Hyperparameter.format(value)) (L2 on the gradients) would decay the weights "
-                + "a second time: the network's spec has weight_decay=\(Hyperparameter.format(networkWeightDecay)) "
-                + "(L2 in the loss); keep one of the two at 0")
-    }
-
     /// Current values by name.
     public var hyperparameters: [String: Double] {
         Dictionary(uniqueKeysWithValues: kind.hyperparameters.enumerated().map { ($1.name, values[$0]) })

@@ -1,5 +1,10 @@
 import CDescentKernels
 
+/// The hidden layers' activation function.
+public enum Activation: String, Sendable, CaseIterable {
+    case relu, sigmoid, tanh
+}
+
 /// ReLU, sigmoid or tanh, elementwise. Its output is what `activations(layer)` shows.
 final class ActivationLayer: Layer {
     let function: Activation

@@ -65,8 +65,7 @@ public final class Network {
         for i in 1..<spec.sizes.count {
             let fanIn = spec.sizes[i - 1], fanOut = spec.sizes[i]
             let w = named["W\(i)"]!, b = named["b\(i)"]!   // the arena's layout has them (layout(for:))
-            let std = spec.initializer.standardDeviation(fanIn: fanIn)
-            if std > 0 { dk_rng_normal(rng, w.value.pointer, Int64(w.count), std) }
+            spec.initializer.initialize(w.value, fanIn: fanIn, rng: rng)
             layers.append(AffineLayer(weight: w, bias: b, weightDecay: decay, needsInputGradient: i > 1))
             guard i < spec.sizes.count - 1 else { break }
             if spec.batchNorm {
@@ -348,14 +347,6 @@ public final class Network {
         let ce = dk_softmax_cross_entropy(h, labels, Int64(rows), Int64(classes), probabilities.pointer,
                                           training ? scoreGradient.pointer : nil)
         return labels == nil ? 0 : ce
-    }
-
-    /// 0.5 * lambda * sum of squared weights.
-    private func decayPenalty() -> Double {
-        guard spec.weightDecay > 0 else { return 0 }
-        var sum = 0.0
-        for p in parameters where p.isWeight { sum += dk_sum_squares(p.value.pointer, Int64(p.count)) }
-        return 0.5 * spec.weightDecay * sum
     }
 
     private func reserve(rows: Int) throws {

@@ -157,11 +157,15 @@ public final class Optimizer {
     /// Updates `count` tensors in place: `params[i][0..<lengths[i]] -= update(grads[i], state)`.
     /// Validates everything before touching anything: on any error, parameters, state and the
     /// step count are as they were. Allocates only on the first step (the state).
-    /// `scanned`: the caller (a network) has already checked the gradients for NaN/Inf when
-    /// `checksFiniteness` asks for it, and named the tensor in its own terms.
     public func step(count: Int64, params: UnsafePointer<UnsafeMutablePointer<Float>?>?,
-                     grads: UnsafePointer<UnsafePointer<Float>?>?, lengths: UnsafePointer<Int64>?,
-                     scanned: Bool = false) throws {
+                     grads: UnsafePointer<UnsafePointer<Float>?>?, lengths: UnsafePointer<Int64>?) throws {
+        try step(count: count, params: params, grads: grads, lengths: lengths, scanned: false)
+    }
+
+    /// `step`; with `scanned` the caller (a network) has already checked the gradients for
+    /// NaN/Inf when `checksFiniteness` asks for it, and named the tensor in its own terms.
+    func step(count: Int64, params: UnsafePointer<UnsafeMutablePointer<Float>?>?,
+              grads: UnsafePointer<UnsafePointer<Float>?>?, lengths: UnsafePointer<Int64>?, scanned: Bool) throws {
         let (params, grads, lengths) = try validate(count: count, params: params, grads: grads, lengths: lengths)
         let n = Int(count)
         let threads = dk_get_threads()

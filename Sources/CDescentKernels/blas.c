@@ -155,31 +155,9 @@ static void sgemm_part(int split_rows, int32_t begin, int32_t end, int32_t trans
  * depends on the shape alone, never on the thread count: one thread runs the same calls one
  * after another, so results are bit-identical for any thread count.
  */
-/* k == 1 (the weight gradient at batch 1) is an outer product, C = alpha * a b^T + beta * C.
- * OpenBLAS's small-matrix kernel takes ~3x longer for it than this loop, which only has to
- * write C once. As in BLAS, beta == 0 means C is not read (so stale NaNs do not survive). */
-static void outer_product(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, float alpha,
-                          const float *a, int32_t lda, const float *b, int32_t ldb, float beta,
-                          float *c, int32_t ldc) {
-    const int64_t a_stride = trans_a ? 1 : lda;   /* op(A) is m x 1 */
-    const int64_t b_stride = trans_b ? ldb : 1;   /* op(B) is 1 x n */
-    for (int32_t i = 0; i < m; i++) {
-        const float ai = alpha * a[i * a_stride];
-        float *restrict row = c + (int64_t)i * ldc;
-        if (beta == 0.0f)
-            for (int32_t j = 0; j < n; j++) row[j] = ai * b[j * b_stride];
-        else
-            for (int32_t j = 0; j < n; j++) row[j] = ai * b[j * b_stride] + beta * row[j];
-    }
-}
-
 void dk_sgemm(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k, float alpha,
               const float *a, int32_t lda, const float *b, int32_t ldb, float beta, float *c,
               int32_t ldc) {
-    if (k == 1) {
-        outer_product(trans_a, trans_b, m, n, alpha, a, lda, b, ldb, beta, c, ldc);
-        return;
-    }
     const int split_rows = m >= n;
     const int32_t length = split_rows ? m : n;
     /* Parts of at least 64 rows (OpenBLAS is efficient from there), about a quarter of the

@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Shares of a training step's time per phase, from a `perf record --call-graph dwarf` of
-benchmarks/profile_step (docs/benchmarks.md, "Where a step's time goes").
+benchmarks/profile_step (docs/benchmarks.md, section 4).
 
-    perf record -F 2999 --call-graph dwarf,16384 -o step.data profile_step --seconds 8
+    perf record -F 2999 --call-graph dwarf,16384 -o step.data profile_step --seconds 6
     perf script -i step.data -F tid,ip,sym,dso | benchmarks/perf_phases.py [--us-per-step 820]
 
-Only samples whose call chain passes through descent_net_train_step count: the warm-up of
-OpenBLAS's idle worker thread and the benchmark's own loop are left out (and counted apart).
+Only samples whose call chain passes through descent_net_train_step count, and those perf could
+not unwind that far (see main): the warm-up of OpenBLAS's idle worker thread, the program's
+start and its own loop are left out (and counted apart).
 Each sample goes to the phase of the innermost frame that names one (RULES, in order), so a
 memset that OpenBLAS calls counts as a product, and one that Swift calls as a copy. With
 --us-per-step (the median step time of the same run) each share is also given in us per step.

@@ -9,7 +9,7 @@
  * Same network and data as train_step: 784-100-100-100-100-10, ReLU, He, seed 1, one fixed
  * synthetic batch. Prints the median time per step over blocks of 50 steps. Meant to run under
  * `perf record`; benchmarks/perf_phases.py turns the samples into shares per phase
- * (docs/benchmarks.md, "Where a step's time goes").
+ * (docs/benchmarks.md, section 4).
  *
  * --reference: after each block of steps, a block of the iteration's 14 matrix products alone
  * (train_step's reference: cblas_sgemm on the OpenBLAS Descent loaded, at 1 thread, same

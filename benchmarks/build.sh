@@ -5,7 +5,7 @@
 #   benchmarks/build.sh [--lib PATH/libdescent.so] --all [--threads N]
 #
 #   --lib PATH    use an existing libdescent.so instead of building one
-#   --no-run      build only ($BENCH_OUT/optimizer_bandwidth and $BENCH_OUT/train_step)
+#   --no-run      build only ($BENCH_OUT/optimizer_bandwidth, train_step and profile_step)
 #   (default)     run optimizer_bandwidth; anything after -- (or any option this script does
 #                 not know) goes to it, e.g. benchmarks/build.sh -- --threads 2 --sizes 1e6,1e7
 #   --all         run all three benchmarks, each with N threads and then 1 thread:
@@ -101,7 +101,8 @@ if ldd "$out/optimizer_bandwidth" | grep -q libgomp; then
     exit 1
 fi
 "$CC" "${cflags[@]}" "$here/train_step.c" -o "$out/train_step" "${dlib[@]}" -Wl,-rpath,"$out" -Wl,-rpath,"$libdir" -ldl -lm
-echo "built $out/optimizer_bandwidth and $out/train_step against $lib" >&2
+"$CC" "${cflags[@]}" "$here/profile_step.c" -o "$out/profile_step" "${dlib[@]}" -Wl,-rpath,"$out" -Wl,-rpath,"$libdir" -ldl
+echo "built $out/optimizer_bandwidth, $out/train_step and $out/profile_step against $lib" >&2
 
 [ "$run" = 1 ] || exit 0
 if [ "$all" = 0 ]; then

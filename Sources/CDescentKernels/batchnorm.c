@@ -64,23 +64,40 @@ void dk_batchnorm_forward_eval(const float *restrict x, int64_t rows, int64_t co
     }
 }
 
+/* Columns per block of the dx pass: the per-column factors of one block live on the stack. */
+enum { DK_BN_BLOCK = 256 };
+
 void dk_batchnorm_backward(const float *restrict dy, const float *restrict xhat,
                            const float *restrict inv_std, const float *restrict gamma, int64_t rows,
                            int64_t cols, float *restrict dgamma, float *restrict dbeta,
                            float *restrict dx) {
-    dk_column_sums(dy, rows, cols, dbeta);
+    /* dbeta and dgamma in one pass over dy: each sum still adds the rows in order from 0, so
+     * the bits are those of two separate passes. */
+    memset(dbeta, 0, (size_t)cols * sizeof(float));
     memset(dgamma, 0, (size_t)cols * sizeof(float));
     for (int64_t r = 0; r < rows; r++) {
         const float *restrict d = dy + r * cols;
         const float *restrict xh = xhat + r * cols;
-        for (int64_t c = 0; c < cols; c++) dgamma[c] += d[c] * xh[c];
+        for (int64_t c = 0; c < cols; c++) {
+            dbeta[c] += d[c];
+            dgamma[c] += d[c] * xh[c];
+        }
     }
+    /* gamma*inv_std/N depends on the column only: computed once per column, not once per
+     * element (it held a division in the inner loop). Same operations in the same order, so
+     * the same bits. */
     const float n = (float)rows;
-    for (int64_t r = 0; r < rows; r++) {
-        const float *restrict d = dy + r * cols;
-        const float *restrict xh = xhat + r * cols;
-        float *restrict out = dx + r * cols;
-        for (int64_t c = 0; c < cols; c++)
-            out[c] = gamma[c] * inv_std[c] / n * (n * d[c] - dbeta[c] - xh[c] * dgamma[c]);
+    float factor[DK_BN_BLOCK];
+    for (int64_t c0 = 0; c0 < cols; c0 += DK_BN_BLOCK) {
+        const int64_t width = cols - c0 < DK_BN_BLOCK ? cols - c0 : DK_BN_BLOCK;
+        for (int64_t c = 0; c < width; c++) factor[c] = gamma[c0 + c] * inv_std[c0 + c] / n;
+        const float *restrict db = dbeta + c0;
+        const float *restrict dg = dgamma + c0;
+        for (int64_t r = 0; r < rows; r++) {
+            const float *restrict d = dy + r * cols + c0;
+            const float *restrict xh = xhat + r * cols + c0;
+            float *restrict out = dx + r * cols + c0;
+            for (int64_t c = 0; c < width; c++) out[c] = factor[c] * (n * d[c] - db[c] - xh[c] * dg[c]);
+        }
     }
 }

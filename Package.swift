@@ -45,7 +45,10 @@ let version = descentVersion()
 /// SONAME libdescent.so.<major>: programs linked to it keep running across compatible releases.
 let soname = "libdescent.so.\(version.prefix { $0 != "." })"
 
-var kernelFlags = ["-fopenmp", "-O3", "-fno-math-errno", "-std=c11"]
+// -fvisibility=hidden: the kernels' dk_* functions are internal to libdescent.so. Hidden, their
+// calls to each other skip the PLT, and another libdescent loaded into the same process (a
+// benchmark's baseline, a plugin linked against an older copy) cannot bind to them.
+var kernelFlags = ["-fopenmp", "-O3", "-fno-math-errno", "-std=c11", "-fvisibility=hidden"]
 if let omp = openMPIncludeDirectory() { kernelFlags += ["-idirafter", omp] }
 #if arch(x86_64)
 // AVX2 + FMA: every x86_64 server of the last decade; the updates are memory-bound anyway.

@@ -59,15 +59,13 @@ float dk_max_abs_or_nonfinite(const float *restrict x, int64_t n) {
     return value;
 }
 
-/* Index of the first NaN/Inf in x[begin, end), or -1: blocks of 1024 are tested at memory
- * speed, and only a block that holds a bad value is searched element by element. */
+/* Index of the first NaN/Inf in x[begin, end), or -1: one pass at memory speed answers for the
+ * whole range (the usual case); only a range that holds a bad value is searched again, element
+ * by element (an error path). */
 static int64_t first_nonfinite(const float *x, int64_t begin, int64_t end) {
-    for (int64_t b = begin; b < end; b += 1024) {
-        int64_t e = b + 1024 < end ? b + 1024 : end;
-        if (dk_max_abs_or_nonfinite(x + b, e - b) >= 0.0f) continue;
-        for (int64_t j = b; j < e; j++)
-            if (!isfinite(x[j])) return j;
-    }
+    if (dk_max_abs_or_nonfinite(x + begin, end - begin) >= 0.0f) return -1;
+    for (int64_t j = begin; j < end; j++)
+        if (!isfinite(x[j])) return j;
     return -1;
 }
 

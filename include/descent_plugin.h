@@ -8,7 +8,8 @@
  *
  * The host owns all memory. For every optimizer it
  *   - parses and range-checks hyperparameters against the table the plugin gives,
- *   - allocates one zero-initialised float buffer per state slot (state_count) and tensor,
+ *   - allocates zero-initialised state: one float buffer per state slot (state_count) holding
+ *     that slot for every element of every tensor,
  *   - checks gradients for NaN/Inf before any update (its `check_finite` hyperparameter, which
  *     it adds to every optimizer; the name is reserved: a plugin may not declare it),
  *   - adds L2 weight decay (grad + weight_decay * param) unless the optimizer declares a
@@ -16,7 +17,10 @@
  *     step() then receives the raw gradient and applies its own decay (a decoupled one, as
  *     adamw and lion do, or any other),
  *   - calls prepare() once per step, then step() on chunks of every tensor, from several
- *     threads at once (OpenMP) when the tensors are large,
+ *     threads at once (OpenMP) when the tensors are large. A network steps its whole parameter
+ *     arena as one tensor, so a chunk may end in one parameter and go on, through a few floats
+ *     of zero padding (zero gradient, zero state), into the next: step() is elementwise and
+ *     never needs to know where a tensor starts,
  *   - saves state in checkpoints, and resets it when the user swaps optimizers.
  * So a plugin's step() is a plain elementwise loop.
  *

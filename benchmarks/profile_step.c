@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "descent.h"
+#include "bench_common.h"
 
 #define CHECK(call)                                                                  \
     do {                                                                             \
@@ -36,37 +37,13 @@
 
 enum { BLOCK = 50, MAX_BLOCKS = 100000 };
 
-static double seconds(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int compare(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, compare);
-    return v[n / 2];
-}
-
 /* ---- the 14 products alone (as in train_step.c) ---------------------------------------------*/
 
-static const int sizes[] = {784, 100, 100, 100, 100, 10};
-enum { ROW = 101, N = 111, T = 112 };
-typedef void (*sgemm_fn)(int, int, int, int, int, int, float, const float *, int, const float *, int,
-                         float, float *, int);
-static sgemm_fn sgemm;
 static float *ref_x, *ref_w, *ref_dy, *ref_dw;
 
 static void products_setup(int batch) {
-    void *lib = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_NOLOAD);   /* the one Descent loaded */
-    void (*set_threads)(int) = lib ? (void (*)(int))dlsym(lib, "openblas_set_num_threads") : NULL;
-    sgemm = lib ? (sgemm_fn)dlsym(lib, "cblas_sgemm") : NULL;
-    if (!sgemm || !set_threads) { fprintf(stderr, "profile_step: OpenBLAS is not loaded\n"); exit(1); }
-    set_threads(1);   /* as Descent keeps it */
+    find_openblas("profile_step");
+    openblas.set_threads(1);   /* as Descent keeps it */
     ref_x = calloc((size_t)batch * 784, sizeof(float));
     ref_dy = calloc((size_t)batch * 784, sizeof(float));
     ref_w = calloc(784 * 100, sizeof(float));
@@ -74,14 +51,7 @@ static void products_setup(int batch) {
     if (!ref_x || !ref_dy || !ref_w || !ref_dw) { fprintf(stderr, "profile_step: out of memory\n"); exit(1); }
 }
 
-static void products(int batch) {
-    for (int l = 0; l < 5; l++) {
-        int in = sizes[l], out = sizes[l + 1];
-        sgemm(ROW, N, N, batch, out, in, 1, ref_x, in, ref_w, out, 0, ref_dy, out);
-        sgemm(ROW, T, N, in, out, batch, 1, ref_x, in, ref_dy, out, 0, ref_dw, out);
-        if (l > 0) sgemm(ROW, N, T, batch, in, out, 1, ref_dy, out, ref_w, out, 0, ref_x, in);
-    }
-}
+static void products(int batch) { seed_products(batch, ref_x, ref_w, ref_dy, ref_dw); }
 
 int main(int argc, char **argv) {
     int batch = 128, threads = 1, batchnorm = 0, reference = 0;
@@ -140,7 +110,7 @@ int main(int argc, char **argv) {
         blocks++;
     }
     if (blocks == 0) { fprintf(stderr, "profile_step: no block finished\n"); return 1; }
-    qsort(times, (size_t)blocks, sizeof *times, compare);
+    qsort(times, (size_t)blocks, sizeof *times, compare_doubles);
     printf("%s%s, batch %d, %d thread%s: median %.1f us per step over %d blocks of %d steps "
            "(p10 %.1f, p90 %.1f); last loss %.6f\n", optimizer, batchnorm ? " with batch norm" : "",
            batch, threads, threads == 1 ? "" : "s", times[blocks / 2] * 1e6, blocks, BLOCK,

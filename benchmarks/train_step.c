@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "baseline.h"
+#include "bench_common.h"
 #include "descent.h"
 
 #define CHECK(call)                                                                  \
@@ -52,54 +53,16 @@
         }                                                                            \
     } while (0)
 
-static const int sizes[] = {784, 100, 100, 100, 100, 10};
-enum { LAYERS = 5, MAX_NETS = 32 };
-
-static double seconds(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int compare(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, compare);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
+enum { MAX_NETS = 32 };
 
 /* FLOPs of one iteration: forward X W, backward X^T dY, and dY W^T except for layer 1. */
 static double flops_per_iteration(int batch) {
     double f = 0;
-    for (int l = 0; l < LAYERS; l++) f += 2.0 * batch * sizes[l] * sizes[l + 1] * (l == 0 ? 2 : 3);
+    for (int l = 0; l < SEED_LAYERS; l++) f += 2.0 * batch * seed_sizes[l] * seed_sizes[l + 1] * (l == 0 ? 2 : 3);
     return f;
 }
 
 /* ---- the OpenBLAS reference ----------------------------------------------------------------*/
-
-enum { ROW = 101, N = 111, T = 112 };
-static struct {
-    void (*sgemm)(int, int, int, int, int, int, float, const float *, int, const float *, int,
-                  float, float *, int);
-    void (*set_threads)(int);
-    int (*get_threads)(void);
-} ob;
-
-/* The OpenBLAS instance Descent loaded (descent_blas_info loads it), with its kernel set. */
-static void find_openblas(void) {
-    void *lib = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_NOLOAD);
-    if (!lib) { fprintf(stderr, "train_step: libopenblas.so.0 is not loaded\n"); exit(1); }
-    *(void **)&ob.sgemm = dlsym(lib, "cblas_sgemm");
-    *(void **)&ob.set_threads = dlsym(lib, "openblas_set_num_threads");
-    *(void **)&ob.get_threads = dlsym(lib, "openblas_get_num_threads");
-    if (!ob.sgemm || !ob.set_threads || !ob.get_threads) {
-        fprintf(stderr, "train_step: OpenBLAS lacks cblas_sgemm or openblas_set/get_num_threads\n");
-        exit(1);
-    }
-}
 
 /* Appends `reps` timings (seconds) of one iteration's 14 sgemm calls to t[*n]. */
 static void time_products(int batch, int reps, double *t, int *n) {
@@ -108,12 +71,7 @@ static void time_products(int batch, int reps, double *t, int *n) {
     if (!x || !w || !dy || !dw) { fprintf(stderr, "train_step: out of memory\n"); exit(1); }
     for (int r = 0; r < reps; r++) {
         double t0 = seconds();
-        for (int l = 0; l < LAYERS; l++) {
-            int in = sizes[l], out = sizes[l + 1];
-            ob.sgemm(ROW, N, N, batch, out, in, 1, x, in, w, out, 0, dy, out);
-            ob.sgemm(ROW, T, N, in, out, batch, 1, x, in, dy, out, 0, dw, out);
-            if (l > 0) ob.sgemm(ROW, N, T, batch, in, out, 1, dy, out, w, out, 0, x, in);
-        }
+        seed_products(batch, x, w, dy, dw);
         t[(*n)++] = seconds() - t0;
     }
     free(x); free(w); free(dy); free(dw);
@@ -125,9 +83,9 @@ static void reference_rounds(int batch, int threads, int reps, double *t1, int *
     enum { ROUNDS = 5 };
     for (int r = 0; r < ROUNDS; r++) {
         if (threads > 1) {
-            ob.set_threads(threads);
+            openblas.set_threads(threads);
             time_products(batch, reps / ROUNDS, tn, nn);
-            ob.set_threads(1);
+            openblas.set_threads(1);
         }
         time_products(batch, reps / ROUNDS, t1, n1);
     }
@@ -255,7 +213,7 @@ int main(int argc, char **argv) {
     if (threads > 0) CHECK(descent_set_num_threads(threads));
     threads = descent_get_num_threads();
     const char *blas = descent_blas_info();   /* loads OpenBLAS */
-    find_openblas();
+    find_openblas("train_step");
     printf("# Descent %s: seed network training step, batch %d, %d thread%s\n\n", descent_version(),
            batch, threads, threads == 1 ? "" : "s");
     printf("- BLAS: %s\n", blas);
@@ -303,7 +261,7 @@ int main(int argc, char **argv) {
             c->times[b] = (seconds() - t0) / per_block;
         }
     reference_rounds(batch, threads, ref_reps, ref_1, &n1, ref_n, &nn);
-    if (ob.get_threads() != 1) { fprintf(stderr, "train_step: OpenBLAS not back at 1 thread\n"); return 1; }
+    if (openblas.get_threads() != 1) { fprintf(stderr, "train_step: OpenBLAS not back at 1 thread\n"); return 1; }
 
     const double t_1 = median(ref_1, n1), t_n = nn ? median(ref_n, nn) : 0;
     const double ref = nn && t_n < t_1 ? t_n : t_1;

@@ -144,7 +144,7 @@ public final class Network {
             return try batch1Step(path, x: x, labels: labels, updating: true)
         }
         let saved = rng.pointee
-        // The optimizer scans the gradients itself before it writes anything.
+        // applyUpdate scans the gradients (once) before anything is written.
         let loss = try computeGradients(x: x, labels: labels, batch: batch, commit: false, scanGradients: false)
         do {
             try applyUpdate()

@@ -36,4 +36,45 @@ import Testing
             try network.parameters[0].value.reserve(21)
         }
     }
+
+    /// A network's update is one elementwise pass over the whole arena, with each optimizer
+    /// state slot laid out like the arena. It must equal an optimizer stepping each parameter
+    /// as a tensor of its own: parameters and every state slice bit for bit, over three steps
+    /// (Adam's state and bias correction carry over), with the padding left at zero.
+    @Test(arguments: ["adam", "rmsprop", "nesterov"])
+    func arenaUpdateEqualsPerTensorUpdate(_ name: String) throws {
+        let network = try Network(json: #"{"sizes":[7,5,3],"batchnorm":true,"seed":12}"#)
+        try network.setOptimizer(name)
+        let separate = try Optimizer(name)
+        // The same starting values, each parameter in a buffer of its own.
+        let values = try network.parameters.map { p in
+            let copy = try FloatBuffer(count: p.count)
+            copy.pointer.update(from: p.value.pointer, count: p.count)
+            return copy
+        }
+        var random = TestRandom(41)
+        for _ in 0..<3 {
+            try network.forwardBackward(random.floats(4 * 7), random.labels(4, classes: 3))
+            try separate.step(parameters: values.map(\.buffer),
+                              gradients: network.parameters.map { UnsafeBufferPointer($0.gradient.buffer) })
+            try network.applyUpdate()
+            for (p, expected) in zip(network.parameters, values) {
+                #expect(p.value.array.map(\.bitPattern) == expected.array.map(\.bitPattern), "\(name): \(p.name)")
+            }
+        }
+        let arena = network.arena
+        #expect(network.optimizer.stateShape == [Int64(arena.length)])
+        for slot in 0..<network.optimizer.kind.stateCount {
+            let state = try #require(network.optimizer.state(tensor: 0, slot: slot))
+            #expect(Int(bitPattern: state.baseAddress!) % 64 == 0)
+            var covered = [Bool](repeating: false, count: arena.length)
+            for (i, p) in network.parameters.enumerated() {
+                let mine = Array(state[p.offset..<p.offset + p.count]).map(\.bitPattern)
+                let theirs = Array(try #require(separate.state(tensor: i, slot: slot))).map(\.bitPattern)
+                #expect(mine == theirs, "\(name): slot \(slot) of \(p.name)")
+                for k in p.offset..<p.offset + p.count { covered[k] = true }
+            }
+            #expect(covered.indices.allSatisfy { covered[$0] || state[$0] == 0 }, "the padding's state stays 0")
+        }
+    }
 }

@@ -226,7 +226,7 @@ public final class Network {
     /// optimizer step in one pass. Same contract as the layer-by-layer path: on error nothing
     /// changed but the gradients (and with a NaN/Inf gradient those are not pending).
     private func batch1Step(_ path: Batch1Schedule, x: UnsafePointer<Float>?, labels: UnsafePointer<Int32>?,
-                                  updating: Bool) throws -> Float {
+                            updating: Bool) throws -> Float {
         let (x, labels) = try validate(x: x, labels: labels, rows: 1, needLabels: true)
         try reserve(rows: 1)
         let mode = dk_denormals_flush_begin()   // see denormals.c

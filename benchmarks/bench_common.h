@@ -11,6 +11,16 @@
 #include <stdlib.h>
 #include <time.h>
 
+/* Exits with the library's message when a Descent call fails. Define BENCH_PROGRAM (the
+ * program's name, for the message) before including this header. */
+#define CHECK(call)                                                                         \
+    do {                                                                                    \
+        if ((call) != DESCENT_OK) {                                                         \
+            fprintf(stderr, "%s: %s: %s\n", BENCH_PROGRAM, #call, descent_last_error());   \
+            exit(1);                                                                        \
+        }                                                                                   \
+    } while (0)
+
 static double seconds(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);

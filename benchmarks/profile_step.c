@@ -25,15 +25,9 @@
 #include <time.h>
 
 #include "descent.h"
+#define BENCH_PROGRAM "profile_step"
 #include "bench_common.h"
 
-#define CHECK(call)                                                                  \
-    do {                                                                             \
-        if ((call) != DESCENT_OK) {                                                  \
-            fprintf(stderr, "profile_step: %s: %s\n", #call, descent_last_error());  \
-            exit(1);                                                                 \
-        }                                                                            \
-    } while (0)
 
 enum { BLOCK = 50, MAX_BLOCKS = 100000 };
 

@@ -42,16 +42,10 @@
 #include <unistd.h>
 
 #include "baseline.h"
+#define BENCH_PROGRAM "train_step"
 #include "bench_common.h"
 #include "descent.h"
 
-#define CHECK(call)                                                                  \
-    do {                                                                             \
-        if ((call) != DESCENT_OK) {                                                  \
-            fprintf(stderr, "train_step: %s: %s\n", #call, descent_last_error());    \
-            exit(1);                                                                 \
-        }                                                                            \
-    } while (0)
 
 enum { MAX_NETS = 32 };
 

@@ -19,7 +19,7 @@ import sys
 # (phase, test on one frame's symbol and library). The first frame from the leaf up that
 # matches decides; a scan's phase depends on its caller (see phase_of).
 RULES = [
-    ("matrix products (OpenBLAS sgemm)", lambda s, d: "libopenblas" in d or s in ("dk_sgemm", "sgemm_call", "sgemm_part", "outer_product")),
+    ("matrix products (OpenBLAS sgemm)", lambda s, d: "libopenblas" in d or s in ("dk_sgemm", "sgemm_call", "sgemm_part")),
     ("bias: broadcast", lambda s, d: s == "dk_broadcast_rows"),
     ("bias: column sums", lambda s, d: s == "dk_column_sums"),
     ("activations", lambda s, d: re.match(r"dk_(relu|sigmoid|tanh)_", s) is not None),

@@ -174,8 +174,12 @@ public final class Network {
         guard hasPendingGradients else {
             throw DescentError.invalid("no gradients to apply: run forward_backward first (each result is applied once)")
         }
-        arena.clearGradientPadding()
-        if optimizer.checksFiniteness, let error = nonFiniteGradient() { throw error }
+        // The scan zeroes the gradients' padding first; without a scan, zero it here.
+        if optimizer.checksFiniteness {
+            if let error = nonFiniteGradient() { throw error }
+        } else {
+            arena.clearGradientPadding()
+        }
         // The whole arena is one tensor: one elementwise pass per state slot.
         var values: UnsafeMutablePointer<Float>? = arena.values.pointer
         var gradients: UnsafePointer<Float>? = UnsafePointer(arena.gradients.pointer)

@@ -140,7 +140,7 @@ static void forward(step_job *job, int tid, int b0, int b1) {
             }
         } else if (tid == 0) {
             finish_outputs(layer, job->activation, 0, 0, layer->fan_out);
-            double ce = dk_softmax_cross_entropy(layer->output, &job->label, 1, layer->fan_out,
+            double ce = dk_softmax_cross_entropy(layer->output, &job->label, 1, layer->fan_out, 1.0f,
                                                  job->probs, layer->delta);
             job->loss = ce + job->loss_offset;
             job->loss_is_finite = isfinite(job->loss) && isfinite((float)job->loss);   /* returned as float */

@@ -1,36 +1,42 @@
 /*
- * batchnorm.c -- batch normalisation per feature over a batch [rows][cols].
+ * batchnorm.c -- batch normalisation per feature over a batch [rows][cols], in stages, so that
+ * a batch split into shards (shards.c) is normalised by the statistics of the whole batch.
  *
- * Training: per feature c, mean and biased variance over the batch,
+ * Training, N the batch's rows: mean = sum x / N, var = sum (x - mean)^2 / N (biased),
  *   xhat = (x - mean) * inv_std,  inv_std = 1/sqrt(var + eps),  y = gamma*xhat + beta.
- * Evaluation uses the running averages instead. Backward (with N = rows):
- *   dbeta = sum dy,  dgamma = sum dy*xhat,
- *   dx = gamma*inv_std/N * (N*dy - dbeta - xhat*dgamma).
+ * Each shard sums its own rows (dk_column_sums, then dk_batchnorm_deviation_sums around the
+ * whole batch's mean); dk_sum_blocks adds the shards' sums in shard order and divides by N.
+ * Evaluation uses the running averages instead. Backward:
+ *   dbeta = sum dy,  dgamma = sum dy*xhat   (each shard's rows: dk_batchnorm_parameter_sums),
+ *   dx = gamma*inv_std/N * (N*dy - dbeta - xhat*dgamma)   (dk_batchnorm_input_gradient).
  */
 #include <math.h>
 #include <string.h>
 
 #include "descent_kernels.h"
 
-void dk_batchnorm_forward_train(const float *restrict x, int64_t rows, int64_t cols,
-                                const float *restrict gamma, const float *restrict beta, float eps,
-                                float *restrict mean, float *restrict var, float *restrict inv_std,
-                                float *restrict xhat, float *restrict y) {
-    const float inv_n = 1.0f / (float)rows;
-    dk_column_sums(x, rows, cols, mean);
-    for (int64_t c = 0; c < cols; c++) mean[c] *= inv_n;
-    memset(var, 0, (size_t)cols * sizeof(float));
+/* sums[c] = sum over the rows of (x[r][c] - mean[c])^2. */
+void dk_batchnorm_deviation_sums(const float *restrict x, int64_t rows, int64_t cols, const float *restrict mean,
+                                 float *restrict sums) {
+    memset(sums, 0, (size_t)cols * sizeof(float));
     for (int64_t r = 0; r < rows; r++) {
         const float *restrict row = x + r * cols;
         for (int64_t c = 0; c < cols; c++) {
             float d = row[c] - mean[c];
-            var[c] += d * d;
+            sums[c] += d * d;
         }
     }
-    for (int64_t c = 0; c < cols; c++) {
-        var[c] *= inv_n;
-        inv_std[c] = 1.0f / sqrtf(var[c] + eps);
-    }
+}
+
+/* inv_std[c] = 1/sqrt(var[c] + eps). */
+void dk_batchnorm_inverse_std(const float *restrict var, int64_t cols, float eps, float *restrict inv_std) {
+    for (int64_t c = 0; c < cols; c++) inv_std[c] = 1.0f / sqrtf(var[c] + eps);
+}
+
+/* xhat and y for the rows, from the whole batch's mean and inv_std. */
+void dk_batchnorm_normalize(const float *restrict x, int64_t rows, int64_t cols, const float *restrict mean,
+                            const float *restrict inv_std, const float *restrict gamma,
+                            const float *restrict beta, float *restrict xhat, float *restrict y) {
     for (int64_t r = 0; r < rows; r++) {
         const float *restrict row = x + r * cols;
         float *restrict xh = xhat + r * cols;
@@ -64,15 +70,9 @@ void dk_batchnorm_forward_eval(const float *restrict x, int64_t rows, int64_t co
     }
 }
 
-/* Columns per block of the dx pass: the per-column factors of one block live on the stack. */
-enum { DK_BN_BLOCK = 256 };
-
-void dk_batchnorm_backward(const float *restrict dy, const float *restrict xhat,
-                           const float *restrict inv_std, const float *restrict gamma, int64_t rows,
-                           int64_t cols, float *restrict dgamma, float *restrict dbeta,
-                           float *restrict dx) {
-    /* dbeta and dgamma in one pass over dy: each sum still adds the rows in order from 0, so
-     * the bits are those of two separate passes. */
+/* dbeta = sum dy and dgamma = sum dy*xhat over the rows, in one pass over dy. */
+void dk_batchnorm_parameter_sums(const float *restrict dy, const float *restrict xhat, int64_t rows, int64_t cols,
+                                 float *restrict dgamma, float *restrict dbeta) {
     memset(dbeta, 0, (size_t)cols * sizeof(float));
     memset(dgamma, 0, (size_t)cols * sizeof(float));
     for (int64_t r = 0; r < rows; r++) {
@@ -83,10 +83,16 @@ void dk_batchnorm_backward(const float *restrict dy, const float *restrict xhat,
             dgamma[c] += d[c] * xh[c];
         }
     }
-    /* gamma*inv_std/N depends on the column only: computed once per column, not once per
-     * element (it held a division in the inner loop). Same operations in the same order, so
-     * the same bits. */
-    const float n = (float)rows;
+}
+
+/* Columns per block of the dx pass: the per-column factors of one block live on the stack. */
+enum { DK_BN_BLOCK = 256 };
+
+/* dx for the rows, from the whole batch's dgamma and dbeta; n is the batch's rows. */
+void dk_batchnorm_input_gradient(const float *restrict dy, const float *restrict xhat, const float *restrict inv_std,
+                                 const float *restrict gamma, int64_t rows, int64_t cols, float n,
+                                 const float *restrict dgamma, const float *restrict dbeta, float *restrict dx) {
+    /* gamma*inv_std/N depends on the column only: computed once per column. */
     float factor[DK_BN_BLOCK];
     for (int64_t c0 = 0; c0 < cols; c0 += DK_BN_BLOCK) {
         const int64_t width = cols - c0 < DK_BN_BLOCK ? cols - c0 : DK_BN_BLOCK;

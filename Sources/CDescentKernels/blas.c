@@ -149,7 +149,9 @@ static void sgemm_part(int split_rows, int32_t begin, int32_t end, int32_t trans
  * Row-major C[m][n] = alpha * op(A)[m][k] * op(B)[k][n] + beta * C. Call only after
  * dk_blas_ready() returned 1.
  *
- * Large products are cut into parts along the longer side of C, and the parts run on
+ * Inside a shard of a batch split into several (shards.c), one OpenBLAS call: each thread
+ * already has a part of the batch. Otherwise large products are cut into parts along the
+ * longer side of C, and the parts run on
  * Descent's threads (OpenBLAS itself stays single-threaded). Each element of C is still one
  * dot product over all of k inside one OpenBLAS call, so no reduction is needed. The cut
  * depends on the shape alone, never on the thread count: one thread runs the same calls one
@@ -158,6 +160,10 @@ static void sgemm_part(int split_rows, int32_t begin, int32_t end, int32_t trans
 void dk_sgemm(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k, float alpha,
               const float *a, int32_t lda, const float *b, int32_t ldb, float beta, float *c,
               int32_t ldc) {
+    if (dk_in_shard()) {   /* the thread already has its own part of the batch: one call */
+        sgemm_call(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
     const int split_rows = m >= n;
     const int32_t length = split_rows ? m : n;
     /* Parts of at least 64 rows (OpenBLAS is efficient from there), about a quarter of the

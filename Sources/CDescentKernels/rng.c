@@ -38,6 +38,14 @@ uint64_t dk_rng_next(dk_rng *rng) {
 /* Uniform in [0, 1) with 24 random bits: every float it returns is exact. */
 float dk_rng_uniform(dk_rng *rng) { return (float)(dk_rng_next(rng) >> 40) * 0x1.0p-24f; }
 
+/* Uniform in [0, 1) with 24 random bits from a key and an index, no state: splitmix64's output
+ * function at position index of the stream that starts at key. Any thread can compute any
+ * element (dropout masks of a batch split into shards). */
+float dk_rng_at(uint64_t key, uint64_t index) {
+    uint64_t position = key + index * 0x9e3779b97f4a7c15ull;
+    return (float)(splitmix64(&position) >> 40) * 0x1.0p-24f;
+}
+
 /* Uniform in [0, 1) with 53 random bits. */
 static double uniform_double(dk_rng *rng) { return (double)(dk_rng_next(rng) >> 11) * 0x1.0p-53; }
 

@@ -38,7 +38,7 @@ import Testing
         Config(name: "relu+batchnorm", json: #"{"sizes":[5,4,4,3],"activation":"relu","batchnorm":true,"seed":4}"#),
         Config(name: "sigmoid+batchnorm", json: #"{"sizes":[5,4,4,3],"activation":"sigmoid","init":"xavier","batchnorm":true,"seed":5}"#),
         Config(name: "tanh+batchnorm", json: #"{"sizes":[5,4,4,3],"activation":"tanh","init":"xavier","batchnorm":true,"seed":6}"#),
-        Config(name: "relu+dropout", json: #"{"sizes":[5,4,4,3],"activation":"relu","dropout":0.5,"seed":7}"#),
+        Config(name: "relu+dropout", json: #"{"sizes":[5,4,4,3],"activation":"relu","dropout":0.5,"seed":26}"#),
         Config(name: "tanh+dropout 0.3", json: #"{"sizes":[5,4,4,3],"activation":"tanh","init":"xavier","dropout":0.3,"seed":8}"#),
         Config(name: "relu+weight decay", json: #"{"sizes":[5,4,4,3],"activation":"relu","weight_decay":0.3,"seed":9}"#),
         Config(name: "affine+softmax+weight decay", json: #"{"sizes":[5,3],"init":"std:0.5","weight_decay":0.5,"seed":10}"#),
@@ -53,8 +53,32 @@ import Testing
     /// loss.
     @Test(arguments: configs)
     func fullNetworkMatchesFloat64Reference(_ config: Config) throws {
+        try matchFloat64Reference(config, rows: 6)
+    }
+
+    /// Wider hidden layers for batches of hundreds of rows: with 4 units, some row of such a
+    /// batch has every ReLU off (or every unit dropped), which puts the next layer's
+    /// pre-activation exactly on ReLU's kink (b = 0), where a central difference is half the slope.
+    static let shardedConfigs: [Config] = [
+        Config(name: "relu", json: #"{"sizes":[5,12,12,3],"activation":"relu","init":"he","seed":31}"#),
+        Config(name: "relu+batchnorm", json: #"{"sizes":[5,12,12,3],"activation":"relu","batchnorm":true,"seed":32}"#),
+        Config(name: "relu+dropout+weight decay",
+               json: #"{"sizes":[5,12,12,3],"activation":"relu","dropout":0.2,"weight_decay":0.1,"seed":33}"#),
+        Config(name: "tanh+batchnorm+dropout",
+               json: #"{"sizes":[5,12,12,3],"activation":"tanh","init":"xavier","batchnorm":true,"dropout":0.3,"seed":34}"#),
+    ]
+
+    /// The same at batches split into shards (128 rows: 2 shards, 300 rows: 4 of 75): the
+    /// shards' gradients summed in shard order, batch norm's statistics from every shard, the
+    /// loss over the whole batch.
+    @Test(arguments: shardedConfigs, [128, 300])
+    func shardedBatchMatchesFloat64Reference(_ config: Config, rows: Int) throws {
+        #expect(dk_shard_count(Int64(rows)) == (rows == 128 ? 2 : 4))
+        try matchFloat64Reference(config, rows: rows)
+    }
+
+    private func matchFloat64Reference(_ config: Config, rows: Int) throws {
         let net = try Network(config.json)
-        let rows = 6
         var random = TestRandom(100)
         let x = random.floats(rows * net.inputSize)
         let labels = random.labels(rows, classes: net.classes)
@@ -64,18 +88,27 @@ import Testing
         let masks = net.lastMasks(rows: rows)
         #expect(masks.count == (net.spec.dropout > 0 ? net.spec.hiddenLayers : 0))
 
-        // The masks are the seeded generator's: uniforms in layer order, kept when >= ratio,
-        // kept units scaled by 1/(1-ratio) (inverted dropout).
+        // The masks are the seeded generator's: one key per layer in layer order, unit i kept
+        // when dk_rng_at(key, i) >= ratio, kept units scaled by 1/(1-ratio) (inverted dropout).
         if net.spec.dropout > 0 {
             var rng = rngBefore
             let ratio = Float(net.spec.dropout)
             let scale = 1 / (1 - ratio)
             for mask in masks {
-                let expected = mask.indices.map { _ in Double(dk_rng_uniform(&rng) >= ratio ? scale : 0) }
+                let key = dk_rng_next(&rng)
+                let expected = mask.indices.map { Double(dk_rng_at(key, UInt64($0)) >= ratio ? scale : 0) }
                 #expect(mask == expected)
             }
             let dropped = masks.joined().filter { $0 == 0 }.count
             #expect(dropped > 0 && dropped < masks.joined().count, "the mask should drop some units and keep some")
+            // A row that drops every unit makes the next hidden layer's pre-activation exactly
+            // b = 0, ReLU's kink, where a central difference gives half the slope: choose a
+            // seed without one.
+            for mask in masks.dropLast() where net.spec.activation == .relu {
+                let width = mask.count / rows
+                #expect((0..<rows).allSatisfy { r in mask[r * width..<(r + 1) * width].contains { $0 != 0 } },
+                        "a row of the mask drops every unit (pick another seed)")
+            }
         }
 
         let reference = ReferenceMLP(net)
@@ -209,7 +242,7 @@ import Testing
         let dy = try Self.buffer(r.map(Float.init))
 
         let y = layer.forward(x.pointer, rows: rows, training: true)
-        let dx = try #require(layer.backward(dy.pointer, rows: rows))
+        let dx = try #require(layer.backward(dy.pointer, input: x.pointer, rows: rows))
 
         func affine(_ x: [Double], _ w: [Double], _ b: [Double]) -> [Double] {
             (0..<rows * fanOut).map { i in
@@ -237,7 +270,7 @@ import Testing
         try first.reserve(rows: rows)
         w.gradient.fill(.nan)
         _ = first.forward(x.pointer, rows: rows, training: true)
-        #expect(first.backward(dy.pointer, rows: rows) == nil)
+        #expect(first.backward(dy.pointer, input: x.pointer, rows: rows) == nil)
         #expect(firstMismatch(w.gradient.doubles, dwNum, abs: 1e-5, rel: 1e-4) == nil)
     }
 
@@ -252,7 +285,7 @@ import Testing
         try layer.reserve(rows: rows)
         let xb = try Self.buffer(x), dy = try Self.buffer(r.map(Float.init))
         let y = layer.forward(xb.pointer, rows: rows, training: true)
-        let dx = try #require(layer.backward(dy.pointer, rows: rows))
+        let dx = try #require(layer.backward(dy.pointer, input: xb.pointer, rows: rows))
 
         func f(_ v: Double) -> Double {
             switch function {
@@ -333,7 +366,7 @@ import Testing
         let r = random.floats(rows * width).map(Double.init)
         let xb = try Self.buffer(x), dy = try Self.buffer(r.map(Float.init))
         let y = layer.forward(xb.pointer, rows: rows, training: true)
-        let dx = try #require(layer.backward(dy.pointer, rows: rows))
+        let dx = try #require(layer.backward(dy.pointer, input: xb.pointer, rows: rows))
 
         func bn(_ x: [Double], _ g: [Double], _ b: [Double]) -> [Double] {
             var out = x
@@ -377,9 +410,18 @@ import Testing
         let y = layer.forward(xb.pointer, rows: rows, training: true)
         let mask = (0..<rows * width).map { layer.lastMask[$0] }
         let scale = 1 / (1 - ratio)
-        #expect(mask == mask.indices.map { _ in dk_rng_uniform(&replay) >= ratio ? scale : 0 })
+        // One key per pass from the generator; unit i kept when dk_rng_at(key, i) >= ratio.
+        let key = dk_rng_next(&replay)
+        #expect(mask == mask.indices.map { dk_rng_at(key, UInt64($0)) >= ratio ? scale : 0 })
         #expect(mask.contains(0) && mask.contains(scale))
-        let dx = try #require(layer.backward(dy.pointer, rows: rows))
+        // The same pass split into shards draws the same mask: it depends on the unit's place only.
+        layer.lastMask.update(repeating: .nan, count: rows * width)
+        for (index, range) in [0..<2, 2..<5].enumerated() {
+            layer.forward(xb.pointer, Shard(index: index, count: 2, rows: range, batch: rows, arenas: nil, stride: 0),
+                          stage: 0, training: true)
+        }
+        #expect((0..<rows * width).map { layer.lastMask[$0] } == mask)
+        let dx = try #require(layer.backward(dy.pointer, input: xb.pointer, rows: rows))
         for i in x.indices {
             #expect(y[i] == x[i] * mask[i])
             #expect(dx[i] == r[i] * mask[i])
@@ -403,7 +445,8 @@ import Testing
         let labels = random.labels(rows, classes: classes)
         var probs = [Float](repeating: 0, count: rows * classes)
         var dscores = [Float](repeating: 0, count: rows * classes)
-        let loss = dk_softmax_cross_entropy(scores, labels, Int64(rows), Int64(classes), &probs, &dscores)
+        // The sum of the rows' losses; the gradient is that of the mean (1/rows).
+        let loss = dk_softmax_cross_entropy(scores, labels, Int64(rows), Int64(classes), 1 / Float(rows), &probs, &dscores) / Double(rows)
 
         func ce(_ s: [Double]) -> Double {
             (0..<rows).reduce(0.0) { total, r in
@@ -427,7 +470,7 @@ import Testing
         #expect(firstMismatch(dscores.map(Double.init), numerical, abs: 1e-5, rel: 1e-4) == nil)
         // Without labels: probabilities only, no loss.
         var probsOnly = [Float](repeating: 0, count: rows * classes)
-        #expect(dk_softmax_cross_entropy(scores, nil, Int64(rows), Int64(classes), &probsOnly, nil) == 0)
+        #expect(dk_softmax_cross_entropy(scores, nil, Int64(rows), Int64(classes), 1, &probsOnly, nil) == 0)
         #expect(probsOnly == probs)
     }
 }

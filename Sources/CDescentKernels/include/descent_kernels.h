@@ -114,6 +114,7 @@ typedef struct dk_rng { uint64_t s[4]; } dk_rng;
 void dk_rng_seed(dk_rng *rng, uint64_t seed);
 uint64_t dk_rng_next(dk_rng *rng);
 float dk_rng_uniform(dk_rng *rng);
+float dk_rng_at(uint64_t key, uint64_t index);
 void dk_rng_normal(dk_rng *rng, float *x, int64_t n, double std);
 
 /* ---- matrix products (blas.c) ------------------------------------------------------------*/
@@ -125,6 +126,26 @@ const char *dk_blas_description(void);
 void dk_sgemm(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k, float alpha,
               const float *a, int32_t lda, const float *b, int32_t ldb, float beta, float *c,
               int32_t ldc);
+
+/* ---- shards of a batch (shards.c) ---------------------------------------------------------
+ * A training step at batch B runs dk_shard_count(B) shards of consecutive rows; shard s holds
+ * rows [dk_shard_begin(B, S, s), dk_shard_begin(B, S, s + 1)). The layout depends on B alone:
+ * below 2 * DK_SHARD_MIN_ROWS rows one shard (the products are too small to split), then one
+ * shard per DK_SHARD_MIN_ROWS rows, at most DK_MAX_SHARDS (each shard has its own gradient
+ * arena, so the cap bounds the memory). */
+#define DK_SHARD_MIN_ROWS 64
+#define DK_MAX_SHARDS 8
+static inline int32_t dk_shard_count(int64_t batch) {
+    const int64_t shards = batch / DK_SHARD_MIN_ROWS;
+    return shards < 2 ? 1 : shards > DK_MAX_SHARDS ? DK_MAX_SHARDS : (int32_t)shards;
+}
+static inline int64_t dk_shard_begin(int64_t batch, int32_t shards, int32_t s) { return batch * s / shards; }
+typedef void (*dk_shard_fn)(void *ctx, int32_t phase, int32_t shard);
+void dk_run_shards(int32_t phases, int32_t shards, int32_t threads, dk_shard_fn fn, void *ctx);
+/* 1 while the calling thread runs a shard of a batch of several shards: its products are one
+ * OpenBLAS call each (dk_sgemm), whichever thread count runs the shards. */
+int32_t dk_in_shard(void);
+void dk_sum_blocks(const float *blocks, int64_t stride, int32_t count, int64_t n, float scale, float *out);
 
 /* ---- the affine layer (affine.c): y = x W + b, for every batch size -------------------------
  * Whole layer: x [rows][in], W [in][out], b [out], y/dy [rows][out], dx [rows][in]. BLAS for
@@ -173,22 +194,25 @@ void dk_tanh_backward(const float *y, const float *dy, float *dx, int64_t n);
 static const int32_t dk_activation_relu = 0, dk_activation_sigmoid = 1, dk_activation_tanh = 2;
 void dk_activation_forward(int32_t function, const float *x, float *y, int64_t n);
 void dk_activation_backward(int32_t function, const float *y, const float *dy, float *dx, int64_t n);
-void dk_dropout_forward(const float *x, float *y, float *mask, int64_t n, float ratio, dk_rng *rng);
+void dk_dropout_forward(const float *x, float *y, float *mask, int64_t first, int64_t n, float ratio, uint64_t key);
 void dk_multiply(const float *a, const float *b, float *out, int64_t n);
-void dk_batchnorm_forward_train(const float *x, int64_t rows, int64_t cols, const float *gamma,
-                                const float *beta, float eps, float *mean, float *var,
-                                float *inv_std, float *xhat, float *y);
+void dk_batchnorm_deviation_sums(const float *x, int64_t rows, int64_t cols, const float *mean, float *sums);
+void dk_batchnorm_inverse_std(const float *var, int64_t cols, float eps, float *inv_std);
+void dk_batchnorm_normalize(const float *x, int64_t rows, int64_t cols, const float *mean, const float *inv_std,
+                            const float *gamma, const float *beta, float *xhat, float *y);
 void dk_batchnorm_update_running(const float *mean, const float *var, int64_t cols, float momentum,
                                  float *running_mean, float *running_var);
 void dk_batchnorm_forward_eval(const float *x, int64_t rows, int64_t cols, const float *gamma,
                                const float *beta, float eps, const float *running_mean,
                                const float *running_var, float *y);
-void dk_batchnorm_backward(const float *dy, const float *xhat, const float *inv_std,
-                           const float *gamma, int64_t rows, int64_t cols, float *dgamma,
-                           float *dbeta, float *dx);
+void dk_batchnorm_parameter_sums(const float *dy, const float *xhat, int64_t rows, int64_t cols, float *dgamma,
+                                 float *dbeta);
+void dk_batchnorm_input_gradient(const float *dy, const float *xhat, const float *inv_std, const float *gamma,
+                                 int64_t rows, int64_t cols, float n, const float *dgamma, const float *dbeta,
+                                 float *dx);
 double dk_softmax_cross_entropy(const float *scores, const int32_t *labels, int64_t rows,
-                                int64_t classes, float *probs, float *dscores);
-void dk_argmax_rows(const float *x, int64_t rows, int64_t cols, int32_t *out);
+                                int64_t classes, float inv_batch, float *probs, float *dscores);
+int64_t dk_count_correct(const float *x, const int32_t *labels, int64_t rows, int64_t cols);
 
 /* ---- the batch-1 training step (batch1_schedule.c) -------------------------------------------
  * A plain MLP (affine + activation blocks, softmax cross-entropy; no batch norm, no dropout) at

@@ -10,32 +10,32 @@ final class ActivationLayer: Layer {
     let function: Activation
     let width: Int
     let output = FloatBuffer()
-    private let inputGradient = FloatBuffer()
-    /// Rows of the last forward pass.
-    private(set) var rows = 0
+    private let inputGradientBuffer = FloatBuffer()
+    /// Rows of the last forward pass (the network records them: shards must not write here).
+    var rows = 0
 
     init(_ function: Activation, width: Int) {
         self.function = function
         self.width = width
     }
 
-    func reserve(rows: Int) throws {
+    func reserve(rows: Int, shards: Int) throws {
         try output.reserve(rows * width)
-        try inputGradient.reserve(rows * width)
+        try inputGradientBuffer.reserve(rows * width)
     }
 
-    func forward(_ x: UnsafePointer<Float>, rows: Int, training: Bool) -> UnsafePointer<Float> {
-        self.rows = rows
-        dk_activation_forward(function.code, x, output.pointer, Int64(rows * width))
-        return UnsafePointer(output.pointer)
+    func output(for x: UnsafePointer<Float>, training: Bool) -> UnsafePointer<Float> { UnsafePointer(output.pointer) }
+
+    var inputGradient: UnsafeMutablePointer<Float>? { inputGradientBuffer.pointer }
+
+    func forward(_ x: UnsafePointer<Float>, _ shard: Shard, stage: Int, training: Bool) {
+        dk_activation_forward(function.code, shard.first(x, width: width), shard.first(output.pointer, width: width),
+                              Int64(shard.rows.count * width))
     }
 
-    /// Notes a forward pass that another kernel ran into `output` (the batch-1 schedule).
-    func recordForward(rows: Int) { self.rows = rows }
-
-    func backward(_ dy: UnsafePointer<Float>, rows: Int) -> UnsafePointer<Float>? {
-        dk_activation_backward(function.code, output.pointer, dy, inputGradient.pointer, Int64(rows * width))
-        return UnsafePointer(inputGradient.pointer)
+    func backward(_ dy: UnsafePointer<Float>, input x: UnsafePointer<Float>, _ shard: Shard, stage: Int) {
+        dk_activation_backward(function.code, shard.first(output.pointer, width: width), shard.first(dy, width: width),
+                               shard.first(inputGradientBuffer.pointer, width: width), Int64(shard.rows.count * width))
     }
 }
 

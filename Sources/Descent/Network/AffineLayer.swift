@@ -8,15 +8,15 @@ final class AffineLayer: Layer {
     let fanIn: Int
     let fanOut: Int
     /// The network's weight decay lambda: adds lambda*W to dW (the loss term is the network's).
+    /// Shard 0 adds it, once for the batch.
     let weightDecay: Float
     /// The first layer's input gradient is never used: skipping it saves a third of its work.
     let needsInputGradient: Bool
 
-    private let output = FloatBuffer()
-    private let inputGradient = FloatBuffer()
-    /// The forward sum's row blocks for one sample (affine.c).
+    let output = FloatBuffer()
+    private let inputGradientBuffer = FloatBuffer()
+    /// The forward sum's row blocks for one sample (affine.c); one sample is never split.
     private let partials = FloatBuffer()
-    private var input: UnsafePointer<Float>? = nil
 
     init(weight: Parameter, bias: Parameter, weightDecay: Float, needsInputGradient: Bool) {
         self.weight = weight
@@ -27,24 +27,26 @@ final class AffineLayer: Layer {
         self.needsInputGradient = needsInputGradient
     }
 
-    func reserve(rows: Int) throws {
+    func reserve(rows: Int, shards: Int) throws {
         try output.reserve(rows * fanOut)
-        if needsInputGradient { try inputGradient.reserve(rows * fanIn) }
+        if needsInputGradient { try inputGradientBuffer.reserve(rows * fanIn) }
         try partials.reserve(Int(DK_ROW_BLOCKS) * fanOut)
     }
 
-    func forward(_ x: UnsafePointer<Float>, rows: Int, training: Bool) -> UnsafePointer<Float> {
-        input = x
-        dk_affine_forward(x, Int64(rows), weight.value.pointer, bias.value.pointer, Int32(fanIn), Int32(fanOut),
-                          partials.pointer, output.pointer)
-        return UnsafePointer(output.pointer)
+    func output(for x: UnsafePointer<Float>, training: Bool) -> UnsafePointer<Float> { UnsafePointer(output.pointer) }
+
+    var inputGradient: UnsafeMutablePointer<Float>? { needsInputGradient ? inputGradientBuffer.pointer : nil }
+
+    func forward(_ x: UnsafePointer<Float>, _ shard: Shard, stage: Int, training: Bool) {
+        dk_affine_forward(shard.first(x, width: fanIn), Int64(shard.rows.count), weight.value.pointer,
+                          bias.value.pointer, Int32(fanIn), Int32(fanOut), partials.pointer,
+                          shard.first(output.pointer, width: fanOut))
     }
 
-    func backward(_ dy: UnsafePointer<Float>, rows: Int) -> UnsafePointer<Float>? {
-        guard let x = input else { return nil }
-        dk_affine_backward(x, dy, Int64(rows), weight.value.pointer, Int32(fanIn), Int32(fanOut), weightDecay,
-                           weight.gradient.pointer, bias.gradient.pointer,
-                           needsInputGradient ? inputGradient.pointer : nil)
-        return needsInputGradient ? UnsafePointer(inputGradient.pointer) : nil
+    func backward(_ dy: UnsafePointer<Float>, input x: UnsafePointer<Float>, _ shard: Shard, stage: Int) {
+        dk_affine_backward(shard.first(x, width: fanIn), shard.first(dy, width: fanOut), Int64(shard.rows.count),
+                           weight.value.pointer, Int32(fanIn), Int32(fanOut), shard.index == 0 ? weightDecay : 0,
+                           shard.gradient(weight), shard.gradient(bias),
+                           inputGradient.map { shard.first($0, width: fanIn) })
     }
 }

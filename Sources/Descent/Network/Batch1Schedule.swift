@@ -65,7 +65,7 @@ final class Batch1Schedule {
         var loss = 0.0
         let code = dk_dense_step_one(table.pointer, Int32(affine.count), function, weightDecay, x, label, lossOffset,
                                      update, dk_get_threads(), probabilities, &loss)
-        for layer in activationLayers { layer.recordForward(rows: 1) }
+        for layer in activationLayers { layer.rows = 1 }
         return (code, loss)
     }
 }

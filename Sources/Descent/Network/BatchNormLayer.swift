@@ -3,6 +3,12 @@ import CDescentKernels
 /// Batch normalisation per feature (Ioffe & Szegedy 2015), the book's form: batch mean and
 /// biased variance in training, running averages (momentum 0.9) in evaluation, eps 1e-6,
 /// learnable gamma (starts at 1) and beta (starts at 0).
+///
+/// The statistics are the whole batch's however it is split into shards (batchnorm.c): the
+/// training forward has three stages (column sums; the mean and the squared deviations from
+/// it; the variance and the normalisation), the backward two (dgamma and dbeta; dx). Each shard
+/// adds the shards' sums in shard order into its own copy of the result, so no shard waits for
+/// another to publish it.
 final class BatchNormLayer: Layer {
     static let eps: Float = 1e-6
     static let momentum: Float = 0.9
@@ -14,12 +20,17 @@ final class BatchNormLayer: Layer {
     let runningVariance: FloatBuffer
     let width: Int
 
-    private let batchMean: FloatBuffer
-    private let batchVariance: FloatBuffer
-    private let inverseStd: FloatBuffer
+    /// Per shard [shards][width]: its rows' sums, then its copy of the whole batch's results.
+    private let columnSums = FloatBuffer()
+    private let deviationSums = FloatBuffer()
+    private let batchMean = FloatBuffer()
+    private let batchVariance = FloatBuffer()
+    private let inverseStd = FloatBuffer()
+    private let gammaGradient = FloatBuffer()
+    private let betaGradient = FloatBuffer()
     private let normalized = FloatBuffer()
     private let output = FloatBuffer()
-    private let inputGradient = FloatBuffer()
+    private let inputGradientBuffer = FloatBuffer()
     /// A training forward whose statistics have not yet gone into the running averages.
     private var pending = false
 
@@ -29,34 +40,71 @@ final class BatchNormLayer: Layer {
         self.runningMean = runningMean
         self.runningVariance = runningVariance
         width = gamma.count
-        batchMean = try FloatBuffer(count: width)
-        batchVariance = try FloatBuffer(count: width)
-        inverseStd = try FloatBuffer(count: width)
+        try reserve(rows: 0, shards: 1)   // the statistics exist before any pass (commit reads them)
     }
 
-    func reserve(rows: Int) throws {
+    func reserve(rows: Int, shards: Int) throws {
+        for perShard in [columnSums, deviationSums, batchMean, batchVariance, inverseStd, gammaGradient, betaGradient] {
+            try perShard.reserve(shards * width)
+        }
         try normalized.reserve(rows * width)
         try output.reserve(rows * width)
-        try inputGradient.reserve(rows * width)
+        try inputGradientBuffer.reserve(rows * width)
     }
 
-    func forward(_ x: UnsafePointer<Float>, rows: Int, training: Bool) -> UnsafePointer<Float> {
-        if training {
-            dk_batchnorm_forward_train(x, Int64(rows), Int64(width), gamma.value.pointer, beta.value.pointer,
-                                       Self.eps, batchMean.pointer, batchVariance.pointer, inverseStd.pointer,
-                                       normalized.pointer, output.pointer)
-            pending = true
-        } else {
-            dk_batchnorm_forward_eval(x, Int64(rows), Int64(width), gamma.value.pointer, beta.value.pointer,
-                                      Self.eps, runningMean.pointer, runningVariance.pointer, output.pointer)
+    func output(for x: UnsafePointer<Float>, training: Bool) -> UnsafePointer<Float> { UnsafePointer(output.pointer) }
+
+    var inputGradient: UnsafeMutablePointer<Float>? { inputGradientBuffer.pointer }
+
+    var forwardStages: Int { 3 }
+    var backwardStages: Int { 2 }
+
+    func prepare(training: Bool) {
+        if training { pending = true }
+    }
+
+    /// Shard `s`'s part [width] of a per-shard buffer.
+    private func part(_ buffer: FloatBuffer, _ s: Int) -> UnsafeMutablePointer<Float> { buffer.pointer + s * width }
+
+    func forward(_ x: UnsafePointer<Float>, _ shard: Shard, stage: Int, training: Bool) {
+        let rows = Int64(shard.rows.count), cols = Int64(width), s = shard.index
+        let x = shard.first(x, width: width), y = shard.first(output.pointer, width: width)
+        guard training else {
+            dk_batchnorm_forward_eval(x, rows, cols, gamma.value.pointer, beta.value.pointer, Self.eps,
+                                      runningMean.pointer, runningVariance.pointer, y)
+            return
         }
-        return UnsafePointer(output.pointer)
+        let inverseBatch = 1 / Float(shard.batch)
+        let mean = part(batchMean, s)
+        switch stage {
+        case 0:
+            dk_column_sums(x, rows, cols, part(columnSums, s))
+        case 1:
+            dk_sum_blocks(columnSums.pointer, cols, Int32(shard.count), cols, inverseBatch, mean)
+            dk_batchnorm_deviation_sums(x, rows, cols, mean, part(deviationSums, s))
+        default:
+            dk_sum_blocks(deviationSums.pointer, cols, Int32(shard.count), cols, inverseBatch, part(batchVariance, s))
+            dk_batchnorm_inverse_std(part(batchVariance, s), cols, Self.eps, part(inverseStd, s))
+            dk_batchnorm_normalize(x, rows, cols, mean, part(inverseStd, s), gamma.value.pointer, beta.value.pointer,
+                                   shard.first(normalized.pointer, width: width), y)
+        }
     }
 
-    func backward(_ dy: UnsafePointer<Float>, rows: Int) -> UnsafePointer<Float>? {
-        dk_batchnorm_backward(dy, normalized.pointer, inverseStd.pointer, gamma.value.pointer, Int64(rows),
-                              Int64(width), gamma.gradient.pointer, beta.gradient.pointer, inputGradient.pointer)
-        return UnsafePointer(inputGradient.pointer)
+    func backward(_ dy: UnsafePointer<Float>, input x: UnsafePointer<Float>, _ shard: Shard, stage: Int) {
+        let rows = Int64(shard.rows.count), cols = Int64(width), s = shard.index
+        let dy = shard.first(dy, width: width), xhat = shard.first(normalized.pointer, width: width)
+        if stage == 0 {
+            dk_batchnorm_parameter_sums(dy, xhat, rows, cols, shard.gradient(gamma), shard.gradient(beta))
+            return
+        }
+        // The whole batch's dgamma and dbeta: the shards' sums added in shard order, as the
+        // gradients themselves are.
+        let g = shard.gradients(gamma), b = shard.gradients(beta)
+        dk_sum_blocks(g.first, Int64(g.stride), Int32(shard.count), cols, 1, part(gammaGradient, s))
+        dk_sum_blocks(b.first, Int64(b.stride), Int32(shard.count), cols, 1, part(betaGradient, s))
+        dk_batchnorm_input_gradient(dy, xhat, part(inverseStd, s), gamma.value.pointer, rows, cols, Float(shard.batch),
+                                    part(gammaGradient, s), part(betaGradient, s),
+                                    shard.first(inputGradientBuffer.pointer, width: width))
     }
 
     func commit() {

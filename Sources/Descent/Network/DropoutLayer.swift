@@ -1,14 +1,17 @@
 import CDescentKernels
 
 /// Inverted dropout: in training each unit is kept with probability 1-ratio and scaled by
-/// 1/(1-ratio); evaluation is the identity. Masks come from the network's seeded generator.
+/// 1/(1-ratio); evaluation is the identity. A training pass draws one key from the network's
+/// seeded generator; unit i of the batch is kept when `dk_rng_at(key, i) >= ratio`, so a mask
+/// depends on the seed and the unit's place in the batch, never on the shard or thread.
 final class DropoutLayer: Layer {
     let ratio: Float
     let width: Int
     private let rng: UnsafeMutablePointer<dk_rng>
+    private var key: UInt64 = 0
     private let mask = FloatBuffer()
     private let output = FloatBuffer()
-    private let inputGradient = FloatBuffer()
+    private let inputGradientBuffer = FloatBuffer()
 
     init(ratio: Float, width: Int, rng: UnsafeMutablePointer<dk_rng>) {
         self.ratio = ratio
@@ -16,20 +19,31 @@ final class DropoutLayer: Layer {
         self.rng = rng
     }
 
-    func reserve(rows: Int) throws {
+    func reserve(rows: Int, shards: Int) throws {
         try mask.reserve(rows * width)
         try output.reserve(rows * width)
-        try inputGradient.reserve(rows * width)
+        try inputGradientBuffer.reserve(rows * width)
     }
 
-    func forward(_ x: UnsafePointer<Float>, rows: Int, training: Bool) -> UnsafePointer<Float> {
-        guard training else { return x }
-        dk_dropout_forward(x, output.pointer, mask.pointer, Int64(rows * width), ratio, rng)
-        return UnsafePointer(output.pointer)
+    func output(for x: UnsafePointer<Float>, training: Bool) -> UnsafePointer<Float> {
+        training ? UnsafePointer(output.pointer) : x
     }
 
-    func backward(_ dy: UnsafePointer<Float>, rows: Int) -> UnsafePointer<Float>? {
-        dk_multiply(dy, mask.pointer, inputGradient.pointer, Int64(rows * width))
-        return UnsafePointer(inputGradient.pointer)
+    var inputGradient: UnsafeMutablePointer<Float>? { inputGradientBuffer.pointer }
+
+    func prepare(training: Bool) {
+        if training { key = dk_rng_next(rng) }
+    }
+
+    func forward(_ x: UnsafePointer<Float>, _ shard: Shard, stage: Int, training: Bool) {
+        guard training else { return }
+        dk_dropout_forward(shard.first(x, width: width), shard.first(output.pointer, width: width),
+                           shard.first(mask.pointer, width: width), Int64(shard.rows.lowerBound * width),
+                           Int64(shard.rows.count * width), ratio, key)
+    }
+
+    func backward(_ dy: UnsafePointer<Float>, input x: UnsafePointer<Float>, _ shard: Shard, stage: Int) {
+        dk_multiply(shard.first(dy, width: width), shard.first(mask.pointer, width: width),
+                    shard.first(inputGradientBuffer.pointer, width: width), Int64(shard.rows.count * width))
     }
 }

@@ -31,6 +31,25 @@ public final class Network {
     private let probabilities = FloatBuffer()
     private let scoreGradient = FloatBuffer()
     private var reservedRows = 0
+    /// The training forward's stages in order, cut into phases at the stages that need every
+    /// shard's partial results (batch norm's statistics), and the backward pass's likewise.
+    private let forwardPhases: [[(layer: Int, stage: Int)]]
+    private let backwardPhases: [[(layer: Int, stage: Int)]]
+    /// The pass in progress, read by every shard (set on the calling thread before they start).
+    private var pass = Pass()
+    /// Per layer: the batch it reads in the pass in progress (index layers.count: the scores),
+    /// and the gradient of its output.
+    private let layerInputs: CheckedArray<UnsafePointer<Float>?>
+    private let outputGradients: CheckedArray<UnsafePointer<Float>?>
+    /// Per shard: the sum of its rows' losses, and of its correct predictions (evaluate).
+    private let shardLosses: CheckedArray<Double>
+    private let shardCorrect: CheckedArray<Int64>
+    /// The gradient arenas of a batch of several shards, one after another (see `Shard`).
+    private let shardGradients = FloatBuffer()
+    /// Per part of the summed gradient arena: 1 when it holds no NaN/Inf.
+    private let partIsFinite: CheckedArray<UInt8>
+    /// The last training pass summed several shards and found every gradient finite.
+    private var gradientsAreKnownFinite = false
     /// Gradients from forwardBackward that apply_update has not used yet.
     public private(set) var hasPendingGradients = false
     /// Set while a call through the C API uses this network (see `claim`).
@@ -88,6 +107,13 @@ public final class Network {
         self.layers = layers
         self.activationLayers = activationLayers
         batch1Schedule = try Batch1Schedule(layers: layers, function: spec.activation, weightDecay: decay)
+        forwardPhases = Self.phases(layers.indices.map { ($0, layers[$0].forwardStages) })
+        backwardPhases = Self.phases(layers.indices.reversed().map { ($0, layers[$0].backwardStages) })
+        layerInputs = try CheckedArray(count: layers.count + 1, for: "the layer table")
+        outputGradients = try CheckedArray(count: layers.count, for: "the layer table")
+        shardLosses = try CheckedArray(count: Int(DK_MAX_SHARDS), for: "the shard table")
+        shardCorrect = try CheckedArray(count: Int(DK_MAX_SHARDS), for: "the shard table")
+        partIsFinite = try CheckedArray(count: Int(DK_MAX_SHARDS), for: "the shard table")
         optimizer = try Optimizer("sgd")
         try optimizer.attachToNetwork(weightDecay: spec.weightDecay)   // sgd's L2 is 0: never refused
     }
@@ -144,10 +170,11 @@ public final class Network {
             return try batch1Step(path, x: x, labels: labels, updating: true)
         }
         let saved = rng.pointee
-        // applyUpdate scans the gradients (once) before anything is written.
+        // applyUpdate scans the gradients (once) before anything is written, unless the sum of
+        // several shards' gradients already did.
         let loss = try computeGradients(x: x, labels: labels, batch: batch, commit: false, scanGradients: false)
         do {
-            try applyUpdate()
+            try applyUpdate(scanned: gradientsAreKnownFinite)
         } catch {
             rng.pointee = saved
             for layer in layers { layer.discard() }
@@ -170,14 +197,17 @@ public final class Network {
     }
 
     /// The optimizer step on the current gradients. Needs a forwardBackward since the last update.
-    public func applyUpdate() throws {
+    public func applyUpdate() throws { try applyUpdate(scanned: false) }
+
+    /// `scanned`: the gradients are the pass's own, known finite, with zero padding.
+    private func applyUpdate(scanned: Bool) throws {
         guard hasPendingGradients else {
             throw DescentError.invalid("no gradients to apply: run forward_backward first (each result is applied once)")
         }
         // The scan zeroes the gradients' padding first; without a scan, zero it here.
-        if optimizer.checksFiniteness {
+        if !scanned, optimizer.checksFiniteness {
             if let error = nonFiniteGradient() { throw error }
-        } else {
+        } else if !scanned {
             arena.clearGradientPadding()
         }
         // The whole arena is one tensor: one elementwise pass per state slot.
@@ -198,10 +228,21 @@ public final class Network {
                 + "per batch (the variance of a single sample is undefined); predict and evaluate accept 1")
         }
         try reserve(rows: batch)
+        let shards = Int(dk_shard_count(Int64(batch)))
+        if shards > 1 {
+            do {
+                try shardGradients.reserve(shards * arena.length)
+            } catch let error as DescentError {
+                throw DescentError(error.status, "the gradient arenas of \(shards) shards: \(error.message)")
+            }
+        }
         let mode = dk_denormals_flush_begin()   // see denormals.c
         defer { dk_denormals_flush_end(mode) }
         let saved = rng.pointee
-        let loss = forward(x, rows: batch, training: true, labels: labels!) + decayPenalty()
+        // Forward and backward in one pass: a non-finite loss is refused after it (the
+        // gradients are then not pending; nothing else has changed).
+        let loss = runPass(x, labels: labels!, rows: batch, training: true) + decayPenalty()
+        hasPendingGradients = false
         /// Undoes the forward pass's effects (dropout draws, batch-norm averages) and returns `error`.
         func refuse(_ error: DescentError) -> DescentError {
             rng.pointee = saved
@@ -212,15 +253,7 @@ public final class Network {
         guard layers.allSatisfy({ $0.statisticsAreFinite }) else {
             throw refuse(DescentError(.numeric, "a batch-norm mean or variance overflowed float32 (the inputs or weights are too large)"))
         }
-        var gradient: UnsafePointer<Float>? = UnsafePointer(scoreGradient.pointer)
-        for layer in layers.reversed() {
-            guard let dy = gradient else { break }
-            gradient = layer.backward(dy, rows: batch)
-        }
-        if scanGradients, let error = nonFiniteGradient() {
-            hasPendingGradients = false
-            throw refuse(error)
-        }
+        if scanGradients, !gradientsAreKnownFinite, let error = nonFiniteGradient() { throw refuse(error) }
         if commit { for layer in layers { layer.commit() } }
         hasPendingGradients = true
         return Float(loss)
@@ -300,7 +333,7 @@ public final class Network {
         try reserve(rows: batch)
         let mode = dk_denormals_flush_begin()
         defer { dk_denormals_flush_end(mode) }
-        _ = forward(x, rows: batch, training: false, labels: nil)
+        _ = runPass(x, labels: nil, rows: batch, training: false)
         out.update(from: probabilities.pointer, count: batch * classes)
     }
 
@@ -313,15 +346,13 @@ public final class Network {
         try reserve(rows: chunk)
         let mode = dk_denormals_flush_begin()
         defer { dk_denormals_flush_end(mode) }
-        var totalLoss = 0.0, correct = 0
-        var predicted = [Int32](repeating: 0, count: chunk)
+        var totalLoss = 0.0, correct: Int64 = 0
         var start = 0
         while start < n {
             let rows = min(chunk, n - start)
-            let loss = forward(x + start * inputSize, rows: rows, training: false, labels: labels! + start)
+            let loss = runPass(x + start * inputSize, labels: labels! + start, rows: rows, training: false)
             totalLoss += loss * Double(rows)
-            dk_argmax_rows(probabilities.pointer, Int64(rows), Int64(classes), &predicted)
-            for r in 0..<rows where predicted[r] == labels![start + r] { correct += 1 }
+            for s in 0..<pass.shards { correct += shardCorrect.pointer[s] }
             start += rows
         }
         return (totalLoss / Double(n) + decayPenalty(), Double(correct) / Double(n))
@@ -342,21 +373,121 @@ public final class Network {
 
     // MARK: - internals
 
-    /// Runs the layers and the softmax; returns the mean cross-entropy when labels are given
-    /// (the caller adds the decay penalty once). In training also writes the score gradient.
-    private func forward(_ x: UnsafePointer<Float>, rows: Int, training: Bool, labels: UnsafePointer<Int32>?) -> Double {
+    /// What every shard of the pass in progress reads.
+    private struct Pass {
+        var labels: UnsafePointer<Int32>? = nil
+        var batch = 0
+        var shards = 1
+        var training = false
+        /// The shards' gradient arenas (`Shard.arenas`).
+        var arenas: UnsafeMutablePointer<Float>? = nil
+    }
+
+    /// The training forward's or backward's (layer, stage count) list cut into phases: a phase
+    /// ends after every stage but a layer's last (the stages that need all shards' sums).
+    private static func phases(_ stages: [(layer: Int, count: Int)]) -> [[(layer: Int, stage: Int)]] {
+        var phases: [[(layer: Int, stage: Int)]] = [[]]
+        for (layer, count) in stages {
+            for stage in 0..<count {
+                phases[phases.count - 1].append((layer, stage))
+                if stage < count - 1 { phases.append([]) }
+            }
+        }
+        return phases
+    }
+
+    /// Runs the layers and the softmax over the batch x [rows][inputSize], shard by shard;
+    /// returns the mean cross-entropy when labels are given (the caller adds the decay penalty
+    /// once), else 0. Training runs the backward pass too, and with several shards then sums
+    /// their gradient arenas into the network's in shard order (`gradientsAreKnownFinite`
+    /// tells whether the sum held no NaN/Inf). All in one parallel region.
+    private func runPass(_ x: UnsafePointer<Float>, labels: UnsafePointer<Int32>?, rows: Int, training: Bool) -> Double {
+        let shards = Int(dk_shard_count(Int64(rows)))
+        pass = Pass(labels: labels, batch: rows, shards: shards, training: training,
+                    arenas: training && shards > 1 ? shardGradients.pointer : nil)
         var h = x
-        for layer in layers { h = layer.forward(h, rows: rows, training: training) }
-        // The last layer is affine: h is the scores [rows][classes].
-        let ce = dk_softmax_cross_entropy(h, labels, Int64(rows), Int64(classes), probabilities.pointer,
-                                          training ? scoreGradient.pointer : nil)
-        return labels == nil ? 0 : ce
+        for (l, layer) in layers.enumerated() {
+            layer.prepare(training: training)
+            layerInputs.pointer[l] = h
+            h = layer.output(for: h, training: training)
+        }
+        layerInputs.pointer[layers.count] = h   // the scores [rows][classes]
+        var phases = 1
+        if training {
+            var dy: UnsafePointer<Float>? = UnsafePointer(scoreGradient.pointer)
+            for l in layers.indices.reversed() {
+                outputGradients.pointer[l] = dy
+                dy = layers[l].inputGradient.map { UnsafePointer($0) }
+            }
+            phases = forwardPhases.count + backwardPhases.count + (shards > 1 ? 1 : 0)
+        }
+        for layer in activationLayers { layer.rows = rows }
+        dk_run_shards(Int32(phases), Int32(shards), dk_get_threads(), Self.runShard,
+                      Unmanaged.passUnretained(self).toOpaque())
+        gradientsAreKnownFinite = training && shards > 1 && (0..<shards).allSatisfy { partIsFinite.pointer[$0] != 0 }
+        guard labels != nil else { return 0 }
+        var total = 0.0
+        for s in 0..<shards { total += shardLosses.pointer[s] }
+        return total / Double(rows)
+    }
+
+    /// The function every shard runs: context is the network.
+    private static let runShard: dk_shard_fn = { context, phase, index in
+        Unmanaged<Network>.fromOpaque(context!).takeUnretainedValue().run(phase: Int(phase), shard: Int(index))
+    }
+
+    /// Phase `phase` of the pass in progress, on shard `index`'s rows.
+    private func run(phase: Int, shard index: Int) {
+        let p = pass
+        let batch = Int64(p.batch), count = Int32(p.shards)
+        let shard = Shard(index: index, count: p.shards,
+                          rows: Int(dk_shard_begin(batch, count, Int32(index)))..<Int(dk_shard_begin(batch, count, Int32(index + 1))),
+                          batch: p.batch, arenas: p.arenas, stride: arena.length)
+        if p.training, phase >= forwardPhases.count {
+            let backward = phase - forwardPhases.count
+            guard backward < backwardPhases.count else { return sumGradients(part: index, of: p.shards) }
+            for (l, stage) in backwardPhases[backward] {
+                layers[l].backward(outputGradients.pointer[l]!, input: layerInputs.pointer[l]!, shard, stage: stage)
+            }
+            return
+        }
+        if p.training {
+            for (l, stage) in forwardPhases[phase] {
+                layers[l].forward(layerInputs.pointer[l]!, shard, stage: stage, training: true)
+            }
+            guard phase == forwardPhases.count - 1 else { return }
+        } else {
+            for l in layers.indices { layers[l].forward(layerInputs.pointer[l]!, shard, stage: 0, training: false) }
+        }
+        // The last layer is affine: its output is the scores [rows][classes].
+        let scores = shard.first(layerInputs.pointer[layers.count]!, width: classes)
+        let labels = p.labels.map { shard.first($0, width: 1) }
+        let rows = Int64(shard.rows.count)
+        let probabilities = shard.first(self.probabilities.pointer, width: classes)
+        shardLosses.pointer[index] = dk_softmax_cross_entropy(scores, labels, rows, Int64(classes), 1 / Float(p.batch),
+            probabilities, p.training ? shard.first(scoreGradient.pointer, width: classes) : nil)
+        if let labels, !p.training {
+            shardCorrect.pointer[index] = dk_count_correct(probabilities, labels, rows, Int64(classes))
+        }
+    }
+
+    /// Part `part` of `parts` of the gradient arena: the shards' gradients added in shard order,
+    /// and whether the sums are all finite. The shards' padding is never written, so the sum's
+    /// padding is zero.
+    private func sumGradients(part: Int, of parts: Int) {
+        let blocks = arena.length / ParameterArena.alignment
+        let begin = blocks * part / parts * ParameterArena.alignment
+        let end = blocks * (part + 1) / parts * ParameterArena.alignment
+        let sum = arena.gradients.pointer + begin
+        dk_sum_blocks(shardGradients.pointer + begin, Int64(arena.length), Int32(parts), Int64(end - begin), 1, sum)
+        partIsFinite.pointer[part] = dk_max_abs_or_nonfinite(sum, Int64(end - begin)) >= 0 ? 1 : 0
     }
 
     private func reserve(rows: Int) throws {
         guard rows > reservedRows else { return }
         batch1Schedule?.buffersMoved()   // first: a failure below may have moved some already
-        for layer in layers { try layer.reserve(rows: rows) }
+        let shards = Int(dk_shard_count(Int64(rows)))
+        for layer in layers { try layer.reserve(rows: rows, shards: shards) }
         try probabilities.reserve(rows * classes)
         try scoreGradient.reserve(rows * classes)
         reservedRows = rows

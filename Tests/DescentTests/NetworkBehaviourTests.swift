@@ -549,21 +549,25 @@ private func privateBuffer(_ object: AnyObject, _ label: String) -> FloatBuffer 
     /// the running variance (and for x ~ 1e38 the running mean) +-Inf and every later
     /// predict/evaluate garbage; at x ~ 1e38 the gradient of W1 is NaN as well. Expected:
     /// .numeric and nothing changed.
-    @Test(arguments: [Float(1e20), 1e38])
-    func hugeInputsMustNotCorruptBatchNorm(_ scale: Float) throws {
+    /// Also at 128 rows: two shards, whose train_step takes the optimizer step inside the pass.
+    @Test(arguments: [Float(1e20), 1e38], [4, 128])
+    func hugeInputsMustNotCorruptBatchNorm(_ scale: Float, rows: Int) throws {
         let net = try Network(#"{"sizes":[5,4,4,3],"batchnorm":true,"dropout":0.2,"seed":81}"#)
         try net.setOptimizer("adam")
         var random = TestRandom(16)
-        for _ in 0..<2 { try net.trainStep(random.floats(4 * 5), random.labels(4, classes: 3)) }
-        let x = random.floats(4 * 5).map { $0 * scale }
+        for _ in 0..<2 { try net.trainStep(random.floats(rows * 5), random.labels(rows, classes: 3)) }
+        let x = random.floats(rows * 5).map { $0 * scale }
+        let labels = (0..<rows).map { Int32($0 % 3) }
         let before = NetworkSnapshot(net)
-        do {
-            let loss = try net.forwardBackward(x, [0, 1, 2, 0])
-            Issue.record("forwardBackward succeeded (loss \(loss)); running variance now \(net.runningStatistics[0].variance.array)")
-        } catch let error as DescentError {
-            #expect(error.status == .numeric)
+        for (name, call) in [("forwardBackward", net.forwardBackward), ("trainStep", net.trainStep)] as [(String, ([Float], [Int32]) throws -> Float)] {
+            do {
+                let loss = try call(x, labels)
+                Issue.record("\(name) succeeded (loss \(loss)); running variance now \(net.runningStatistics[0].variance.array)")
+            } catch let error as DescentError {
+                #expect(error.status == .numeric)
+            }
+            #expect(NetworkSnapshot(net) == before, "\(name) changed the network")
         }
-        #expect(NetworkSnapshot(net) == before)
         for s in net.runningStatistics {
             #expect(s.mean.array.allSatisfy(\.isFinite) && s.variance.array.allSatisfy(\.isFinite),
                     "batch-norm running statistics are no longer finite")
@@ -574,35 +578,40 @@ private func privateBuffer(_ object: AnyObject, _ label: String) -> FloatBuffer 
     /// and index, and weights, averages, optimizer and generator are as they were.
     /// Construction: weight decay 3e38 with every weight 0 except W1[0] = 1.2, so the loss is
     /// log(3) + 0.5 * 3e38 * 1.44 = 2.16e38 (a finite Float) but dW1[0] = 3e38 * 1.2 = Inf.
-    @Test func trainStepWithInfiniteGradientChangesNothing() throws {
+    /// Also at 128 rows (two shards: the step inside the pass).
+    @Test(arguments: [4, 128])
+    func trainStepWithInfiniteGradientChangesNothing(rows: Int) throws {
         let net = try Network(#"{"sizes":[5,4,4,3],"batchnorm":true,"dropout":0.2,"weight_decay":3e38,"seed":82}"#)
         try net.setOptimizer("adam")
         for p in net.parameters where p.isWeight { p.value.fill(0) }
         var random = TestRandom(18)
         // biases, gamma and beta train; running averages and the generator move
-        for _ in 0..<2 { try net.trainStep(random.floats(4 * 5), random.labels(4, classes: 3)) }
+        for _ in 0..<2 { try net.trainStep(random.floats(rows * 5), random.labels(rows, classes: 3)) }
         net.parameter("W1").value.pointer[0] = 1.2
-        let x = random.floats(4 * 5)
+        let x = random.floats(rows * 5)
+        let labels = (0..<rows).map { Int32($0 % 3) }
         let message = "the gradient of W1 contains Inf at index 0"
-        expectFailure(net, .numeric, message) { try net.trainStep(x, [0, 1, 2, 0]) }
+        expectFailure(net, .numeric, message) { try net.trainStep(x, labels) }
         // The failed step left no gradients to apply.
         expectFailure(net, .invalidArgument,
                       "no gradients to apply: run forward_backward first (each result is applied once)") { try net.applyUpdate() }
         // forwardBackward documents train_step's errors ("a non-finite loss or gradient")
-        expectFailure(net, .numeric, message) { try net.forwardBackward(x, [0, 1, 2, 0]) }
+        expectFailure(net, .numeric, message) { try net.forwardBackward(x, labels) }
     }
 
     /// The loss is computed in double but returned as Float. A loss above Float.greatestFiniteMagnitude (here the weight-decay
     /// penalty 0.5*1e-3*(1e30)^2 = 5e56) passes the check and trainStep returns +Inf with
     /// success unless the check is made on the Float too.
-    @Test func lossOverflowingFloatIsNumeric() throws {
+    /// Also at 128 rows (two shards: the step inside the pass).
+    @Test(arguments: [2, 128])
+    func lossOverflowingFloatIsNumeric(rows: Int) throws {
         let net = try Network(#"{"sizes":[5,4,3],"weight_decay":0.001,"seed":83}"#)
         net.parameter("W1").value.pointer[0] = 1e30
-        var x = TestRandom.floats(seed: 19, 2 * 5)
-        x[0] = 0; x[5] = 0
+        var x = TestRandom.floats(seed: 19, rows * 5)
+        for r in 0..<rows { x[r * 5] = 0 }
         let before = NetworkSnapshot(net)
         do {
-            let loss = try net.trainStep(x, [0, 1])
+            let loss = try net.trainStep(x, (0..<rows).map { Int32($0 % 3) })
             Issue.record("trainStep succeeded with loss \(loss); a loss that is not a finite Float must be .numeric")
         } catch let error as DescentError {
             #expect(error.status == .numeric)

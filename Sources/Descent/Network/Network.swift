@@ -46,8 +46,11 @@ public final class Network {
     private let shardCorrect: CheckedArray<Int64>
     /// The gradient arenas of a batch of several shards, one after another (see `Shard`).
     private let shardGradients = FloatBuffer()
-    /// Per part of the summed gradient arena: 1 when it holds no NaN/Inf.
+    /// Per part of the summed gradient arena: 1 when it holds no NaN/Inf; 1 when its fused
+    /// optimizer step failed; DK_CHUNK floats of scratch for that step.
     private let partIsFinite: CheckedArray<UInt8>
+    private let partStepFailed: CheckedArray<UInt8>
+    private let updateScratch = FloatBuffer()
     /// The last training pass summed several shards and found every gradient finite.
     private var gradientsAreKnownFinite = false
     /// Gradients from forwardBackward that apply_update has not used yet.
@@ -114,6 +117,7 @@ public final class Network {
         shardLosses = try CheckedArray(count: Int(DK_MAX_SHARDS), for: "the shard table")
         shardCorrect = try CheckedArray(count: Int(DK_MAX_SHARDS), for: "the shard table")
         partIsFinite = try CheckedArray(count: Int(DK_MAX_SHARDS), for: "the shard table")
+        partStepFailed = try CheckedArray(count: Int(DK_MAX_SHARDS), for: "the shard table")
         optimizer = try Optimizer("sgd")
         try optimizer.attachToNetwork(weightDecay: spec.weightDecay)   // sgd's L2 is 0: never refused
     }
@@ -170,17 +174,30 @@ public final class Network {
             return try batch1Step(path, x: x, labels: labels, updating: true)
         }
         let saved = rng.pointee
-        // applyUpdate scans the gradients (once) before anything is written, unless the sum of
-        // several shards' gradients already did.
-        let loss = try computeGradients(x: x, labels: labels, batch: batch, commit: false, scanGradients: false)
+        var loss: Float = 0
         do {
-            try applyUpdate(scanned: gradientsAreKnownFinite)
+            if dk_shard_count(Int64(batch)) > 1, optimizer.canFuse {
+                // The update runs inside the pass: each part of the arena is stepped by the
+                // thread that has just summed its gradients, while they are in its cache.
+                try optimizer.fusedStep(length: Int64(arena.length)) { step in
+                    loss = try computeGradients(x: x, labels: labels, batch: batch, scanGradients: step.checkFinite,
+                                                update: step)
+                    // An optimizer flagged infallible whose step() failed anyway: reported as such.
+                    return (0..<Int(dk_shard_count(Int64(batch)))).allSatisfy { partStepFailed.pointer[$0] == 0 }
+                }
+            } else {
+                // applyUpdate scans the gradients (once) before anything is written, unless
+                // the sum of several shards' gradients already did.
+                loss = try computeGradients(x: x, labels: labels, batch: batch, scanGradients: false, update: nil)
+                try applyUpdate(scanned: gradientsAreKnownFinite)
+            }
         } catch {
             rng.pointee = saved
             for layer in layers { layer.discard() }
             hasPendingGradients = false
             throw error
         }
+        hasPendingGradients = false
         for layer in layers { layer.commit() }
         return loss
     }
@@ -193,7 +210,9 @@ public final class Network {
         if batch == 1, let path = batch1Schedule {
             return try batch1Step(path, x: x, labels: labels, updating: false)
         }
-        return try computeGradients(x: x, labels: labels, batch: batch, commit: true, scanGradients: true)
+        let loss = try computeGradients(x: x, labels: labels, batch: batch, scanGradients: true, update: nil)
+        for layer in layers { layer.commit() }
+        return loss
     }
 
     /// The optimizer step on the current gradients. Needs a forwardBackward since the last update.
@@ -218,8 +237,13 @@ public final class Network {
         hasPendingGradients = false
     }
 
+    /// Forward and backward over the batch; with `update`, also the optimizer step, inside the
+    /// pass (`runPass`). Errors, checked in this order: the arguments, a non-finite loss,
+    /// batch-norm statistics that overflowed, and (with `scanGradients`) a NaN/Inf gradient;
+    /// after any of them the random generator and batch-norm layers are as they were, nothing
+    /// was updated and no gradients are pending.
     private func computeGradients(x: UnsafePointer<Float>?, labels: UnsafePointer<Int32>?, batch: Int,
-                                  commit: Bool, scanGradients: Bool) throws -> Float {
+                                  scanGradients: Bool, update: Optimizer.FusedStep?) throws -> Float {
         let (x, labels) = try validate(x: x, labels: labels, rows: batch, needLabels: true)
         // PyTorch refuses this too: normalising one sample by its own batch statistics gives
         // x - mean = 0 everywhere and a variance that estimates nothing.
@@ -232,6 +256,7 @@ public final class Network {
         if shards > 1 {
             do {
                 try shardGradients.reserve(shards * arena.length)
+                try updateScratch.reserve(shards * Int(DK_CHUNK))
             } catch let error as DescentError {
                 throw DescentError(error.status, "the gradient arenas of \(shards) shards: \(error.message)")
             }
@@ -239,24 +264,26 @@ public final class Network {
         let mode = dk_denormals_flush_begin()   // see denormals.c
         defer { dk_denormals_flush_end(mode) }
         let saved = rng.pointee
-        // Forward and backward in one pass: a non-finite loss is refused after it (the
-        // gradients are then not pending; nothing else has changed).
-        let loss = runPass(x, labels: labels!, rows: batch, training: true) + decayPenalty()
         hasPendingGradients = false
-        /// Undoes the forward pass's effects (dropout draws, batch-norm averages) and returns `error`.
-        func refuse(_ error: DescentError) -> DescentError {
+        let penalty = decayPenalty()
+        let loss = runPass(x, labels: labels!, rows: batch, training: true, update: update.map { ($0, penalty) }) + penalty
+        if let error = passError(loss: loss, checkingGradients: scanGradients) {
             rng.pointee = saved
             for layer in layers { layer.discard() }
-            return error
+            throw error
         }
-        guard loss.isFinite, Float(loss).isFinite else { throw refuse(Self.lossError(loss)) }
-        guard layers.allSatisfy({ $0.statisticsAreFinite }) else {
-            throw refuse(DescentError(.numeric, "a batch-norm mean or variance overflowed float32 (the inputs or weights are too large)"))
-        }
-        if scanGradients, !gradientsAreKnownFinite, let error = nonFiniteGradient() { throw refuse(error) }
-        if commit { for layer in layers { layer.commit() } }
         hasPendingGradients = true
         return Float(loss)
+    }
+
+    /// Why the training pass just run may not be used (see computeGradients), or nil. The
+    /// shards of a fused update decide with `passIsUsable`, which asks the same questions.
+    private func passError(loss: Double, checkingGradients: Bool) -> DescentError? {
+        guard loss.isFinite, Float(loss).isFinite else { return Self.lossError(loss) }
+        guard layers.allSatisfy({ $0.statisticsAreFinite }) else {
+            return DescentError(.numeric, "a batch-norm mean or variance overflowed float32 (the inputs or weights are too large)")
+        }
+        return checkingGradients && !gradientsAreKnownFinite ? nonFiniteGradient() : nil
     }
 
     /// Batch 1 without batch norm or dropout: forward, backward and (when `updating`) the
@@ -381,6 +408,8 @@ public final class Network {
         var training = false
         /// The shards' gradient arenas (`Shard.arenas`).
         var arenas: UnsafeMutablePointer<Float>? = nil
+        /// The optimizer step to take at the end of the pass, and the loss's weight-decay term.
+        var update: (step: Optimizer.FusedStep, lossOffset: Double)? = nil
     }
 
     /// The training forward's or backward's (layer, stage count) list cut into phases: a phase
@@ -401,10 +430,15 @@ public final class Network {
     /// once), else 0. Training runs the backward pass too, and with several shards then sums
     /// their gradient arenas into the network's in shard order (`gradientsAreKnownFinite`
     /// tells whether the sum held no NaN/Inf). All in one parallel region.
-    private func runPass(_ x: UnsafePointer<Float>, labels: UnsafePointer<Int32>?, rows: Int, training: Bool) -> Double {
+    ///
+    /// `update` (several shards only): after the sum, each thread steps the parts of the arena
+    /// it summed, if the pass may be used (`passIsUsable`): all parts or none.
+    private func runPass(_ x: UnsafePointer<Float>, labels: UnsafePointer<Int32>?, rows: Int, training: Bool,
+                         update: (step: Optimizer.FusedStep, lossOffset: Double)? = nil) -> Double {
         let shards = Int(dk_shard_count(Int64(rows)))
+        assert(update == nil || (training && shards > 1), "a fused update needs the sum of several shards")
         pass = Pass(labels: labels, batch: rows, shards: shards, training: training,
-                    arenas: training && shards > 1 ? shardGradients.pointer : nil)
+                    arenas: training && shards > 1 ? shardGradients.pointer : nil, update: update)
         var h = x
         for (l, layer) in layers.enumerated() {
             layer.prepare(training: training)
@@ -419,16 +453,28 @@ public final class Network {
                 outputGradients.pointer[l] = dy
                 dy = layers[l].inputGradient.map { UnsafePointer($0) }
             }
-            phases = forwardPhases.count + backwardPhases.count + (shards > 1 ? 1 : 0)
+            phases = forwardPhases.count + backwardPhases.count + (shards > 1 ? 1 : 0) + (update != nil ? 1 : 0)
         }
         for layer in activationLayers { layer.rows = rows }
         dk_run_shards(Int32(phases), Int32(shards), dk_get_threads(), Self.runShard,
                       Unmanaged.passUnretained(self).toOpaque())
         gradientsAreKnownFinite = training && shards > 1 && (0..<shards).allSatisfy { partIsFinite.pointer[$0] != 0 }
-        guard labels != nil else { return 0 }
+        return labels == nil ? 0 : meanLoss()
+    }
+
+    /// The pass's mean cross-entropy: the shards' sums added in shard order.
+    private func meanLoss() -> Double {
         var total = 0.0
-        for s in 0..<shards { total += shardLosses.pointer[s] }
-        return total / Double(rows)
+        for s in 0..<pass.shards { total += shardLosses.pointer[s] }
+        return total / Double(pass.batch)
+    }
+
+    /// Whether the training pass may be used (passError would return nil), asked by every
+    /// shard after the gradients' sum: all come to the same answer from the same numbers.
+    private func passIsUsable(lossOffset: Double, checkingGradients: Bool) -> Bool {
+        let loss = meanLoss() + lossOffset
+        return loss.isFinite && Float(loss).isFinite && layers.allSatisfy { $0.statisticsAreFinite }
+            && (!checkingGradients || (0..<pass.shards).allSatisfy { partIsFinite.pointer[$0] != 0 })
     }
 
     /// The function every shard runs: context is the network.
@@ -445,6 +491,7 @@ public final class Network {
                           batch: p.batch, arenas: p.arenas, stride: arena.length)
         if p.training, phase >= forwardPhases.count {
             let backward = phase - forwardPhases.count
+            if backward == backwardPhases.count + 1 { return stepPart(index, of: p.shards) }
             guard backward < backwardPhases.count else { return sumGradients(part: index, of: p.shards) }
             for (l, stage) in backwardPhases[backward] {
                 layers[l].backward(outputGradients.pointer[l]!, input: layerInputs.pointer[l]!, shard, stage: stage)
@@ -475,12 +522,28 @@ public final class Network {
     /// and whether the sums are all finite. The shards' padding is never written, so the sum's
     /// padding is zero.
     private func sumGradients(part: Int, of parts: Int) {
-        let blocks = arena.length / ParameterArena.alignment
-        let begin = blocks * part / parts * ParameterArena.alignment
-        let end = blocks * (part + 1) / parts * ParameterArena.alignment
+        let (begin, end) = arenaPart(part, of: parts)
         let sum = arena.gradients.pointer + begin
         dk_sum_blocks(shardGradients.pointer + begin, Int64(arena.length), Int32(parts), Int64(end - begin), 1, sum)
         partIsFinite.pointer[part] = dk_max_abs_or_nonfinite(sum, Int64(end - begin)) >= 0 ? 1 : 0
+    }
+
+    /// Part `part` of the optimizer step fused into the pass (the part `sumGradients` summed on
+    /// this thread), when the pass may be used.
+    private func stepPart(_ part: Int, of parts: Int) {
+        partStepFailed.pointer[part] = 0
+        guard let (step, lossOffset) = pass.update,
+              passIsUsable(lossOffset: lossOffset, checkingGradients: step.checkFinite) else { return }
+        let (begin, end) = arenaPart(part, of: parts)
+        let rc = dk_run_segment(step.descriptor, step.context, arena.values.pointer, arena.gradients.pointer, step.slots,
+                                step.l2, Int64(begin), Int64(end), updateScratch.pointer + part * Int(DK_CHUNK))
+        partStepFailed.pointer[part] = rc == DESCENT_PLUGIN_OK ? 0 : 1
+    }
+
+    /// Floats [begin, end) of part `part` of `parts` of the arena, on 64-byte boundaries.
+    private func arenaPart(_ part: Int, of parts: Int) -> (begin: Int, end: Int) {
+        let blocks = arena.length / ParameterArena.alignment
+        return (blocks * part / parts * ParameterArena.alignment, blocks * (part + 1) / parts * ParameterArena.alignment)
     }
 
     private func reserve(rows: Int) throws {

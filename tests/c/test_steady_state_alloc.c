@@ -3,8 +3,10 @@
  * nothing on the heap (issue 3, "Speed"). The test program interposes malloc and friends (an
  * executable's definitions win over libc's for every library in the process, libdescent and
  * the Swift runtime included) and counts the calls made during steps 6..55 of a network with
- * batch norm and dropout, trained with Adam; then the same for the split
- * forward_backward/apply_update path, predict and a standalone optimizer step; and batch-1
+ * batch norm and dropout, trained with Adam, at batch 64 (one shard) and at batch 256 (four
+ * shards, whose train_step takes the optimizer step inside the pass; with host L2, which needs
+ * scratch); then the same for the split forward_backward/apply_update path, predict, evaluate
+ * and a standalone optimizer step; and batch-1
  * steps of a network without batch norm and dropout, which take the one-pass path
  * (batch1_schedule.c) on several threads.
  *
@@ -66,7 +68,7 @@ static long count_during(void (*work)(void *), void *arg) {
     return atomic_load(&allocations);
 }
 
-enum { BATCH = 64, FEATURES = 50, CLASSES = 10, STEPS = 50 };
+enum { MAX_BATCH = 256, FEATURES = 50, CLASSES = 10, STEPS = 50 };
 
 typedef struct {
     descent_net *net;
@@ -99,6 +101,13 @@ static void predictions(void *arg) {
         if (descent_net_predict(r->net, r->x, r->batch, r->probs) != DESCENT_OK) r->failures++;
 }
 
+static void evaluations(void *arg) {
+    run *r = arg;
+    float loss, accuracy;
+    for (int i = 0; i < STEPS; i++)
+        if (descent_net_evaluate(r->net, r->x, r->y, r->batch, &loss, &accuracy) != DESCENT_OK) r->failures++;
+}
+
 typedef struct {
     descent_optimizer *opt;
     float *params[2];
@@ -124,27 +133,30 @@ static void expect_no_allocations(void (*work)(void *), void *arg, int *failures
 }
 
 int main(void) {
-    static float x[BATCH * FEATURES], probs[BATCH * CLASSES];
-    static int32_t y[BATCH];
-    for (int i = 0; i < BATCH * FEATURES; i++) x[i] = (float)((i * 37) % 101) / 101.0f;
-    for (int i = 0; i < BATCH; i++) y[i] = i % CLASSES;
+    static float x[MAX_BATCH * FEATURES], probs[MAX_BATCH * CLASSES];
+    static int32_t y[MAX_BATCH];
+    for (int i = 0; i < MAX_BATCH * FEATURES; i++) x[i] = (float)((i * 37) % 101) / 101.0f;
+    for (int i = 0; i < MAX_BATCH; i++) y[i] = i % CLASSES;
 
-    run r = {0};
-    r.batch = BATCH;
-    r.x = x;
-    r.y = y;
-    r.probs = probs;
-    CHECK_STATUS(descent_net_create("{\"sizes\":[50,300,40,10],\"batchnorm\":true,\"dropout\":0.2,\"seed\":3}", &r.net), DESCENT_OK, "create the network");
-    CHECK_STATUS(descent_net_set_optimizer(r.net, "adam", NULL), DESCENT_OK, "adam");
-    train_steps(&r);            /* warm-up: buffers, optimizer state, BLAS and OpenMP pools */
-    split_steps(&r);
-    predictions(&r);
-    expect_no_allocations(train_steps, &r, &r.failures, "train steps",
-                          "train_step allocates nothing once the batch size was seen");
-    expect_no_allocations(split_steps, &r, &r.failures, "forward_backward + apply_update",
-                          "forward_backward + apply_update allocate nothing");
-    expect_no_allocations(predictions, &r, &r.failures, "predictions", "predict allocates nothing");
-    descent_net_free(r.net);
+    const int64_t batches[] = {64, MAX_BATCH};
+    for (int b = 0; b < 2; b++) {
+        run r = {.batch = batches[b], .x = x, .y = y, .probs = probs};
+        printf("     batch %lld (%s)\n", (long long)r.batch, b == 0 ? "one shard" : "four shards");
+        CHECK_STATUS(descent_net_create("{\"sizes\":[50,300,40,10],\"batchnorm\":true,\"dropout\":0.2,\"seed\":3}", &r.net),
+                     DESCENT_OK, "create the network");
+        CHECK_STATUS(descent_net_set_optimizer(r.net, "adam", b == 0 ? NULL : "weight_decay=0.001"), DESCENT_OK, "adam");
+        train_steps(&r);            /* warm-up: buffers, optimizer state, BLAS and OpenMP pools */
+        split_steps(&r);
+        predictions(&r);
+        evaluations(&r);
+        expect_no_allocations(train_steps, &r, &r.failures, "train steps",
+                              "train_step allocates nothing once the batch size was seen");
+        expect_no_allocations(split_steps, &r, &r.failures, "forward_backward + apply_update",
+                              "forward_backward + apply_update allocate nothing");
+        expect_no_allocations(predictions, &r, &r.failures, "predictions", "predict allocates nothing");
+        expect_no_allocations(evaluations, &r, &r.failures, "evaluations", "evaluate allocates nothing");
+        descent_net_free(r.net);
+    }
 
     /* Batch 1, no batch norm or dropout, 37,200 weights: the one-pass path on all threads. */
     static float x1[300];

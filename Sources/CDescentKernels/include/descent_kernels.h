@@ -133,7 +133,9 @@ void dk_sgemm(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k,
  * below 2 * DK_SHARD_MIN_ROWS rows one shard (the products are too small to split), then one
  * shard per DK_SHARD_MIN_ROWS rows, at most DK_MAX_SHARDS (each shard has its own gradient
  * arena, so the cap bounds the memory). */
+#ifndef DK_SHARD_MIN_ROWS   /* benchmarks/shard_threshold.sh builds variants with other values */
 #define DK_SHARD_MIN_ROWS 64
+#endif
 #define DK_MAX_SHARDS 8
 static inline int32_t dk_shard_count(int64_t batch) {
     const int64_t shards = batch / DK_SHARD_MIN_ROWS;

@@ -129,11 +129,17 @@ func inUseMessage(_ handle: UnsafePointer<descent_net>) -> String {
 /// "descent_net_train_step: batch is 1, but training a network with batch norm needs at least
 /// 2 samples per batch (the variance of a single sample is undefined); predict and evaluate
 /// accept 1"), DESCENT_ERR_NUMERIC (NaN/Inf in x, or a non-finite loss or gradient).
-/// Afterwards the gradients of this step stay readable through `descent_net_param`; the
-/// result is bit-identical to `descent_net_forward_backward` + `descent_net_apply_update`.
-/// At batch 1, a network without batch norm and dropout (and an optimizer flagged
-/// DESCENT_OPTIMIZER_INFALLIBLE, as the built-ins are) takes the whole step in one parallel
-/// pass in which each thread keeps its rows of every weight matrix in its own cache.
+/// A failed step leaves no gradients to apply. Afterwards the gradients of this step stay
+/// readable through `descent_net_param`; the result is bit-identical to
+/// `descent_net_forward_backward` + `descent_net_apply_update`.
+/// Parallelism: a batch of 128 rows or more is split into 2, 4 or 8 shards of at least 64 rows,
+/// a layout that depends on the batch size alone; each runs forward and backward on one thread
+/// and their gradients are added in shard order, so the results are bit-identical for any
+/// thread count (`descent_set_num_threads`). With an optimizer flagged
+/// DESCENT_OPTIMIZER_INFALLIBLE (as the built-ins are) each thread then steps the part of the
+/// parameters whose gradients it summed. At batch 1, a network without batch norm and dropout
+/// (and such an optimizer) takes the whole step in one parallel pass in which each thread
+/// keeps its rows of every weight matrix in its own cache.
 /// Memory: the caller's arrays are only read during the call.
 /// Threads: one handle, one thread at a time. Allocates only when a larger batch is first seen.
 @c(descent_net_train_step) public func descent_net_train_step(
@@ -190,8 +196,8 @@ func inUseMessage(_ handle: UnsafePointer<descent_net>) -> String {
 }
 
 /// Mean loss (cross-entropy plus the weight-decay term) and accuracy (fraction of argmax hits)
-/// over n samples in evaluation mode, processed in chunks of 1000 rows. Either output may be
-/// NULL.
+/// over n samples in evaluation mode, processed in chunks of 1000 rows, each split into shards
+/// as a training batch is. Either output may be NULL.
 ///
 /// Errors: as `descent_net_train_step` (n plays the role of batch); nothing is trained.
 /// Threads: one handle, one thread at a time.

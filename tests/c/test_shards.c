@@ -3,7 +3,7 @@
  * batch size alone, so results are bit-identical for any thread count.
  *
  * For every spec below (plain, batch norm, dropout, both) and batch size 1, 7, 64, 128 and 1000
- * (one shard up to 127 rows, then one per 64 rows, at most 8), the same network is trained for
+ * (one shard up to 127 rows, then 2, 4 or 8 of at least 64 rows), the same network is trained for
  * STEPS steps with 1, 2, 3 and 4 threads (descent_set_num_threads), then evaluated on 1000
  * held-out rows (evaluation is sharded the same way). The losses, the whole parameter and
  * gradient arenas (after several adam steps the parameters depend on the optimizer state too)

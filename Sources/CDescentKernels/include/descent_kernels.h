@@ -130,16 +130,18 @@ void dk_sgemm(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k,
 /* ---- shards of a batch (shards.c) ---------------------------------------------------------
  * A training step at batch B runs dk_shard_count(B) shards of consecutive rows; shard s holds
  * rows [dk_shard_begin(B, S, s), dk_shard_begin(B, S, s + 1)). The layout depends on B alone:
- * below 2 * DK_SHARD_MIN_ROWS rows one shard (the products are too small to split), then one
- * shard per DK_SHARD_MIN_ROWS rows, at most DK_MAX_SHARDS (each shard has its own gradient
- * arena, so the cap bounds the memory). */
-#ifndef DK_SHARD_MIN_ROWS   /* benchmarks/shard_threshold.sh builds variants with other values */
+ * below 2 * DK_SHARD_MIN_ROWS rows one shard (measured: smaller shards do not pay, see
+ * docs/parallel-step.md), then the largest power of two of shards with at least
+ * DK_SHARD_MIN_ROWS rows each, at most DK_MAX_SHARDS (each shard has its own gradient arena,
+ * so the cap bounds the memory). Powers of two divide evenly among 2, 4 or 8 threads. */
+#ifndef DK_SHARD_MIN_ROWS   /* benchmarks build variants with other values (-Xcc -DDK_SHARD_MIN_ROWS=N) */
 #define DK_SHARD_MIN_ROWS 64
 #endif
 #define DK_MAX_SHARDS 8
 static inline int32_t dk_shard_count(int64_t batch) {
-    const int64_t shards = batch / DK_SHARD_MIN_ROWS;
-    return shards < 2 ? 1 : shards > DK_MAX_SHARDS ? DK_MAX_SHARDS : (int32_t)shards;
+    int32_t shards = 1;
+    while (shards < DK_MAX_SHARDS && batch >= 2 * shards * (int64_t)DK_SHARD_MIN_ROWS) shards *= 2;
+    return shards;
 }
 static inline int64_t dk_shard_begin(int64_t batch, int32_t shards, int32_t s) { return batch * s / shards; }
 typedef void (*dk_shard_fn)(void *ctx, int32_t phase, int32_t shard);

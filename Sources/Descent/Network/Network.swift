@@ -5,10 +5,12 @@ import Synchronization
 ///
 /// Hidden block: Affine -> BatchNorm (if on) -> activation -> Dropout (if > 0); the last block
 /// is Affine -> softmax with cross-entropy. Parameters are `W1, b1, gamma1, beta1, W2, ...`.
-/// Training allocates nothing once a batch size has been seen. Same spec, same inputs and the
-/// same thread count give bit-identical losses and weights.
+/// Training allocates nothing once a batch size has been seen. Same spec and same inputs give
+/// bit-identical losses and weights for any thread count: a batch is split into shards by its
+/// size alone (`runPass`, docs/parallel-step.md).
 ///
-/// One network is used by one thread at a time; separate networks may train concurrently.
+/// One network is used by one thread at a time (its shards then use the library's threads);
+/// separate networks may train concurrently.
 public final class Network {
     public let spec: NetworkSpec
     /// In the book's order: W1, b1, [gamma1, beta1,] W2, ...

@@ -76,8 +76,8 @@ class Network:
       dropout       inverted-dropout ratio after every hidden activation, in [0, 1) (0: none)
       weight_decay  lambda >= 0: 0.5*lambda*sum(W^2) joins the loss (weights only); when > 0 the
                     optimizer's own L2 weight_decay must stay 0
-      seed          a whole number fixing initialisation and dropout masks (same seed, inputs and
-                    thread count: bit-identical losses); 42 by default, as in the C library
+      seed          a whole number fixing initialisation and dropout masks (same seed and inputs:
+                    bit-identical losses, whatever the thread count); 42 by default, as in the C library
 
     Attributes (all read-only: assigning any attribute raises AttributeError):
       optimizer        the optimizer in use (sgd, lr 0.01, until ``set_optimizer``), with its

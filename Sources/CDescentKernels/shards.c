@@ -48,11 +48,17 @@ void dk_run_shards(int32_t phases, int32_t shards, int32_t threads, dk_shard_fn 
 }
 
 /* out[i] = scale * (blocks[i] + blocks[stride + i] + ... ), count blocks added in order from the
- * first; i in [0, n). With one block and scale 1 this copies; scale 1 never rounds. */
+ * first; i in [0, n). The first two blocks are added in one pass. With one block and scale 1
+ * this copies; scale 1 never rounds. */
 void dk_sum_blocks(const float *restrict blocks, int64_t stride, int32_t count, int64_t n, float scale,
                    float *restrict out) {
-    for (int64_t i = 0; i < n; i++) out[i] = blocks[i];
-    for (int32_t k = 1; k < count; k++) {
+    if (count == 1) {
+        for (int64_t i = 0; i < n; i++) out[i] = blocks[i];
+    } else {
+        const float *restrict second = blocks + stride;
+        for (int64_t i = 0; i < n; i++) out[i] = blocks[i] + second[i];
+    }
+    for (int32_t k = 2; k < count; k++) {
         const float *restrict block = blocks + (int64_t)k * stride;
         for (int64_t i = 0; i < n; i++) out[i] += block[i];
     }

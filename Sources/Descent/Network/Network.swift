@@ -525,9 +525,15 @@ public final class Network {
     /// padding is zero.
     private func sumGradients(part: Int, of parts: Int) {
         let (begin, end) = arenaPart(part, of: parts)
-        let sum = arena.gradients.pointer + begin
-        dk_sum_blocks(shardGradients.pointer + begin, Int64(arena.length), Int32(parts), Int64(end - begin), 1, sum)
-        partIsFinite.pointer[part] = dk_max_abs_or_nonfinite(sum, Int64(end - begin)) >= 0 ? 1 : 0
+        var finite = true
+        // Chunk by chunk, so the check reads each sum while it is still in the L1 cache.
+        for chunk in stride(from: begin, to: end, by: Int(DK_CHUNK)) {
+            let n = min(Int(DK_CHUNK), end - chunk)
+            let sum = arena.gradients.pointer + chunk
+            dk_sum_blocks(shardGradients.pointer + chunk, Int64(arena.length), Int32(parts), Int64(n), 1, sum)
+            finite = finite && dk_max_abs_or_nonfinite(sum, Int64(n)) >= 0
+        }
+        partIsFinite.pointer[part] = finite ? 1 : 0
     }
 
     /// Part `part` of the optimizer step fused into the pass (the part `sumGradients` summed on

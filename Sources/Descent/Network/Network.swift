@@ -33,10 +33,10 @@ public final class Network {
     private let probabilities = FloatBuffer()
     private let scoreGradient = FloatBuffer()
     private var reservedRows = 0
-    /// The training forward's stages in order, cut into phases at the stages that need every
-    /// shard's partial results (batch norm's statistics), and the backward pass's likewise.
-    private let forwardPhases: [[(layer: Int, stage: Int)]]
-    private let backwardPhases: [[(layer: Int, stage: Int)]]
+    /// The phases of a training pass and of an evaluation pass (see `Step`); a training pass
+    /// may add the gradients' sum and the optimizer step as two more phases (`runPass`).
+    private let trainingPhases: [[Step]]
+    private let evaluationPhases: [[Step]]
     /// The pass in progress, read by every shard (set on the calling thread before they start).
     private var pass = Pass()
     /// Per layer: the batch it reads in the pass in progress (index layers.count: the scores),
@@ -112,8 +112,7 @@ public final class Network {
         self.layers = layers
         self.activationLayers = activationLayers
         batch1Schedule = try Batch1Schedule(layers: layers, function: spec.activation, weightDecay: decay)
-        forwardPhases = Self.phases(layers.indices.map { ($0, layers[$0].forwardStages) })
-        backwardPhases = Self.phases(layers.indices.reversed().map { ($0, layers[$0].backwardStages) })
+        (trainingPhases, evaluationPhases) = Self.phases(of: layers)
         layerInputs = try CheckedArray(count: layers.count + 1, for: "the layer table")
         outputGradients = try CheckedArray(count: layers.count, for: "the layer table")
         shardLosses = try CheckedArray(count: Int(DK_MAX_SHARDS), for: "the shard table")
@@ -414,17 +413,31 @@ public final class Network {
         var update: (step: Optimizer.FusedStep, lossOffset: Double)? = nil
     }
 
-    /// The training forward's or backward's (layer, stage count) list cut into phases: a phase
-    /// ends after every stage but a layer's last (the stages that need all shards' sums).
-    private static func phases(_ stages: [(layer: Int, count: Int)]) -> [[(layer: Int, stage: Int)]] {
-        var phases: [[(layer: Int, stage: Int)]] = [[]]
-        for (layer, count) in stages {
-            for stage in 0..<count {
-                phases[phases.count - 1].append((layer, stage))
-                if stage < count - 1 { phases.append([]) }
-            }
+    /// One piece of a pass over a shard's rows.
+    private enum Step {
+        case forward(layer: Int, stage: Int)
+        /// Softmax and cross-entropy (and in training the score gradient).
+        case loss
+        case backward(layer: Int, stage: Int)
+    }
+
+    /// A training pass's steps in order, cut into phases after every stage but a layer's last
+    /// (those need every shard's sums: batch norm's statistics). Nothing separates a shard's
+    /// forward from its backward, so they share a phase. An evaluation pass is one phase.
+    private static func phases(of layers: [Layer]) -> (training: [[Step]], evaluation: [[Step]]) {
+        var phases: [[Step]] = [[]]
+        func add(_ step: Step, endsPhase: Bool) {
+            phases[phases.count - 1].append(step)
+            if endsPhase { phases.append([]) }
         }
-        return phases
+        for (l, layer) in layers.enumerated() {
+            for stage in 0..<layer.forwardStages { add(.forward(layer: l, stage: stage), endsPhase: stage < layer.forwardStages - 1) }
+        }
+        add(.loss, endsPhase: false)
+        for (l, layer) in layers.enumerated().reversed() {
+            for stage in 0..<layer.backwardStages { add(.backward(layer: l, stage: stage), endsPhase: stage < layer.backwardStages - 1) }
+        }
+        return (phases, [layers.indices.map { .forward(layer: $0, stage: 0) } + [.loss]])
     }
 
     /// Runs the layers and the softmax over the batch x [rows][inputSize], shard by shard;
@@ -455,7 +468,7 @@ public final class Network {
                 outputGradients.pointer[l] = dy
                 dy = layers[l].inputGradient.map { UnsafePointer($0) }
             }
-            phases = forwardPhases.count + backwardPhases.count + (shards > 1 ? 1 : 0) + (update != nil ? 1 : 0)
+            phases = trainingPhases.count + (shards > 1 ? 1 : 0) + (update != nil ? 1 : 0)
         }
         for layer in activationLayers { layer.rows = rows }
         dk_run_shards(Int32(phases), Int32(shards), dk_get_threads(), Self.runShard,
@@ -491,32 +504,34 @@ public final class Network {
         let shard = Shard(index: index, count: p.shards,
                           rows: Int(dk_shard_begin(batch, count, Int32(index)))..<Int(dk_shard_begin(batch, count, Int32(index + 1))),
                           batch: p.batch, arenas: p.arenas, stride: arena.length)
-        if p.training, phase >= forwardPhases.count {
-            let backward = phase - forwardPhases.count
-            if backward == backwardPhases.count + 1 { return stepPart(index, of: p.shards) }
-            guard backward < backwardPhases.count else { return sumGradients(part: index, of: p.shards) }
-            for (l, stage) in backwardPhases[backward] {
+        let phases = p.training ? trainingPhases : evaluationPhases
+        if phase == phases.count { return sumGradients(part: index, of: p.shards) }
+        if phase == phases.count + 1 { return stepPart(index, of: p.shards) }
+        for step in phases[phase] {
+            switch step {
+            case .forward(let l, let stage):
+                layers[l].forward(layerInputs.pointer[l]!, shard, stage: stage, training: p.training)
+            case .loss:
+                computeLoss(shard, labels: p.labels, training: p.training)
+            case .backward(let l, let stage):
                 layers[l].backward(outputGradients.pointer[l]!, input: layerInputs.pointer[l]!, shard, stage: stage)
             }
-            return
         }
-        if p.training {
-            for (l, stage) in forwardPhases[phase] {
-                layers[l].forward(layerInputs.pointer[l]!, shard, stage: stage, training: true)
-            }
-            guard phase == forwardPhases.count - 1 else { return }
-        } else {
-            for l in layers.indices { layers[l].forward(layerInputs.pointer[l]!, shard, stage: 0, training: false) }
-        }
+    }
+
+    /// Softmax and cross-entropy over the shard's rows: the sum of their losses into
+    /// `shardLosses`, probabilities, and in training the score gradient (of the whole batch's
+    /// mean loss); in evaluation the count of correct predictions into `shardCorrect`.
+    private func computeLoss(_ shard: Shard, labels: UnsafePointer<Int32>?, training: Bool) {
         // The last layer is affine: its output is the scores [rows][classes].
         let scores = shard.first(layerInputs.pointer[layers.count]!, width: classes)
-        let labels = p.labels.map { shard.first($0, width: 1) }
+        let labels = labels.map { shard.first($0, width: 1) }
         let rows = Int64(shard.rows.count)
         let probabilities = shard.first(self.probabilities.pointer, width: classes)
-        shardLosses.pointer[index] = dk_softmax_cross_entropy(scores, labels, rows, Int64(classes), 1 / Float(p.batch),
-            probabilities, p.training ? shard.first(scoreGradient.pointer, width: classes) : nil)
-        if let labels, !p.training {
-            shardCorrect.pointer[index] = dk_count_correct(probabilities, labels, rows, Int64(classes))
+        shardLosses.pointer[shard.index] = dk_softmax_cross_entropy(scores, labels, rows, Int64(classes),
+            1 / Float(shard.batch), probabilities, training ? shard.first(scoreGradient.pointer, width: classes) : nil)
+        if let labels, !training {
+            shardCorrect.pointer[shard.index] = dk_count_correct(probabilities, labels, rows, Int64(classes))
         }
     }
 

@@ -52,6 +52,8 @@ public final class Network {
     /// optimizer step failed; DK_CHUNK floats of scratch for that step.
     private let partIsFinite: CheckedArray<UInt8>
     private let partStepFailed: CheckedArray<UInt8>
+    /// Per shard of a training pass: 1 when its rows of x hold no NaN/Inf.
+    private let shardInputIsFinite: CheckedArray<UInt8>
     private let updateScratch = FloatBuffer()
     /// The last training pass summed several shards and found every gradient finite.
     private var gradientsAreKnownFinite = false
@@ -119,6 +121,7 @@ public final class Network {
         shardCorrect = try CheckedArray(count: Int(DK_MAX_SHARDS), for: "the shard table")
         partIsFinite = try CheckedArray(count: Int(DK_MAX_SHARDS), for: "the shard table")
         partStepFailed = try CheckedArray(count: Int(DK_MAX_SHARDS), for: "the shard table")
+        shardInputIsFinite = try CheckedArray(count: Int(DK_MAX_SHARDS), for: "the shard table")
         optimizer = try Optimizer("sgd")
         try optimizer.attachToNetwork(weightDecay: spec.weightDecay)   // sgd's L2 is 0: never refused
     }
@@ -239,13 +242,14 @@ public final class Network {
     }
 
     /// Forward and backward over the batch; with `update`, also the optimizer step, inside the
-    /// pass (`runPass`). Errors, checked in this order: the arguments, a non-finite loss,
-    /// batch-norm statistics that overflowed, and (with `scanGradients`) a NaN/Inf gradient;
+    /// pass (`runPass`). Errors, checked in this order: the arguments, a NaN/Inf in x (found by
+    /// the pass as it reads x), a non-finite loss, batch-norm statistics that overflowed, and
+    /// (with `scanGradients`) a NaN/Inf gradient;
     /// after any of them the random generator and batch-norm layers are as they were, nothing
     /// was updated and no gradients are pending.
     private func computeGradients(x: UnsafePointer<Float>?, labels: UnsafePointer<Int32>?, batch: Int,
                                   scanGradients: Bool, update: Optimizer.FusedStep?) throws -> Float {
-        let (x, labels) = try validate(x: x, labels: labels, rows: batch, needLabels: true)
+        let (x, labels) = try validate(x: x, labels: labels, rows: batch, needLabels: true, scanX: false)
         // PyTorch refuses this too: normalising one sample by its own batch statistics gives
         // x - mean = 0 everywhere and a variance that estimates nothing.
         guard batch >= 2 || !spec.batchNorm else {
@@ -280,6 +284,7 @@ public final class Network {
     /// Why the training pass just run may not be used (see computeGradients), or nil. The
     /// shards of a fused update decide with `passIsUsable`, which asks the same questions.
     private func passError(loss: Double, checkingGradients: Bool) -> DescentError? {
+        if !inputIsFinite, let error = inputError(layerInputs.pointer[0]!, rows: pass.batch) { return error }
         guard loss.isFinite, Float(loss).isFinite else { return Self.lossError(loss) }
         guard layers.allSatisfy({ $0.statisticsAreFinite }) else {
             return DescentError(.numeric, "a batch-norm mean or variance overflowed float32 (the inputs or weights are too large)")
@@ -415,6 +420,8 @@ public final class Network {
 
     /// One piece of a pass over a shard's rows.
     private enum Step {
+        /// A training pass checks its rows of x for NaN/Inf (`shardInputIsFinite`).
+        case checkInput
         case forward(layer: Int, stage: Int)
         /// Softmax and cross-entropy (and in training the score gradient).
         case loss
@@ -425,7 +432,7 @@ public final class Network {
     /// (those need every shard's sums: batch norm's statistics). Nothing separates a shard's
     /// forward from its backward, so they share a phase. An evaluation pass is one phase.
     private static func phases(of layers: [Layer]) -> (training: [[Step]], evaluation: [[Step]]) {
-        var phases: [[Step]] = [[]]
+        var phases: [[Step]] = [[.checkInput]]
         func add(_ step: Step, endsPhase: Bool) {
             phases[phases.count - 1].append(step)
             if endsPhase { phases.append([]) }
@@ -477,6 +484,9 @@ public final class Network {
         return labels == nil ? 0 : meanLoss()
     }
 
+    /// Whether every shard of the training pass found its rows of x finite.
+    private var inputIsFinite: Bool { (0..<pass.shards).allSatisfy { shardInputIsFinite.pointer[$0] != 0 } }
+
     /// The pass's mean cross-entropy: the shards' sums added in shard order.
     private func meanLoss() -> Double {
         var total = 0.0
@@ -488,7 +498,7 @@ public final class Network {
     /// shard after the gradients' sum: all come to the same answer from the same numbers.
     private func passIsUsable(lossOffset: Double, checkingGradients: Bool) -> Bool {
         let loss = meanLoss() + lossOffset
-        return loss.isFinite && Float(loss).isFinite && layers.allSatisfy { $0.statisticsAreFinite }
+        return inputIsFinite && loss.isFinite && Float(loss).isFinite && layers.allSatisfy { $0.statisticsAreFinite }
             && (!checkingGradients || (0..<pass.shards).allSatisfy { partIsFinite.pointer[$0] != 0 })
     }
 
@@ -509,6 +519,9 @@ public final class Network {
         if phase == phases.count + 1 { return stepPart(index, of: p.shards) }
         for step in phases[phase] {
             switch step {
+            case .checkInput:
+                shardInputIsFinite.pointer[index] =
+                    dk_max_abs_or_nonfinite(shard.first(layerInputs.pointer[0]!, width: inputSize), Int64(shard.rows.count * inputSize)) >= 0 ? 1 : 0
             case .forward(let l, let stage):
                 layers[l].forward(layerInputs.pointer[l]!, shard, stage: stage, training: p.training)
             case .loss:
@@ -579,8 +592,10 @@ public final class Network {
         reservedRows = rows
     }
 
+    /// The arguments' errors; with `scanX`, also a NaN/Inf in x (a training pass checks x
+    /// itself, shard by shard, as it reads it).
     private func validate(x: UnsafePointer<Float>?, labels: UnsafePointer<Int32>?, rows: Int,
-                          needLabels: Bool) throws -> (UnsafePointer<Float>, UnsafePointer<Int32>?) {
+                          needLabels: Bool, scanX: Bool = true) throws -> (UnsafePointer<Float>, UnsafePointer<Int32>?) {
         guard rows >= 1, rows <= Int(Int32.max) / max(inputSize, classes) else {
             throw DescentError.invalid("batch is \(rows): must be >= 1 (and batch*features < 2^31)")
         }
@@ -591,15 +606,19 @@ public final class Network {
                 throw DescentError.invalid("labels[\(i)] is \(labels[i]): must be in [0, \(classes))")
             }
         }
+        if scanX, let error = inputError(x, rows: rows) { throw error }
+        return (x, labels)
+    }
+
+    /// The first NaN/Inf in x [rows][inputSize], as an error naming its index, row and column.
+    private func inputError(_ x: UnsafePointer<Float>, rows: Int) -> DescentError? {
         var one: UnsafePointer<Float>? = x
         var length = Int64(rows * inputSize)
         var tensor: Int64 = 0, index: Int64 = 0
-        if dk_find_nonfinite(1, &one, &length, dk_get_threads(), &tensor, &index) != 0 {
-            let value = x[Int(index)]
-            let what = value.isNaN ? "NaN" : (value < 0 ? "-Inf" : "Inf")
-            throw DescentError(.numeric,
-                "x contains \(what) at index \(index) (row \(Int(index) / inputSize), column \(Int(index) % inputSize))")
-        }
-        return (x, labels)
+        guard dk_find_nonfinite(1, &one, &length, dk_get_threads(), &tensor, &index) != 0 else { return nil }
+        let value = x[Int(index)]
+        let what = value.isNaN ? "NaN" : (value < 0 ? "-Inf" : "Inf")
+        return DescentError(.numeric,
+            "x contains \(what) at index \(index) (row \(Int(index) / inputSize), column \(Int(index) % inputSize))")
     }
 }

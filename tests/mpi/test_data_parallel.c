@@ -293,6 +293,30 @@ static void failures(MPI_Comm comm) {
     descent_net_free(ref);
 }
 
+/* (d) with dropout: forward_backward commits the dropout generator, so a rank whose inputs are
+ * fine must not run it when another rank's are bad. Checked by the masks of the next steps:
+ * they must be those of a run that never saw the failed step. */
+static void failure_keeps_dropout_state(MPI_Comm comm) {
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    descent_net *net = make_net(DROPOUT, "adam", "lr=0.01"), *clean = make_net(DROPOUT, "adam", "lr=0.01");
+    static float bad[64 * FEATURES];
+    memcpy(bad, xs[1] + rank * 64 * FEATURES, sizeof bad);
+    if (rank == 1) bad[3] = NAN;
+    int ok = distributed_step(net, comm, 0, 128, NULL) == DESCENT_OK &&
+             distributed_step(clean, comm, 0, 128, NULL) == DESCENT_OK &&
+             descent_mpi_train_step(net, comm, bad, ys[1] + rank * 64, 64, NULL) == DESCENT_ERR_NUMERIC;
+    for (int t = 1; t < 3 && ok; t++)
+        ok = distributed_step(net, comm, t, 128, NULL) == DESCENT_OK && distributed_step(clean, comm, t, 128, NULL) == DESCENT_OK;
+    int64_t n = 0;
+    float *p = arena(net, &n), *c = arena(clean, &n);
+    expect(comm, ok && memcmp(p, c, (size_t)n * sizeof *p) == 0,
+           "dropout: after a NaN on rank 1, the next steps draw the masks of a run without the failed step "
+           "(no rank's dropout generator moved), bit for bit");
+    descent_net_free(net);
+    descent_net_free(clean);
+}
+
 /* Errors of the broadcasts and of loading. */
 static void broadcast_errors(MPI_Comm comm) {
     int rank, size;
@@ -425,6 +449,7 @@ int main(int argc, char **argv) {
         compare_runs(pair, "2 x 64 vs 1 x 128, weight decay 0.01, adam", DECAY, "adam", "lr=0.01", 128, 0, 1e-6);
         dropout_run(pair);
         failures(pair);
+        failure_keeps_dropout_state(pair);
     }
     compare_runs(MPI_COMM_WORLD, "3 x 34/33/33 vs 1 x 100, sgd", PLAIN, "sgd", "lr=0.1", 100, 0, 1e-6);
     compare_runs(MPI_COMM_WORLD, "3 x 34/33/33 vs 1 x 100, adam", PLAIN, "adam", "lr=0.01", 100, 0, 1e-5);

@@ -554,7 +554,7 @@ static inline int32_t descent_mpi_check_inputs_(descent_net *net, const float *x
 /// One synchronous data-parallel training step. Each rank passes its own rows of the global
 /// batch: `x` is [local_batch][features] row-major floats and `labels` local_batch class
 /// indices, as for `descent_net_train_step`; ranks may hold different numbers of rows (a
-/// global batch of 100 over 3 ranks: 34, 33 and 33). In order:
+/// global batch of 100 over 3 ranks: 33, 33 and 34). In order:
 ///
 ///  1. each rank checks its inputs (the checks of descent_net_forward_backward: labels in
 ///     range, x finite, at least 2 rows with batch norm), and the ranks agree on the outcome

@@ -607,7 +607,8 @@ static inline int32_t descent_mpi_train_step(descent_net *net, MPI_Comm comm, co
     float local_loss = 0.0f;
     if ((status = descent_net_forward_backward(net, x, labels, local_batch, &local_loss)) != DESCENT_OK)
         descent_mpi_fail_(status, "%s", descent_last_error());
-    double outcome[2] = {status == DESCENT_OK ? weight * (double)local_loss : 0.0, status != DESCENT_OK}, total[2];
+    double outcome[2] = {status == DESCENT_OK ? weight * (double)local_loss : 0.0, (double)(status != DESCENT_OK)};
+    double total[2];
     DESCENT_MPI_CALL_(function, MPI_Allreduce(outcome, total, 2, MPI_DOUBLE, MPI_SUM, comm));
     if (total[1] != 0.0) return descent_mpi_report_failure_(comm, function, status, descent_mpi_last_error());
 

@@ -126,7 +126,7 @@ int main(int argc, char **argv) {
     }
     const int64_t first = batch * rank / size, rows = batch * (rank + 1) / size - first;
     if (rank == 0)
-        printf("Fashion-MNIST from %s; %d ranks, global batch %ld (rank 0: %lld rows), %d threads per rank%s\n", data,
+        printf("Fashion-MNIST from %s; %d ranks, global batch %ld (rank 0: %lld rows), threads per rank: %d%s\n", data,
                size, batch, (long long)rows, descent_get_num_threads(), resume ? "; resumed" : "");
 
     float *x = malloc((size_t)rows * (size_t)train.features * sizeof *x);

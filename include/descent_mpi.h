@@ -53,6 +53,11 @@
  *    does not overlap the backward pass.
  *  - Dropout masks depend on the seed and a unit's place in the rank's own batch
  *    (docs/parallel-step.md), so a run over N ranks draws other masks than one process does.
+ *  - A forward pass that fails on some ranks only (a loss that overflows) leaves the other
+ *    ranks' batch-norm running averages and dropout generator moved on (descent_mpi_train_step).
+ *  - Optimizer state is reachable only through checkpoints, so descent_mpi_broadcast_net and
+ *    descent_mpi_load send a checkpoint's bytes through temporary files.
+ * docs/distributed.md explains what is exact, the failures and the cost of the reduction.
  */
 #ifndef DESCENT_MPI_H
 #define DESCENT_MPI_H
@@ -581,10 +586,14 @@ static inline int32_t descent_mpi_check_inputs_(descent_net *net, const float *x
 /// failed: x contains NaN at index 17 (row 0, column 17)"). Failures in step 1
 /// (DESCENT_ERR_INVALID_ARGUMENT: NULL, local_batch < 1, a label out of range, 1 row with batch
 /// norm; DESCENT_ERR_NUMERIC: NaN/Inf in x) change nothing on any rank. A failure in step 2
-/// (DESCENT_ERR_NUMERIC: a non-finite loss or gradient on some rank) or 4 applies nothing on any
+/// (DESCENT_ERR_NUMERIC: a non-finite loss or gradient on some rank) applies nothing on any
 /// rank: parameters and optimizer state are unchanged everywhere, but on the ranks whose forward
 /// pass succeeded, batch-norm running averages and the dropout generator have moved on (the
 /// library commits them in descent_net_forward_backward and has no way to take them back).
+/// A failure in step 4 (the optimizer's errors, e.g. DESCENT_ERR_NUMERIC for a sum that
+/// overflowed to Inf) comes alike on every rank, since every rank steps the same gradients with
+/// the same state, and changes nothing; on some ranks only, it means the replicas had already
+/// diverged (e.g. a rank whose optimizer was changed alone), and the message names one of them.
 /// DESCENT_ERR_IO: an MPI call failed (see the conventions).
 /// Cost: besides the step itself, one pass over x (the finiteness check) and one over the
 /// gradient arena (the weighting; skipped on a single rank), and four MPI_Allreduce calls, of

@@ -195,9 +195,10 @@ class DataParallel:
 
         Errors raise the same exception on every rank, naming the lowest failing rank. A failure
         in step 1 (bad shapes or dtypes, a label out of range, NaN/Inf in x, 1 row with batch norm)
-        changes nothing on any rank; one in step 2 or 4 applies nothing on any rank, but the ranks
+        changes nothing on any rank; one in step 2 applies nothing on any rank, but the ranks
         whose forward pass succeeded have moved their batch-norm running averages and dropout
-        generator on (the library commits them in forward_backward)."""
+        generator on (the library commits them in forward_backward); one in step 4 comes alike on
+        every rank (the same gradients and state everywhere) and changes nothing."""
         where = "DataParallel.train_step"
         error, rows = None, 0
         try:
@@ -223,7 +224,7 @@ class DataParallel:
 
         grads = self.net.grad_buffer
         if weight != 1.0:
-            # In float64, then rounded once: the C header's arithmetic, so both give the same bits.
+            # In float64, then rounded once: the arithmetic of include/descent_mpi.h.
             grads[:] = grads * np.float64(weight)
         self.comm.Allreduce(MPI.IN_PLACE, grads, op=MPI.SUM)
 

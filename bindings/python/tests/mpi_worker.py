@@ -6,7 +6,6 @@ Every rank runs every check (they are collective) and rank 0 prints one JSON lin
 from __future__ import annotations
 
 import json
-import os
 import sys
 
 import numpy as np

@@ -5,9 +5,12 @@
 #   Debian:  libomp-dev (OpenMP for the C kernels; its libarcher.so lets TSan follow OpenMP),
 #            libopenblas-dev (BLAS), zlib1g-dev (.gz IDX; the IDX fuzz target gzips with it too),
 #            cmake, ninja-build, pkg-config, gcc, g++, libc6-dev (C tests, header checks, install test),
-#            binutils (readelf), dataset-fashion-mnist (the lab's default data)
+#            binutils (readelf), dataset-fashion-mnist (the lab's default data),
+#            libopenmpi-dev and openmpi-bin (MPI: include/descent_mpi.h, examples/mpi and tests/mpi,
+#            which mpirun runs; libdescent.so itself does not link MPI)
 #   PyPI:    numpy pytest matplotlib tqdm safetensors wheel (into the python3 on PATH, e.g. pyenv's;
-#            wheel lets pip build the binding offline with --no-build-isolation)
+#            wheel lets pip build the binding offline with --no-build-isolation), mpi4py (for
+#            descent.distributed; built against Open MPI's mpicc, so the Debian part runs first)
 #
 # The Swift toolchain (/opt/swift) is not installable from Debian or PyPI: it is only checked,
 # together with what the sanitizer builds and fuzz targets take from it (clang's ASan, UBSan,
@@ -16,8 +19,8 @@
 set -euo pipefail
 
 APT_PACKAGES=(libomp-dev libopenblas-dev zlib1g-dev cmake ninja-build pkg-config gcc g++ libc6-dev
-              binutils dataset-fashion-mnist)
-PIP_PACKAGES=(numpy pytest matplotlib tqdm safetensors wheel)
+              binutils dataset-fashion-mnist libopenmpi-dev openmpi-bin)
+PIP_PACKAGES=(numpy pytest matplotlib tqdm safetensors wheel mpi4py)
 # Python packaging: scikit-build-core is the binding's build backend (bindings/python/pyproject.toml);
 # installed here so that pip builds it offline with --no-build-isolation (scripts/run.sh,
 # tests/packaging/run.sh). The packaging test's venvs need the venv module with ensurepip (below).

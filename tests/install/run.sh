@@ -52,7 +52,7 @@ step "cmake --install $build_dir --prefix $prefix --strip"
 libdir=$prefix/$libdir_rel
 includedir=$prefix/$includedir_rel
 step "installed files"
-for f in "$libdir/libdescent.so.$version" "$includedir/descent.h" "$includedir/descent_plugin.h" \
+for f in "$libdir/libdescent.so.$version" "$includedir/descent.h" "$includedir/descent_plugin.h" "$includedir/descent_mpi.h" \
          "$libdir/pkgconfig/descent.pc" "$libdir/cmake/Descent/DescentConfig.cmake" \
          "$libdir/cmake/Descent/DescentConfigVersion.cmake"; do
     [[ -f "$f" ]] || die "missing $f"

@@ -262,6 +262,11 @@ void dk_scale(const float *restrict x, float scale, float *restrict y, int64_t n
     for (int64_t i = 0; i < n; i++) y[i] = scale * x[i];
 }
 
+/* y += scale * x (weight decay's lambda*W, added once after a data-parallel job's all-reduce). */
+void dk_add_scaled(const float *restrict x, float scale, float *restrict y, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] += scale * x[i];
+}
+
 /* sum of x^2 in double (weight decay's penalty 0.5*lambda*sum W^2). */
 double dk_sum_squares(const float *restrict x, int64_t n) {
     double s = 0.0;

@@ -3,7 +3,8 @@ import CDescentKernels
 /// Weight decay, the book's L2 regularisation, in its three places:
 /// - a network's spec `weight_decay` lambda adds 0.5*lambda*sum(W^2) over the weights (not the
 ///   biases or batch-norm parameters) to the loss (`decayPenalty` below) and lambda*W to each
-///   weight gradient (`dk_affine_backward` and the batch-1 kernels in affine.c);
+///   weight gradient (`dk_affine_backward` and the batch-1 kernels in affine.c; in a
+///   data-parallel job once after the gradients' all-reduce, `addWeightDecayGradient`);
 /// - an optimizer's host `weight_decay` adds the same lambda*p to the gradient the optimizer
 ///   sees, for every tensor it steps (`dk_run_segment`, step_runner.c);
 /// - adamw's own `weight_decay` is decoupled: it shrinks p by lr*weight_decay*p in the step
@@ -17,6 +18,15 @@ extension Network {
         var sum = 0.0
         for p in parameters where p.isWeight { sum += dk_sum_squares(p.value.pointer, Int64(p.count)) }
         return 0.5 * spec.weightDecay * sum
+    }
+
+    /// dW += lambda * W for every weight: a data-parallel job's gradients are summed over the
+    /// processes without it, so every process adds it once afterwards, alike.
+    func addWeightDecayGradient() {
+        guard spec.weightDecay > 0 else { return }
+        for p in parameters where p.isWeight {
+            dk_add_scaled(p.value.pointer, Float(spec.weightDecay), p.gradient.pointer, Int64(p.count))
+        }
     }
 }
 

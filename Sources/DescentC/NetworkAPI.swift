@@ -169,6 +169,41 @@ func inUseMessage(_ handle: UnsafePointer<descent_net>) -> String {
     }
 }
 
+/// Makes `net`'s training steps data-parallel over the `ranks` processes of a job, this one
+/// being `rank`: each process then calls `descent_net_train_step` (or `forward_backward` +
+/// `apply_update`) with its own part of every global batch, and each step is that of the whole
+/// global batch. The loss and gradients are its means, batch norm normalises by its statistics
+/// (synchronised batch norm), dropout masks follow each row's place in it (process k's rows
+/// come after those of processes 0..k-1), and weight decay is added once.
+///
+/// `allreduce(context, data, count)` must replace data[0..count) by the element-wise sum over
+/// the processes, giving every process the same bits (MPI_Allreduce with MPI_SUM; see
+/// include/descent_mpi.h), and return 0, or anything else on failure. The library calls it
+/// from the thread that called the step, the same calls in the same order on every process:
+/// once to agree on the batch sizes (a process whose arguments are refused makes every process
+/// fail alike), three times per batch-norm layer, once on the whole gradient arena, and once to
+/// agree on the outcome; a step that fails on any process then fails on all, and changes
+/// nothing on any. Steps keep every process's network bitwise equal to the others' when they
+/// start equal. Prediction and evaluation stay local. The global batch must stay below 2^24 rows.
+/// `allreduce` NULL ends the job for this network (it trains alone again); `context` is the
+/// caller's, never read by the library.
+///
+/// Errors: DESCENT_ERR_INVALID_ARGUMENT (NULL net, rank outside [0, ranks), ranks outside
+/// [1, 1048576]); a step whose `allreduce` fails gets DESCENT_ERR_IO. Threads: one handle,
+/// one thread at a time.
+@c(descent_net_set_allreduce) public func descent_net_set_allreduce(
+    _ net: UnsafeMutablePointer<descent_net>?,
+    _ allreduce: (@convention(c) (UnsafeMutableRawPointer?, UnsafeMutablePointer<Float>?, Int64) -> Int32)?,
+    _ context: UnsafeMutableRawPointer?, _ rank: Int32, _ ranks: Int32
+) -> Int32 {
+    guarded("descent_net_set_allreduce") {
+        try withNetwork(net) { network in
+            guard let allreduce else { return network.join(nil) }
+            network.join(try ProcessGroup(allreduce: allreduce, context: context, rank: Int(rank), size: Int(ranks)))
+        }
+    }
+}
+
 /// The second half of `descent_net_train_step`: one optimizer step on the current gradients.
 /// Each `descent_net_forward_backward` result is applied at most once.
 ///

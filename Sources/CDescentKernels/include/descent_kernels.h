@@ -187,6 +187,7 @@ int32_t dk_affine_weight_gradient_one(const float *a, const float *delta, const 
 void dk_broadcast_rows(float *y, const float *bias, int64_t rows, int64_t cols);
 void dk_column_sums(const float *x, int64_t rows, int64_t cols, float *sums);
 void dk_scale(const float *x, float scale, float *y, int64_t n);
+void dk_add_scaled(const float *x, float scale, float *y, int64_t n);
 double dk_sum_squares(const float *x, int64_t n);
 void dk_relu_forward(const float *x, float *y, int64_t n);
 void dk_relu_backward(const float *y, const float *dy, float *dx, int64_t n);

@@ -8,7 +8,8 @@ final class AffineLayer: Layer {
     let fanIn: Int
     let fanOut: Int
     /// The network's weight decay lambda: adds lambda*W to dW (the loss term is the network's).
-    /// Shard 0 adds it, once for the batch.
+    /// Shard 0 adds it, once for the batch (in a data-parallel job the network adds it after
+    /// the gradients' all-reduce).
     let weightDecay: Float
     /// The first layer's input gradient is never used: skipping it saves a third of its work.
     let needsInputGradient: Bool
@@ -45,7 +46,7 @@ final class AffineLayer: Layer {
 
     func backward(_ dy: UnsafePointer<Float>, input x: UnsafePointer<Float>, _ shard: Shard, stage: Int) {
         dk_affine_backward(shard.first(x, width: fanIn), shard.first(dy, width: fanOut), Int64(shard.rows.count),
-                           weight.value.pointer, Int32(fanIn), Int32(fanOut), shard.index == 0 ? weightDecay : 0,
+                           weight.value.pointer, Int32(fanIn), Int32(fanOut), shard.addsWeightDecay ? weightDecay : 0,
                            shard.gradient(weight), shard.gradient(bias),
                            inputGradient.map { shard.first($0, width: fanIn) })
     }

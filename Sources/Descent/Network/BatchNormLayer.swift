@@ -28,6 +28,11 @@ final class BatchNormLayer: Layer {
     private let inverseStd = FloatBuffer()
     private let gammaGradient = FloatBuffer()
     private let betaGradient = FloatBuffer()
+    /// A data-parallel job's sums over every process's rows (`synchronize`): column sums,
+    /// squared deviations, then dgamma and dbeta ([2][width]).
+    private let globalColumnSums: FloatBuffer
+    private let globalDeviationSums: FloatBuffer
+    private let globalParameterSums: FloatBuffer
     private let normalized = FloatBuffer()
     private let output = FloatBuffer()
     private let inputGradientBuffer = FloatBuffer()
@@ -40,6 +45,9 @@ final class BatchNormLayer: Layer {
         self.runningMean = runningMean
         self.runningVariance = runningVariance
         width = gamma.count
+        globalColumnSums = try FloatBuffer(count: width)
+        globalDeviationSums = try FloatBuffer(count: width)
+        globalParameterSums = try FloatBuffer(count: 2 * width)
         try reserve(rows: 0, shards: 1)   // the statistics exist before any pass (commit reads them)
     }
 
@@ -80,10 +88,18 @@ final class BatchNormLayer: Layer {
         case 0:
             dk_column_sums(x, rows, cols, part(columnSums, s))
         case 1:
-            dk_sum_blocks(columnSums.pointer, cols, Int32(shard.count), cols, inverseBatch, mean)
+            if shard.synchronized {
+                dk_sum_blocks(globalColumnSums.pointer, cols, 1, cols, inverseBatch, mean)
+            } else {
+                dk_sum_blocks(columnSums.pointer, cols, Int32(shard.count), cols, inverseBatch, mean)
+            }
             dk_batchnorm_deviation_sums(x, rows, cols, mean, part(deviationSums, s))
         default:
-            dk_sum_blocks(deviationSums.pointer, cols, Int32(shard.count), cols, inverseBatch, part(batchVariance, s))
+            if shard.synchronized {
+                dk_sum_blocks(globalDeviationSums.pointer, cols, 1, cols, inverseBatch, part(batchVariance, s))
+            } else {
+                dk_sum_blocks(deviationSums.pointer, cols, Int32(shard.count), cols, inverseBatch, part(batchVariance, s))
+            }
             dk_batchnorm_inverse_std(part(batchVariance, s), cols, Self.eps, part(inverseStd, s))
             dk_batchnorm_normalize(x, rows, cols, mean, part(inverseStd, s), gamma.value.pointer, beta.value.pointer,
                                    shard.first(normalized.pointer, width: width), y)
@@ -99,12 +115,41 @@ final class BatchNormLayer: Layer {
         }
         // The whole batch's dgamma and dbeta: the shards' sums added in shard order, as the
         // gradients themselves are.
-        let g = shard.gradients(gamma), b = shard.gradients(beta)
-        dk_sum_blocks(g.first, Int64(g.stride), Int32(shard.count), cols, 1, part(gammaGradient, s))
-        dk_sum_blocks(b.first, Int64(b.stride), Int32(shard.count), cols, 1, part(betaGradient, s))
+        if shard.synchronized {
+            dk_sum_blocks(globalParameterSums.pointer, cols, 1, cols, 1, part(gammaGradient, s))
+            dk_sum_blocks(globalParameterSums.pointer + width, cols, 1, cols, 1, part(betaGradient, s))
+        } else {
+            let g = shard.gradients(gamma), b = shard.gradients(beta)
+            dk_sum_blocks(g.first, Int64(g.stride), Int32(shard.count), cols, 1, part(gammaGradient, s))
+            dk_sum_blocks(b.first, Int64(b.stride), Int32(shard.count), cols, 1, part(betaGradient, s))
+        }
         dk_batchnorm_input_gradient(dy, xhat, part(inverseStd, s), gamma.value.pointer, rows, cols, Float(shard.batch),
                                     part(gammaGradient, s), part(betaGradient, s),
                                     shard.first(inputGradientBuffer.pointer, width: width))
+    }
+
+    /// The sums the next stage needs, over this process's shards in shard order, then over the
+    /// processes: column sums after forward stage 0, squared deviations after stage 1, dgamma
+    /// and dbeta after backward stage 0.
+    func synchronize(forwardStage: Int?, backwardStage: Int?, shards: Int, arenas: UnsafeMutablePointer<Float>?,
+                     stride: Int, group: ProcessGroup) throws {
+        let cols = Int64(width)
+        switch (forwardStage, backwardStage) {
+        case (0?, _):
+            dk_sum_blocks(columnSums.pointer, cols, Int32(shards), cols, 1, globalColumnSums.pointer)
+            try group.sum(globalColumnSums.pointer, width)
+        case (1?, _):
+            dk_sum_blocks(deviationSums.pointer, cols, Int32(shards), cols, 1, globalDeviationSums.pointer)
+            try group.sum(globalDeviationSums.pointer, width)
+        case (nil, 0?):
+            let g = UnsafePointer(arenas.map { $0 + gamma.offset } ?? gamma.gradient.pointer)
+            let b = UnsafePointer(arenas.map { $0 + beta.offset } ?? beta.gradient.pointer)
+            dk_sum_blocks(g, Int64(stride), Int32(shards), cols, 1, globalParameterSums.pointer)
+            dk_sum_blocks(b, Int64(stride), Int32(shards), cols, 1, globalParameterSums.pointer + width)
+            try group.sum(globalParameterSums.pointer, 2 * width)
+        default:
+            break
+        }
     }
 
     func commit() {

@@ -3,7 +3,8 @@ import CDescentKernels
 /// Inverted dropout: in training each unit is kept with probability 1-ratio and scaled by
 /// 1/(1-ratio); evaluation is the identity. A training pass draws one key from the network's
 /// seeded generator; unit i of the batch is kept when `dk_rng_at(key, i) >= ratio`, so a mask
-/// depends on the seed and the unit's place in the batch, never on the shard or thread.
+/// depends on the seed and the unit's place in the batch (the global batch of a data-parallel
+/// job), never on the shard, thread or process.
 final class DropoutLayer: Layer {
     let ratio: Float
     let width: Int
@@ -38,7 +39,7 @@ final class DropoutLayer: Layer {
     func forward(_ x: UnsafePointer<Float>, _ shard: Shard, stage: Int, training: Bool) {
         guard training else { return }
         dk_dropout_forward(shard.first(x, width: width), shard.first(output.pointer, width: width),
-                           shard.first(mask.pointer, width: width), Int64(shard.rows.lowerBound * width),
+                           shard.first(mask.pointer, width: width), Int64((shard.rowOffset + shard.rows.lowerBound) * width),
                            Int64(shard.rows.count * width), ratio, key)
     }
 

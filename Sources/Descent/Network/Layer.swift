@@ -9,7 +9,13 @@ struct Shard {
     let count: Int
     let rows: Range<Int>
     /// The whole batch's rows: means over the batch (the loss, batch-norm statistics) divide by it.
+    /// In a data-parallel job, the global batch of all processes.
     let batch: Int
+    /// The place of this process's row 0 in the global batch (0 without a process group).
+    var rowOffset = 0
+    /// Sums over the batch come from every process (`ProcessGroup`): batch norm reads the
+    /// sums its `synchronize` made, and weight decay is added after the gradients' all-reduce.
+    var synchronized = false
     /// The shards' gradient arenas, one after another `stride` floats apart, each with the
     /// parameter arena's layout; nil when the batch is one shard, whose gradients go straight
     /// into the parameters' own gradient buffers.
@@ -20,6 +26,9 @@ struct Shard {
     static func whole(rows: Int) -> Shard {
         Shard(index: 0, count: 1, rows: 0..<rows, batch: rows, arenas: nil, stride: 0)
     }
+
+    /// Whether this shard adds weight decay's lambda*W to dW: one shard of one process does.
+    var addsWeightDecay: Bool { index == 0 && !synchronized }
 
     /// Where this shard writes `p`'s gradient.
     func gradient(_ p: Parameter) -> UnsafeMutablePointer<Float> {
@@ -68,6 +77,11 @@ protocol Layer: AnyObject {
     func commit()
     /// Drops such effects instead.
     func discard()
+    /// In a data-parallel job, after every shard has run training-forward stage `forwardStage`
+    /// (or backward stage `backwardStage`) and before the next: sums what the next stage needs
+    /// over the processes (batch norm's statistics). Called on one thread.
+    func synchronize(forwardStage: Int?, backwardStage: Int?, shards: Int, arenas: UnsafeMutablePointer<Float>?,
+                     stride: Int, group: ProcessGroup) throws
     /// False when a training forward produced non-finite statistics (batch norm).
     var statisticsAreFinite: Bool { get }
 }
@@ -78,6 +92,8 @@ extension Layer {
     func prepare(training: Bool) {}
     func commit() {}
     func discard() {}
+    func synchronize(forwardStage: Int?, backwardStage: Int?, shards: Int, arenas: UnsafeMutablePointer<Float>?,
+                     stride: Int, group: ProcessGroup) throws {}
     var statisticsAreFinite: Bool { true }
 
     /// Room for `rows` rows as one shard: for using a layer on its own.

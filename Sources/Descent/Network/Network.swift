@@ -57,6 +57,8 @@ public final class Network {
     private let updateScratch = FloatBuffer()
     /// The last training pass summed several shards and found every gradient finite.
     private var gradientsAreKnownFinite = false
+    /// The data-parallel job this network trains in, if any (`join`).
+    public private(set) var processGroup: ProcessGroup?
     /// Gradients from forwardBackward that apply_update has not used yet.
     public private(set) var hasPendingGradients = false
     /// Set while a call through the C API uses this network (see `claim`).
@@ -169,18 +171,25 @@ public final class Network {
 
     // MARK: - training
 
+    /// Makes the training steps data-parallel over `group` (nil: this process alone again).
+    /// Every process of the job calls train_step or forward_backward with its part of each
+    /// global batch; see `ProcessGroup`. Prediction and evaluation stay local.
+    public func join(_ group: ProcessGroup?) {
+        processGroup = group
+    }
+
     /// One step: forward, backward, optimizer update. Returns the loss before the update
     /// (cross-entropy plus 0.5*lambda*sum W^2). On error nothing changed: parameters,
     /// optimizer state, batch-norm averages and the random generator are as they were.
     @discardableResult
     public func trainStep(x: UnsafePointer<Float>?, labels: UnsafePointer<Int32>?, batch: Int) throws -> Float {
-        if batch == 1, let path = batch1Schedule, optimizer.canFuse {
+        if batch == 1, processGroup == nil, let path = batch1Schedule, optimizer.canFuse {
             return try batch1Step(path, x: x, labels: labels, updating: true)
         }
         let saved = rng.pointee
         var loss: Float = 0
         do {
-            if dk_shard_count(Int64(batch)) > 1, optimizer.canFuse {
+            if dk_shard_count(Int64(batch)) > 1, optimizer.canFuse, processGroup == nil {
                 // The update runs inside the pass: each part of the arena is stepped by the
                 // thread that has just summed its gradients, while they are in its cache.
                 try optimizer.fusedStep(length: Int64(arena.length)) { step in
@@ -211,7 +220,7 @@ public final class Network {
     /// are updated. `applyUpdate` then takes the optimizer step.
     @discardableResult
     public func forwardBackward(x: UnsafePointer<Float>?, labels: UnsafePointer<Int32>?, batch: Int) throws -> Float {
-        if batch == 1, let path = batch1Schedule {
+        if batch == 1, processGroup == nil, let path = batch1Schedule {
             return try batch1Step(path, x: x, labels: labels, updating: false)
         }
         let loss = try computeGradients(x: x, labels: labels, batch: batch, scanGradients: true, update: nil)
@@ -249,42 +258,90 @@ public final class Network {
     /// was updated and no gradients are pending.
     private func computeGradients(x: UnsafePointer<Float>?, labels: UnsafePointer<Int32>?, batch: Int,
                                   scanGradients: Bool, update: Optimizer.FusedStep?) throws -> Float {
-        let (x, labels) = try validate(x: x, labels: labels, rows: batch, needLabels: true, scanX: false)
+        // In a data-parallel job every process learns every other's batch size, or that it
+        // refused its arguments, before any goes on: no process may wait for one that stopped.
+        var checked: (x: UnsafePointer<Float>, labels: UnsafePointer<Int32>?)? = nil
+        var refused: DescentError? = nil
+        do {
+            checked = try validate(x: x, labels: labels, rows: batch, needLabels: true, scanX: false)
+            try reserve(rows: batch)
+            try reserveShardGradients(rows: batch)
+        } catch let error as DescentError {
+            refused = error
+        }
+        var job: (group: ProcessGroup, batch: Int, rowOffset: Int)? = nil
+        if let group = processGroup {
+            let batches = try group.gather(refused == nil ? Float(batch) : -1)
+            if let refused { throw refused }
+            if let k = batches.firstIndex(where: { $0 < 0 }) {
+                throw DescentError(.invalidArgument, "process \(k) refused its part of the batch (its own error says why); nothing changed")
+            }
+            job = (group, Int(batches.reduce(0, +)), Int(batches[..<group.rank].reduce(0, +)))
+        } else if let refused {
+            throw refused
+        }
         // PyTorch refuses this too: normalising one sample by its own batch statistics gives
         // x - mean = 0 everywhere and a variance that estimates nothing.
-        guard batch >= 2 || !spec.batchNorm else {
+        guard (job?.batch ?? batch) >= 2 || !spec.batchNorm else {
             throw DescentError.invalid("batch is 1, but training a network with batch norm needs at least 2 samples "
                 + "per batch (the variance of a single sample is undefined); predict and evaluate accept 1")
         }
-        try reserve(rows: batch)
-        let shards = Int(dk_shard_count(Int64(batch)))
-        if shards > 1 {
-            do {
-                try shardGradients.reserve(shards * arena.length)
-                try updateScratch.reserve(shards * Int(DK_CHUNK))
-            } catch let error as DescentError {
-                throw DescentError(error.status, "the gradient arenas of \(shards) shards: \(error.message)")
-            }
-        }
+        let (x, labels) = checked!
         let mode = dk_denormals_flush_begin()   // see denormals.c
         defer { dk_denormals_flush_end(mode) }
         let saved = rng.pointee
         hasPendingGradients = false
-        let penalty = decayPenalty()
-        let loss = runPass(x, labels: labels!, rows: batch, training: true, update: update.map { ($0, penalty) }) + penalty
-        if let error = passError(loss: loss, checkingGradients: scanGradients) {
+        /// Undoes the forward pass's effects (dropout draws, batch-norm averages) and returns `error`.
+        func refuse(_ error: DescentError) -> DescentError {
             rng.pointee = saved
             for layer in layers { layer.discard() }
-            throw error
+            return error
         }
+        let penalty = decayPenalty()
+        var loss = 0.0
+        do {
+            loss = try runPass(x, labels: labels!, rows: batch, training: true, update: update.map { ($0, penalty) },
+                               job: job) + penalty
+            if let job {
+                // Every process decides alike: from the sum of the losses and the failures of all.
+                // NaN/Inf in one process's x spoils every process's batch-norm statistics: that
+                // process's input is then named as the cause everywhere.
+                let local = passError(loss: 0, checkingGradients: scanGradients)
+                let outcome: ProcessGroup.Outcome = local == nil ? .ok : inputIsFinite ? .failed : .badInput
+                let agreed = try job.group.agree(sum: lossSum(), outcome: outcome)
+                loss = agreed.sum / Double(job.batch) + penalty
+                if let culprit = agreed.culprit, culprit.outcome == .badInput, outcome != .badInput {
+                    throw DescentError(.numeric, "the step failed on process \(culprit.rank): its x contains NaN or Inf; nothing changed")
+                }
+                if let local { throw local }
+                if let culprit = agreed.culprit {
+                    throw DescentError(.numeric, "the step failed on process \(culprit.rank) (its own error says why); nothing changed")
+                }
+            }
+        } catch let error as DescentError {
+            throw refuse(error)   // an all-reduce that failed, or a failure agreed on
+        }
+        if let error = passError(loss: loss, checkingGradients: scanGradients) { throw refuse(error) }
         hasPendingGradients = true
         return Float(loss)
+    }
+
+    /// The shards' gradient arenas and the fused update's scratch for a batch of `rows`.
+    private func reserveShardGradients(rows: Int) throws {
+        let shards = Int(dk_shard_count(Int64(rows)))
+        guard shards > 1 else { return }
+        do {
+            try shardGradients.reserve(shards * arena.length)
+            try updateScratch.reserve(shards * Int(DK_CHUNK))
+        } catch let error as DescentError {
+            throw DescentError(error.status, "the gradient arenas of \(shards) shards: \(error.message)")
+        }
     }
 
     /// Why the training pass just run may not be used (see computeGradients), or nil. The
     /// shards of a fused update decide with `passIsUsable`, which asks the same questions.
     private func passError(loss: Double, checkingGradients: Bool) -> DescentError? {
-        if !inputIsFinite, let error = inputError(layerInputs.pointer[0]!, rows: pass.batch) { return error }
+        if !inputIsFinite, let error = inputError(layerInputs.pointer[0]!, rows: pass.rows) { return error }
         guard loss.isFinite, Float(loss).isFinite else { return Self.lossError(loss) }
         guard layers.allSatisfy({ $0.statisticsAreFinite }) else {
             return DescentError(.numeric, "a batch-norm mean or variance overflowed float32 (the inputs or weights are too large)")
@@ -366,7 +423,7 @@ public final class Network {
         try reserve(rows: batch)
         let mode = dk_denormals_flush_begin()
         defer { dk_denormals_flush_end(mode) }
-        _ = runPass(x, labels: nil, rows: batch, training: false)
+        _ = try runPass(x, labels: nil, rows: batch, training: false)
         out.update(from: probabilities.pointer, count: batch * classes)
     }
 
@@ -383,7 +440,7 @@ public final class Network {
         var start = 0
         while start < n {
             let rows = min(chunk, n - start)
-            let loss = runPass(x + start * inputSize, labels: labels! + start, rows: rows, training: false)
+            let loss = try runPass(x + start * inputSize, labels: labels! + start, rows: rows, training: false)
             totalLoss += loss * Double(rows)
             for s in 0..<pass.shards { correct += shardCorrect.pointer[s] }
             start += rows
@@ -409,7 +466,15 @@ public final class Network {
     /// What every shard of the pass in progress reads.
     private struct Pass {
         var labels: UnsafePointer<Int32>? = nil
+        /// This process's rows, and the batch means divide by (all processes' rows in a job).
+        var rows = 0
         var batch = 0
+        /// In a data-parallel job: the place of this process's row 0 in the global batch, and
+        /// whether sums over the batch come from every process.
+        var rowOffset = 0
+        var synchronized = false
+        /// The phase that `dk_run_shards`'s phase 0 stands for (a job runs one phase at a time).
+        var phaseOffset = 0
         var shards = 1
         var training = false
         /// The shards' gradient arenas (`Shard.arenas`).
@@ -455,11 +520,18 @@ public final class Network {
     ///
     /// `update` (several shards only): after the sum, each thread steps the parts of the arena
     /// it summed, if the pass may be used (`passIsUsable`): all parts or none.
+    ///
+    /// `job` (training only): this process's part of a data-parallel job's global batch. The
+    /// pass then runs one phase at a time, the layers sum what the next phase needs over the
+    /// processes in between (`Layer.synchronize`), and the gradient arena is summed over them
+    /// at the end (then weight decay's lambda*W is added, once).
     private func runPass(_ x: UnsafePointer<Float>, labels: UnsafePointer<Int32>?, rows: Int, training: Bool,
-                         update: (step: Optimizer.FusedStep, lossOffset: Double)? = nil) -> Double {
+                         update: (step: Optimizer.FusedStep, lossOffset: Double)? = nil,
+                         job: (group: ProcessGroup, batch: Int, rowOffset: Int)? = nil) throws -> Double {
         let shards = Int(dk_shard_count(Int64(rows)))
-        assert(update == nil || (training && shards > 1), "a fused update needs the sum of several shards")
-        pass = Pass(labels: labels, batch: rows, shards: shards, training: training,
+        assert(update == nil || (training && shards > 1 && job == nil), "a fused update needs the sum of several shards")
+        pass = Pass(labels: labels, rows: rows, batch: job?.batch ?? rows, rowOffset: job?.rowOffset ?? 0,
+                    synchronized: job != nil, shards: shards, training: training,
                     arenas: training && shards > 1 ? shardGradients.pointer : nil, update: update)
         var h = x
         for (l, layer) in layers.enumerated() {
@@ -478,20 +550,44 @@ public final class Network {
             phases = trainingPhases.count + (shards > 1 ? 1 : 0) + (update != nil ? 1 : 0)
         }
         for layer in activationLayers { layer.rows = rows }
-        dk_run_shards(Int32(phases), Int32(shards), dk_get_threads(), Self.runShard,
-                      Unmanaged.passUnretained(self).toOpaque())
-        gradientsAreKnownFinite = training && shards > 1 && (0..<shards).allSatisfy { partIsFinite.pointer[$0] != 0 }
+        let context = Unmanaged.passUnretained(self).toOpaque()
+        if let group = job?.group, training {
+            for phase in 0..<phases {
+                pass.phaseOffset = phase
+                dk_run_shards(1, Int32(shards), dk_get_threads(), Self.runShard, context)
+                guard phase < trainingPhases.count, let last = trainingPhases[phase].last else { continue }
+                switch last {
+                case .forward(let l, let stage) where stage < layers[l].forwardStages - 1:
+                    try layers[l].synchronize(forwardStage: stage, backwardStage: nil, shards: shards,
+                                              arenas: pass.arenas, stride: arena.length, group: group)
+                case .backward(let l, let stage) where stage < layers[l].backwardStages - 1:
+                    try layers[l].synchronize(forwardStage: nil, backwardStage: stage, shards: shards,
+                                              arenas: pass.arenas, stride: arena.length, group: group)
+                default:
+                    break
+                }
+            }
+            try group.sum(arena.gradients.pointer, arena.length)
+            addWeightDecayGradient()
+            gradientsAreKnownFinite = false
+        } else {
+            dk_run_shards(Int32(phases), Int32(shards), dk_get_threads(), Self.runShard, context)
+            gradientsAreKnownFinite = training && shards > 1 && (0..<shards).allSatisfy { partIsFinite.pointer[$0] != 0 }
+        }
         return labels == nil ? 0 : meanLoss()
     }
 
     /// Whether every shard of the training pass found its rows of x finite.
     private var inputIsFinite: Bool { (0..<pass.shards).allSatisfy { shardInputIsFinite.pointer[$0] != 0 } }
 
-    /// The pass's mean cross-entropy: the shards' sums added in shard order.
-    private func meanLoss() -> Double {
+    /// The pass's mean cross-entropy: the shards' sums added in shard order, over the batch.
+    private func meanLoss() -> Double { lossSum() / Double(pass.batch) }
+
+    /// The sum of this process's rows' cross-entropies, the shards' sums added in shard order.
+    private func lossSum() -> Double {
         var total = 0.0
         for s in 0..<pass.shards { total += shardLosses.pointer[s] }
-        return total / Double(pass.batch)
+        return total
     }
 
     /// Whether the training pass may be used (passError would return nil), asked by every
@@ -510,10 +606,13 @@ public final class Network {
     /// Phase `phase` of the pass in progress, on shard `index`'s rows.
     private func run(phase: Int, shard index: Int) {
         let p = pass
-        let batch = Int64(p.batch), count = Int32(p.shards)
-        let shard = Shard(index: index, count: p.shards,
-                          rows: Int(dk_shard_begin(batch, count, Int32(index)))..<Int(dk_shard_begin(batch, count, Int32(index + 1))),
+        let phase = phase + p.phaseOffset
+        let rows = Int64(p.rows), count = Int32(p.shards)
+        var shard = Shard(index: index, count: p.shards,
+                          rows: Int(dk_shard_begin(rows, count, Int32(index)))..<Int(dk_shard_begin(rows, count, Int32(index + 1))),
                           batch: p.batch, arenas: p.arenas, stride: arena.length)
+        shard.rowOffset = p.rowOffset
+        shard.synchronized = p.synchronized
         let phases = p.training ? trainingPhases : evaluationPhases
         if phase == phases.count { return sumGradients(part: index, of: p.shards) }
         if phase == phases.count + 1 { return stepPart(index, of: p.shards) }

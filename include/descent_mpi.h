@@ -44,7 +44,11 @@
  *    any MPI program on Linux: with -std=c11 (CMake's C_EXTENSIONS OFF) define
  *    _POSIX_C_SOURCE 200809L before the first #include.
  *
- * Known limitations of this version (the library has no reduction hook yet):
+ * Two ways to train: descent_mpi_train_step below does the reduction around the library's
+ * public calls; descent_mpi_join makes the library do it inside its step (through its
+ * all-reduce hook, descent_net_set_allreduce), which has none of the following limitations.
+ *
+ * Known limitations of descent_mpi_train_step:
  *  - Batch norm normalises each rank's rows by that rank's own batch statistics (as PyTorch's
  *    BatchNorm without SyncBatchNorm), not by the global batch's: with batch norm, a run over N
  *    ranks is not the same computation as one process over the whole batch, and each rank's
@@ -555,6 +559,54 @@ static inline int32_t descent_mpi_check_inputs_(descent_net *net, const float *x
                                      (long long)(i / shape.features), (long long)(i % shape.features));
     return DESCENT_OK;
 }
+
+/* =============================================================================================
+ * The library's own data parallelism (descent_net_set_allreduce)
+ * ========================================================================================== */
+
+/* Internal: the all-reduce descent_net_set_allreduce calls, over the communicator `context`
+ * points at: MPI_Allreduce in place with MPI_SUM, in calls of at most 2^30 floats. */
+static inline int32_t descent_mpi_allreduce_(void *context, float *data, int64_t count) {
+    const MPI_Comm comm = *(const MPI_Comm *)context;
+    for (int64_t done = 0; done < count;) {
+        const int n = (int)(count - done < (1 << 30) ? count - done : (1 << 30));
+        if (MPI_Allreduce(MPI_IN_PLACE, data + done, n, MPI_FLOAT, MPI_SUM, comm) != MPI_SUCCESS) return 1;
+        done += n;
+    }
+    return 0;
+}
+
+/// Makes `net` this rank's replica in a data-parallel job over `*comm`, run by the library
+/// itself: afterwards `descent_net_train_step` (or `descent_net_forward_backward` +
+/// `descent_net_apply_update`) on this rank's rows of a global batch takes the step of the
+/// whole global batch, with none of the limitations listed at the top of this header:
+///  - batch norm normalises by the global batch's statistics (synchronised batch norm), and
+///    every rank's running averages are the same;
+///  - dropout masks follow each row's place in the global batch (rank k's rows after those of
+///    ranks 0..k-1), so N ranks draw a single process's masks;
+///  - the ranks agree on the batch sizes before the pass and on its outcome after it, inside the
+///    library: a step that fails on any rank fails on every rank with the same status and
+///    changes nothing on any (batch-norm averages and the dropout generator included). The
+///    failing rank's descent_last_error() gives its own reason; the others' name that rank.
+/// With 2 ranks of equal rows the steps equal a single process's on the whole batch bit for
+/// bit, batch norm and dropout included (the library sums its 2 shards of a 128-255-row batch
+/// in the same order). Start from equal replicas (descent_mpi_broadcast_parameters).
+///
+/// `comm` is read at every step: the MPI_Comm it points at must stay valid, at the same address,
+/// until descent_mpi_leave(net) or descent_net_free(net). Not collective (it only registers;
+/// the steps are).
+/// Errors: as descent_net_set_allreduce, with the message in descent_last_error();
+/// DESCENT_ERR_IO when MPI_Comm_rank or MPI_Comm_size fails.
+/// Threads: one network and one communicator, one thread at a time.
+static inline int32_t descent_mpi_join(descent_net *net, MPI_Comm *comm) {
+    int rank = 0, size = 0;
+    if (!comm) return descent_net_set_allreduce(NULL, descent_mpi_allreduce_, NULL, 0, 0);
+    if (MPI_Comm_rank(*comm, &rank) != MPI_SUCCESS || MPI_Comm_size(*comm, &size) != MPI_SUCCESS) return DESCENT_ERR_IO;
+    return descent_net_set_allreduce(net, descent_mpi_allreduce_, comm, rank, size);
+}
+
+/// Ends `net`'s part in its job: it trains alone again. Errors: DESCENT_ERR_INVALID_ARGUMENT for NULL.
+static inline int32_t descent_mpi_leave(descent_net *net) { return descent_net_set_allreduce(net, NULL, NULL, 0, 0); }
 
 /// One synchronous data-parallel training step. Each rank passes its own rows of the global
 /// batch: `x` is [local_batch][features] row-major floats and `labels` local_batch class

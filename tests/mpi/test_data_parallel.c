@@ -23,6 +23,8 @@
  *  (e) a checkpoint saved on 2 ranks, loaded on 1 and on 3 ranks: the same parameters, and
  *      training continues as the 2-rank run does; descent_mpi_broadcast_net and the errors of
  *      broadcasting and loading.
+ *  (f) descent_mpi_join (the library's own all-reduce hook): 2 ranks x 64 against 1 x 128 with
+ *      batch norm and dropout, bit for bit; a NaN on one rank fails both and changes nothing.
  *
  * Data: splitmix64 numbers, exact floats in [-1, 1); labels from the same stream.
  */
@@ -199,6 +201,55 @@ static void compare_runs(MPI_Comm comm, const char *what, const char *spec, cons
         expect(comm, worst_param <= tolerance, "%s: parameters within %.0e of the 1-process run's, on the scale of the largest weight (worst %.3g)",
                what, tolerance, worst_param);
     expect(comm, equal_ranks, "%s: every rank's parameters equal rank 0's bit for bit after every step", what);
+    descent_net_free(ref);
+    descent_net_free(net);
+}
+
+/* (f) descent_mpi_join: the library's own data parallelism. 2 ranks x 64 against 1 process x
+ * 128 with batch norm and dropout, Adam: parameters equal bit for bit after every step
+ * (synchronised batch norm, masks by global row, the 2 ranks' sum in the order of the
+ * library's 2 shards); then a NaN on rank 1 fails both ranks, naming it, and changes nothing. */
+static void joined_runs(MPI_Comm comm) {
+    static const char spec[] = "{" SIZES ",\"batchnorm\":true,\"dropout\":0.2}";
+    int rank, size;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &size);
+    descent_net *ref = make_net(spec, "adam", "lr=0.01"), *net = make_net(spec, "adam", "lr=0.01");
+    int ok = ref && net && descent_mpi_join(net, &comm) == DESCENT_OK;
+    int equal = ok, same = ok;
+    for (int t = 0; t < STEPS && ok; t++) {
+        float ref_loss, loss;
+        int64_t first, count;
+        shard(rank, size, 128, &first, &count);
+        ok = reference_step(ref, t, 128, &ref_loss) &&
+             descent_net_train_step(net, xs[t] + first * FEATURES, ys[t] + first, count, &loss) == DESCENT_OK;
+        if (!ok) {
+            printf("     world rank %d, joined, step %d: %s\n", world_rank, t, descent_last_error());
+            break;
+        }
+        int64_t n = 0;
+        float *p = arena(net, &n), *r = arena(ref, &n);
+        equal = equal && memcmp(p, r, (size_t)n * sizeof *p) == 0;
+        same = same && same_on_every_rank(net, comm);
+    }
+    expect(comm, ok, "joined: 2 ranks train %d steps with batch norm and dropout through descent_net_train_step", STEPS);
+    expect(comm, equal, "joined: parameters equal 1 process x 128's bit for bit after every step (batch norm, dropout)");
+    expect(comm, same, "joined: every rank's parameters equal rank 0's after every step");
+
+    static float x[64 * FEATURES];
+    memcpy(x, xs[0] + rank * 64 * FEATURES, sizeof x);
+    if (rank == 1) x[2 * FEATURES + 5] = NAN;
+    float *before = copy_params(net);
+    int64_t n = 0;
+    float loss;
+    int32_t status = descent_net_train_step(net, x, ys[0] + rank * 64, 64, &loss);
+    const char *want = rank == 1 ? "x contains NaN at index 101 (row 2, column 5)" : "the step failed on process 1: its x contains NaN";
+    expect(comm, status == DESCENT_ERR_NUMERIC && strstr(descent_last_error(), want) != NULL,
+           "joined: a NaN on rank 1 fails every rank; rank 1 names it, rank 0 names rank 1 (rank %d: %s)", rank,
+           descent_last_error());
+    expect(comm, memcmp(arena(net, &n), before, (size_t)n * sizeof *before) == 0, "joined: nothing changed on any rank");
+    free(before);
+    descent_mpi_leave(net);
     descent_net_free(ref);
     descent_net_free(net);
 }
@@ -450,6 +501,7 @@ int main(int argc, char **argv) {
         dropout_run(pair);
         failures(pair);
         failure_keeps_dropout_state(pair);
+        joined_runs(pair);
     }
     compare_runs(MPI_COMM_WORLD, "3 x 33/33/34 vs 1 x 100, sgd", PLAIN, "sgd", "lr=0.1", 100, 0, 1e-6);
     compare_runs(MPI_COMM_WORLD, "3 x 33/33/34 vs 1 x 100, adam", PLAIN, "adam", "lr=0.01", 100, 0, 1e-5);

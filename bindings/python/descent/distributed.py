@@ -26,11 +26,15 @@ of range) raises the same exception on every rank, with the failing rank in its 
 (``DataParallel.train_step: rank 1 of 2 failed: x contains NaN at index 17 (row 0, column 17)``),
 and changes nothing on any rank: the inputs are checked before any rank's forward pass.
 
-Limitations (the library has no reduction hook yet): batch norm normalises each rank's rows by
-that rank's own statistics (as PyTorch without SyncBatchNorm); the gradients are reduced after
-the whole backward pass, so communication does not overlap it; dropout masks depend on a unit's
-place in the rank's own batch, so N ranks draw other masks than one process. docs/distributed.md
-says more.
+Limitations of ``DataParallel``: batch norm normalises each rank's rows by that rank's own
+statistics (as PyTorch without SyncBatchNorm); the gradients are reduced after the whole
+backward pass, so communication does not overlap it; dropout masks depend on a unit's place in
+the rank's own batch, so N ranks draw other masks than one process.
+
+``join(net, comm)`` lifts all but the overlap: the library then reduces inside its own step
+(its all-reduce hook), so a plain ``net.train_step`` on each rank's rows is the step of the
+global batch, with synchronised batch norm, masks by global row, and a failure on any rank
+raised on every rank with nothing changed. docs/distributed.md says more.
 """
 from __future__ import annotations
 
@@ -41,6 +45,7 @@ from typing import Iterator, Optional
 import numpy as np
 
 from ._inputs import batch_inputs
+from ._lib import ALLREDUCE_FN
 from .errors import BY_STATUS, DescentError, InvalidArgument, NumericError
 from .network import Network
 
@@ -50,7 +55,33 @@ except ImportError as error:  # pragma: no cover - exercised only without mpi4py
     raise ImportError("descent.distributed needs mpi4py (pip install mpi4py, with an MPI such as Debian's "
                       "libopenmpi-dev installed first)") from error
 
-__all__ = ["DataParallel", "ShardedSampler", "shard_bounds", "load"]
+__all__ = ["DataParallel", "ShardedSampler", "shard_bounds", "load", "join", "leave"]
+
+
+def join(net: Network, comm=None) -> None:
+    """Makes ``net`` this rank's replica in a data-parallel job over ``comm`` (default
+    COMM_WORLD) run by the library itself: afterwards ``net.train_step(x, y)`` (and
+    ``forward_backward`` + ``apply_update``) on this rank's rows of each global batch takes the
+    step of the whole global batch. Batch norm is synchronised, dropout masks follow each row's
+    place in the global batch, and the ranks agree on every step's outcome inside the library:
+    a failure on any rank raises on every rank and changes nothing on any. With 2 ranks of equal
+    rows the steps equal one process's on the whole batch bit for bit. Start from equal replicas
+    (``DataParallel(...).broadcast_parameters()`` or the same seed). Not collective itself."""
+    comm = _comm_world() if comm is None else comm
+
+    def allreduce(context, data, count):
+        try:
+            comm.Allreduce(MPI.IN_PLACE, np.ctypeslib.as_array(data, shape=(count,)), op=MPI.SUM)
+            return 0
+        except BaseException:  # noqa: BLE001 - the library turns a non-zero return into an error
+            return 1
+
+    net._set_allreduce(ALLREDUCE_FN(allreduce), comm.Get_rank(), comm.Get_size())
+
+
+def leave(net: Network) -> None:
+    """Ends ``net``'s part in its job (``join``): it trains alone again."""
+    net._set_allreduce(ALLREDUCE_FN(), 0, 0)   # a NULL function pointer
 
 
 def shard_bounds(rows: int, rank: int, size: int) -> tuple[int, int]:

@@ -105,7 +105,8 @@ class Network:
     # Slots: every attribute is listed, so a typo such as ``net.lr = 0.5`` cannot create a new,
     # silently ignored one (``__setattr__`` explains instead).
     __slots__ = ("_lock", "_handle", "_pointer", "_loss", "_loss_address", "_spec", "_features", "_params",
-                 "_grads", "_param_buffer", "_grad_buffer", "_optimizer_generation", "_optimizer_name", "__weakref__")
+                 "_grads", "_param_buffer", "_grad_buffer", "_optimizer_generation", "_optimizer_name", "_allreduce",
+                 "__weakref__")
 
     def __init__(self, sizes, activation: str = "relu", init: str = "he", batchnorm: bool = False,
                  dropout: float = 0.0, weight_decay: float = 0.0, seed: int = DEFAULT_SEED):
@@ -138,6 +139,7 @@ class Network:
         # library writes the loss into (read under the lock, like every use of the handle).
         put(self, "_pointer", pointer.value)
         put(self, "_loss", ctypes.c_float())
+        put(self, "_allreduce", None)   # descent.distributed.join's callback, while in a job
         put(self, "_loss_address", ctypes.addressof(self._loss))
         put(self, "_spec", json.loads(read_string(
             lambda buf, cap, needed: lib.descent_net_spec(pointer, buf, cap, needed))))
@@ -197,6 +199,13 @@ class Network:
             return self._optimizer_name
 
     # -- training -------------------------------------------------------------------------------
+    def _set_allreduce(self, function, rank: int, ranks: int) -> None:
+        """descent_net_set_allreduce (used by ``descent.distributed.join``): ``function`` is an
+        ``ALLREDUCE_FN`` callback, kept alive here while the library may call it, or a NULL one."""
+        with self._lock:
+            check(lib.descent_net_set_allreduce(self._live(), function, None, rank, ranks))
+            object.__setattr__(self, "_allreduce", function)
+
     def set_optimizer(self, name: str, **hparams: float) -> None:
         """Swaps the optimizer by name (built-in or plugin, with hyperparameters as in
         ``descent.Optimizer``) at any time: weights are kept, the new optimizer's state starts

@@ -47,6 +47,8 @@ def checks(tmp_path_factory) -> dict:
     "every rank's parameters equal after every step",
     "a NaN on rank 1 raises NumericError on every rank, naming rank 1",
     "after the failed step no rank's parameters changed",
+    "join: batch norm and dropout, parameters equal one process's bit for bit",
+    "join: a NaN on rank 1 fails every rank, naming rank 1, and changes nothing",
     "ShardedSampler: the ranks' rows of every batch are one process's batch, in order",
     "a checkpoint saved on 2 ranks loads on 1 and on 2 ranks with the same parameters",
     "loading a missing file raises NotFound on every rank, naming rank 0",

@@ -267,7 +267,7 @@ def main() -> int:
           f"blocks per row, {PAUSE_SECONDS} s pause before each; medians of ms per step")
 
     x, y = synthetic_batch()
-    rows = []   # (framework, batchnorm, object, steps per block, losses of steps 1 and 2)
+    rows = []   # per framework and network: its runner, steps per block, losses of steps 1 and 2, block times
     for batchnorm in ([False] if args.no_batchnorm else [False, True]):
         weights = initial_weights(batchnorm)
         for name, make in frameworks.items():

@@ -1,7 +1,7 @@
 /*
- * bench_common.h -- what the benchmark programs share: a monotonic clock, medians, and the
- * seed network's reference work (the 14 matrix products of one training iteration as plain
- * cblas_sgemm calls on the OpenBLAS that Descent loaded).
+ * bench_common.h -- what the benchmark programs share: a monotonic clock, medians, the CPU's
+ * name, the load average, and the seed network's reference work (the 14 matrix products of
+ * one training iteration as plain cblas_sgemm calls on the OpenBLAS that Descent loaded).
  */
 #ifndef DESCENT_BENCH_COMMON_H
 #define DESCENT_BENCH_COMMON_H
@@ -9,6 +9,7 @@
 #include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 /* Exits with the library's message when a Descent call fails. Define BENCH_PROGRAM (the
@@ -36,6 +37,35 @@ static int compare_doubles(const void *a, const void *b) {
 static double median(double *v, int n) {
     qsort(v, (size_t)n, sizeof *v, compare_doubles);
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* The CPU's model name ("model name" in /proc/cpuinfo), or "unknown": timings mean little
+ * without it. */
+static inline void cpu_model(char *model, size_t size) {
+    snprintf(model, size, "unknown");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) return;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        char *colon = strchr(line, ':');
+        if (!strncmp(line, "model name", 10) && colon) {
+            snprintf(model, size, "%s", colon + 1 + (colon[1] == ' '));
+            model[strcspn(model, "\n")] = 0;
+            break;
+        }
+    }
+    fclose(f);
+}
+
+/* The 1-minute load average, or -1: says whether something else ran during a measurement. */
+static inline double load_average(void) {
+    double load = -1;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fscanf(f, "%lf", &load) != 1) load = -1;
+        fclose(f);
+    }
+    return load;
 }
 
 /* The seed network: 784-100-100-100-100-10. */

@@ -2,7 +2,8 @@
 rank 0 writes exactly one process's files; without an MPI launch nothing MPI-related is imported.
 
 The mpirun tests are skipped when mpi4py or mpirun is missing (scripts/install-deps.sh installs
-both). They run the lab's --quick mode on the synthetic data of test_lab.py (a few seconds each)."""
+both). They run the lab's --quick mode on conftest.write_synthetic_mnist's data, a few seconds
+each."""
 from __future__ import annotations
 
 import importlib.util

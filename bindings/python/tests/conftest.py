@@ -6,8 +6,10 @@ scripts/test.sh built one, else it is compiled here from examples/plugins/lion.c
 """
 from __future__ import annotations
 
+import gzip
 import os
 import shutil
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -71,6 +73,33 @@ def run_python(code: str, timeout: float = 120) -> str:
                             timeout=timeout)
     assert result.returncode == 0, f"subprocess failed ({result.returncode}):\n{result.stderr}\n{result.stdout}"
     return result.stdout
+
+
+def write_idx(folder: Path, prefix: str, images: np.ndarray, labels: np.ndarray) -> None:
+    """folder/<prefix>-images-idx3-ubyte.gz and -labels-idx1-ubyte.gz: 28x28 images, MNIST format."""
+    with gzip.open(folder / f"{prefix}-images-idx3-ubyte.gz", "wb") as f:
+        f.write(struct.pack(">IIII", 0x803, len(images), 28, 28))
+        f.write(images.astype(np.uint8).tobytes())
+    with gzip.open(folder / f"{prefix}-labels-idx1-ubyte.gz", "wb") as f:
+        f.write(struct.pack(">II", 0x801, len(labels)))
+        f.write(labels.astype(np.uint8).tobytes())
+
+
+def write_synthetic_mnist(folder: Path) -> Path:
+    """A tiny MNIST-format folder for the lab's tests (never the Debian package): 600 training and
+    100 test images of 28x28, one random prototype per class plus noise, so there is something to
+    learn. Returns folder."""
+    rng = np.random.default_rng(0)
+    prototypes = rng.integers(0, 256, size=(10, 784))
+
+    def make(n):
+        labels = rng.integers(0, 10, size=n)
+        images = 0.6 * prototypes[labels] + rng.integers(0, 100, size=(n, 784))
+        return np.clip(images, 0, 255), labels
+
+    write_idx(folder, "train", *make(600))
+    write_idx(folder, "t10k", *make(100))
+    return folder
 
 
 @pytest.fixture

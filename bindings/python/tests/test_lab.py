@@ -5,7 +5,6 @@ command line's errors (clear message, non-zero exit, no traceback)."""
 from __future__ import annotations
 
 import csv
-import gzip
 import io
 import math
 import os
@@ -27,36 +26,17 @@ import descent  # noqa: E402
 from descent import lab  # noqa: E402
 from descent.lab.__main__ import main  # noqa: E402
 
+from conftest import write_synthetic_mnist  # noqa: E402
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 # -- a tiny MNIST-format data set ----------------------------------------------------------------
 
-def write_idx(folder: Path, prefix: str, images: np.ndarray, labels: np.ndarray) -> None:
-    with gzip.open(folder / f"{prefix}-images-idx3-ubyte.gz", "wb") as f:
-        f.write(struct.pack(">IIII", 0x803, len(images), 28, 28))
-        f.write(images.astype(np.uint8).tobytes())
-    with gzip.open(folder / f"{prefix}-labels-idx1-ubyte.gz", "wb") as f:
-        f.write(struct.pack(">II", 0x801, len(labels)))
-        f.write(labels.astype(np.uint8).tobytes())
-
-
 @pytest.fixture(scope="module")
 def mnist_dir(tmp_path_factory) -> Path:
-    """600 training and 100 test images of 28x28: one random prototype per class plus noise, so
-    there is something to learn."""
-    folder = tmp_path_factory.mktemp("mnist")
-    rng = np.random.default_rng(0)
-    prototypes = rng.integers(0, 256, size=(10, 784))
-
-    def make(n):
-        labels = rng.integers(0, 10, size=n)
-        images = 0.6 * prototypes[labels] + rng.integers(0, 100, size=(n, 784))
-        return np.clip(images, 0, 255), labels
-
-    write_idx(folder, "train", *make(600))
-    write_idx(folder, "t10k", *make(100))
-    return folder
+    """600 training and 100 test images of 28x28 (conftest.write_synthetic_mnist)."""
+    return write_synthetic_mnist(tmp_path_factory.mktemp("mnist"))
 
 
 @pytest.fixture(scope="module")

@@ -4,12 +4,14 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import traceback
 from typing import Optional, Sequence
 
 import descent
 
 from . import run_config
 from ._config import Config, LabError
+from ._ranks import ONE_PROCESS, Ranks, ranks_of
 from ._training import SCHEDULED_EXPERIMENTS, SCHEDULES
 
 EXPERIMENT_NAMES = ["paths", "optimizers", "histograms", "init", "batchnorm", "overfit", "hyperparams", "all"]
@@ -22,7 +24,9 @@ def parser() -> argparse.ArgumentParser:
                     "PNG plots and CSV files.",
         epilog="experiments: paths (figure 6-8), optimizers (6-9), histograms (6-10..6-14), init (6-15), "
                "batchnorm (6-19), overfit (6-20..6-23), hyperparams (6-24), all. "
-               "Example: descent-lab optimizers --optimizers sgd,adam,lion --plugin ./lion.so")
+               "Example: descent-lab optimizers --optimizers sgd,adam,lion --plugin ./lion.so. "
+               "Under mpirun -np N (needs mpi4py), hyperparams, optimizers and init share their runs among the "
+               "N processes, 1 thread each on 2 cores, and write one process's files; the others run on rank 0.")
     p.add_argument("experiment", choices=EXPERIMENT_NAMES, metavar="experiment",
                    help="one of: " + ", ".join(EXPERIMENT_NAMES))
     p.add_argument("--out", default="lab-out", metavar="DIR", help="output folder (default: ./lab-out)")
@@ -63,21 +67,28 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     cfg = Config(out=args.out, data=args.data, quick=args.quick, seed=args.seed, optimizers=optimizers,
                  plugins=args.plugin, schedule=args.schedule, progress=not args.no_progress)
     start = time.perf_counter()
+    ranks = ONE_PROCESS
     try:
+        ranks = ranks_of(cfg)      # under mpirun: MPI's ranks, 1 thread each on 2 cores (see _ranks.py)
         if args.threads is not None:
             if args.threads < 1:
                 raise LabError("--threads needs a number >= 1")
             descent.set_num_threads(args.threads)
         results = run_config(args.experiment, cfg)
     except LabError as e:
-        print(f"descent-lab: {e}", file=sys.stderr)
-        return 1
+        return _fail(ranks, f"{e}")
     except descent.DescentError as e:
-        print(f"descent-lab: {args.experiment} failed: {type(e).__name__}: {e}", file=sys.stderr)
-        return 1
+        return _fail(ranks, f"{args.experiment} failed: {type(e).__name__}: {e}")
     except KeyboardInterrupt:
         print("\ndescent-lab: interrupted", file=sys.stderr)
         return 130
+    except Exception:
+        if ranks.size > 1:   # a bug: show it, and do not leave the other ranks waiting for this one
+            traceback.print_exc()
+            return _fail(ranks, "unexpected error (above)")
+        raise
+    if not ranks.root:
+        return 0
     results = results if isinstance(results, list) else [results]
     if len(results) > 1:
         print()
@@ -85,6 +96,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f"\ndescent-lab: {args.experiment} done in {time.perf_counter() - start:.1f} s; "
           f"plots and CSV files are in {cfg.out.resolve()}")
     return 0
+
+
+def _fail(ranks: Ranks, message: str) -> int:
+    """Prints the failure (naming the rank under mpirun) and returns exit status 1. Under mpirun the
+    whole job ends here (MPI_Abort): the other ranks would otherwise wait for this one forever."""
+    where = f"rank {ranks.rank} of {ranks.size}: " if ranks.size > 1 else ""
+    print(f"descent-lab: {where}{message}", file=sys.stderr)
+    sys.stderr.flush()
+    ranks.abort(1)
+    return 1
 
 
 if __name__ == "__main__":

@@ -26,7 +26,10 @@ class Config:
     schedule: str = "constant"           # learning-rate schedule of the loss-curve experiments
     progress: bool = True                # tqdm progress bars (on stderr, when it is a terminal)
     verbose: bool = True                 # print the summary table and the written files
+    comm: Any = None                     # an mpi4py communicator to share runs over (_ranks.py); None:
+                                         # COMM_WORLD when mpirun started several processes, else none
     _dataset: Any = field(default=None, repr=False)   # loaded once per Config (experiment "all")
+    _ranks: Any = field(default=None, repr=False)     # _ranks.Ranks, found once per Config
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)

@@ -14,6 +14,7 @@ from descent import schedules
 
 from ._config import Config, LabError, Timer
 from ._data import Dataset, testset
+from ._ranks import ranks_of
 
 
 def batch_indices(rng: np.random.Generator, n: int, batch: int, count: int) -> np.ndarray:
@@ -128,46 +129,65 @@ class Curve:
 
 
 def train_loss_curves(cfg: Config, data: Dataset, runs: Sequence[tuple[str, Callable[[], "descent.Network"]]],
-                      iterations: int, batch: int, desc: str) -> dict[str, Curve]:
+                      iterations: int, batch: int, desc: str) -> Optional[dict[str, Curve]]:
     """Trains each run's network for `iterations` mini-batches of `batch` images, every run on
     the same mini-batch sequence (drawn from --seed), and evaluates it on the test set. With
-    --schedule, each iteration first sets the network's lr (net.optimizer.lr)."""
+    --schedule, each iteration first sets the network's lr (net.optimizer.lr).
+
+    Under mpirun the runs are shared among the ranks (run i on rank i mod N; each run depends on
+    the seed and its own network only) and gathered on rank 0: the curves there are one
+    process's. The other ranks get None."""
     rng = np.random.default_rng(cfg.seed)
     order = batch_indices(rng, len(data.x_train), batch, iterations)
     gather = Batcher(data.x_train, data.y_train, batch)
     x_test, y_test = testset(cfg, data)
     factor = lr_factor(cfg, iterations)
-    curves: dict[str, Curve] = {}
-    bar = progress(cfg, len(runs) * iterations, desc)
+    ranks = ranks_of(cfg)
+    mine = ranks.mine(len(runs))
+    done: dict[int, Curve] = {}
+    bar = progress(cfg, len(mine) * iterations, desc)
     try:
-        for label, make in runs:
-            timer = Timer()
-            losses = np.full(iterations, np.nan, dtype=np.float32)
-            lrs = np.full(iterations, np.nan, dtype=np.float64)
-            error = None
+        for index in mine:
+            label, make = runs[index]
             bar.set_postfix_str(label)
-            with make() as net:
-                optimizer = net.optimizer
-                if factor is not None and "lr" not in optimizer.hyperparameters:
-                    raise LabError(f"--schedule {cfg.schedule}: {optimizer.name} has no lr to schedule")
-                base_lr = optimizer.get("lr") if "lr" in optimizer.hyperparameters else math.nan
-                for i in range(iterations):
-                    lrs[i] = lr = base_lr if factor is None else base_lr * factor(i)
-                    if factor is not None:
-                        optimizer.lr = lr
-                    try:
-                        losses[i] = net.train_step(*gather(order[i]))
-                    except descent.NumericError as e:
-                        error = f"stopped at iteration {i}: {e}"
-                        bar.update(iterations - i)
-                        break
-                    bar.update(1)
-                seconds = timer.seconds
-                test_loss, test_acc = (float("nan"), float("nan")) if error else net.evaluate(x_test, y_test)
-            curves[label] = Curve(label, losses, lrs, float(test_loss), float(test_acc), seconds, error)
+            done[index] = _train_curve(cfg, label, make, order, gather, (x_test, y_test), factor, bar)
     finally:
         bar.close()
-    return curves
+    gathered = ranks.gather(done)
+    if gathered is None:
+        return None
+    return {label: gathered[index] for index, (label, _) in enumerate(runs)}
+
+
+def _train_curve(cfg: Config, label: str, make: Callable[[], "descent.Network"], order: np.ndarray,
+                 gather: Batcher, test: tuple[np.ndarray, np.ndarray],
+                 factor: Optional[schedules.Schedule], bar) -> Curve:
+    """One run of train_loss_curves: a NumericError (the loss overflowed) ends it early, with a
+    note and no test figures."""
+    iterations = len(order)
+    timer = Timer()
+    losses = np.full(iterations, np.nan, dtype=np.float32)
+    lrs = np.full(iterations, np.nan, dtype=np.float64)
+    error = None
+    with make() as net:
+        optimizer = net.optimizer
+        if factor is not None and "lr" not in optimizer.hyperparameters:
+            raise LabError(f"--schedule {cfg.schedule}: {optimizer.name} has no lr to schedule")
+        base_lr = optimizer.get("lr") if "lr" in optimizer.hyperparameters else math.nan
+        for i in range(iterations):
+            lrs[i] = lr = base_lr if factor is None else base_lr * factor(i)
+            if factor is not None:
+                optimizer.lr = lr
+            try:
+                losses[i] = net.train_step(*gather(order[i]))
+            except descent.NumericError as e:
+                error = f"stopped at iteration {i}: {e}"
+                bar.update(iterations - i)
+                break
+            bar.update(1)
+        seconds = timer.seconds
+        test_loss, test_acc = (float("nan"), float("nan")) if error else net.evaluate(*test)
+    return Curve(label, losses, lrs, float(test_loss), float(test_acc), seconds, error)
 
 
 def final_loss(losses: np.ndarray, window: int = 100) -> float:

@@ -7,6 +7,11 @@ network with SGD for 50 epochs of mini-batches of 100, and records training and 
 accuracy after every epoch. The best trials show where to narrow the ranges for the next round.
 --quick: 200 images (40 for validation) in mini-batches of 20, 12 trials of 20 epochs: enough
 steps for good learning rates to stand out.
+
+Under ``mpirun -np N``, rank r trains trials r, r + N, ... and rank 0 gathers them. Every rank
+still draws every trial's weight decay, learning rate and mini-batches from the one seeded stream,
+in trial order, as one process does, and a trial's network is seeded by its number: so each
+trial's numbers, and the table and files, are one process's.
 """
 from __future__ import annotations
 
@@ -19,10 +24,12 @@ import descent
 from ._config import Config, Result, Timer
 from ._data import load_data
 from ._plots import new_figure, save_figure
+from ._ranks import ranks_of
 from ._tables import format_table, report, write_csv
 from ._training import Batcher, batch_indices, epoch_batches, progress
 
 NAME = "hyperparams"
+SHARED_OVER_RANKS = True   # mpirun -np N: the trials are shared among the ranks
 TITLE = "Random search: SGD learning rate and weight decay, 784-100x6-10 ReLU"
 
 IMAGES, QUICK_IMAGES, VALIDATION = 500, 200, 100   # VALIDATION of every IMAGES held out
@@ -52,31 +59,29 @@ def run(cfg: Config) -> Result:
     gather = Batcher(x, y, batch)
     sizes = [data.features, *HIDDEN, data.classes]
 
-    results = []
-    with progress(cfg, trials * epochs * per_epoch, "hyperparams") as bar:
+    ranks = ranks_of(cfg)
+    mine = set(ranks.mine(trials))
+    done = {}
+    with progress(cfg, len(mine) * epochs * per_epoch, "hyperparams") as bar:
         for trial in range(trials):
-            weight_decay = 10 ** rng.uniform(*WD_RANGE)   # drawn in the book's order
+            # Every rank draws every trial's values, in the book's order: one process's stream.
+            weight_decay = 10 ** rng.uniform(*WD_RANGE)
             lr = 10 ** rng.uniform(*LR_RANGE)
             order = batch_indices(rng, len(x), batch, epochs * per_epoch)
-            train_acc, val_acc = [], []
-            error = ""
+            if trial not in mine:
+                continue
             with descent.Network(sizes, activation="relu", init="he", weight_decay=weight_decay,
                                  seed=cfg.seed + trial) as net:
                 net.set_optimizer("sgd", lr=lr)
-                for epoch in range(epochs):
-                    for i in range(epoch * per_epoch, (epoch + 1) * per_epoch):
-                        if not error:
-                            try:
-                                net.train_step(*gather(order[i]))
-                            except descent.NumericError as e:
-                                error = str(e)
-                        bar.update(1)
-                    train_acc.append(net.evaluate(x, y)[1])
-                    val_acc.append(net.evaluate(x_val, y_val)[1])
-            results.append({"trial": trial + 1, "lr": float(lr), "weight_decay": float(weight_decay),
-                            "train": np.array(train_acc, dtype=np.float64), "val": np.array(val_acc, dtype=np.float64),
-                            "error": error})
-            bar.set_postfix_str(f"best val {max(r['val'][-1] for r in results):.3f}")
+                train_acc, val_acc, error = _train(net, gather, order, per_epoch, epochs, (x, y), (x_val, y_val),
+                                                   bar)
+            done[trial] = {"trial": trial + 1, "lr": float(lr), "weight_decay": float(weight_decay),
+                           "train": train_acc, "val": val_acc, "error": error}
+            bar.set_postfix_str(f"best val {max(r['val'][-1] for r in done.values()):.3f}")
+    gathered = ranks.gather(done)
+    if gathered is None:   # not rank 0: its trials are rank 0's now
+        return Result(NAME, {}, [], [], timer.seconds)
+    results = [gathered[trial] for trial in range(trials)]
 
     ranked = sorted(results, key=lambda r: r["val"][-1], reverse=True)
     for rank, r in enumerate(ranked, start=1):
@@ -102,6 +107,25 @@ def run(cfg: Config) -> Result:
          f"({len(x)} training and {n_val} validation images, {epochs} epochs per trial)"])
     return Result(NAME, {"trials": results, "epochs": epochs, "images": len(x), "validation": n_val},
                   summary, files, timer.seconds)
+
+
+def _train(net, gather, order, per_epoch: int, epochs: int, train, validation, bar):
+    """One trial: `epochs` epochs of SGD on the mini-batches `order`, recording the training and
+    validation accuracy after each. A NumericError (the loss overflowed) stops the updates, not
+    the epochs: its message is the trial's error."""
+    train_acc, val_acc = [], []
+    error = ""
+    for epoch in range(epochs):
+        for i in range(epoch * per_epoch, (epoch + 1) * per_epoch):
+            if not error:
+                try:
+                    net.train_step(*gather(order[i]))
+                except descent.NumericError as e:
+                    error = str(e)
+            bar.update(1)
+        train_acc.append(net.evaluate(*train)[1])
+        val_acc.append(net.evaluate(*validation)[1])
+    return np.array(train_acc, dtype=np.float64), np.array(val_acc, dtype=np.float64), error
 
 
 def _plot_best(ranked: list[dict], epochs: int):

@@ -7,7 +7,8 @@ optimizer starts from the same weights (same --seed) and sees the same mini-batc
 --optimizers picks the list (name or name:key=value:..., e.g. adam:lr=0.002); --plugin adds
 optimizers from plugin .so files; --schedule scales every optimizer's learning rate over the run
 (e.g. cosine: down to 0 at the last iteration), set through net.optimizer.lr each iteration.
---quick: 60 iterations, the first 1000 test images.
+--quick: 60 iterations, the first 1000 test images. Under mpirun -np N the optimizers' runs are
+shared among the ranks and gathered on rank 0 (the same numbers as one process; _ranks.py).
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from ._tables import format_table, report, write_csv
 from ._training import final_loss, schedule_text, scheduled_name, train_loss_curves
 
 NAME = "optimizers"
+SHARED_OVER_RANKS = True   # mpirun -np N: the runs are shared among the ranks
 TITLE = "Optimizers on {data}: 784-100x4-10 ReLU (He), batch 128"
 
 DEFAULT = ["sgd", "momentum", "adagrad", "adam", "rmsprop", "nesterov", "adamw"]
@@ -46,6 +48,8 @@ def run(cfg: Config) -> Result:
 
     curves = train_loss_curves(cfg, data, [(label, network(name, hp)) for label, name, hp in optimizers],
                                iterations, BATCH, "optimizers")
+    if curves is None:   # not rank 0 (mpirun): its runs are rank 0's now
+        return Result(NAME, {}, [], [], timer.seconds)
 
     rows = [(label, i, float(loss), float(lr)) for label, c in curves.items() for i, (loss, lr)
             in enumerate(zip(c.losses, c.lrs))]

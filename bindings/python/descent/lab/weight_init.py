@@ -4,7 +4,8 @@ The optimizers experiment's network (784-100-100-100-100-10, ReLU) trained with 
 for 2000 iterations of 128 images, its weights drawn with std 0.01, Xavier (sqrt(1/n)) and He
 (sqrt(2/n)); the same mini-batches for each. With std 0.01 the signal fades layer after layer
 and the network barely learns; Xavier learns, He learns fastest. --schedule as in the optimizers
-experiment. --quick: 60 iterations, the first 1000 test images.
+experiment. --quick: 60 iterations, the first 1000 test images. Under mpirun -np N the three runs
+are shared among the ranks and gathered on rank 0, as in the optimizers experiment.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from ._tables import format_table, report, write_csv
 from ._training import final_loss, schedule_text, scheduled_name, train_loss_curves
 
 NAME = "init"
+SHARED_OVER_RANKS = True   # mpirun -np N: the runs are shared among the ranks
 TITLE = "Weight initialisation on {data}: 784-100x4-10 ReLU, SGD lr 0.01, batch 128"
 
 INITS = [("std=0.01", "std:0.01"), ("Xavier", "xavier"), ("He", "he")]
@@ -43,6 +45,8 @@ def run(cfg: Config) -> Result:
 
     curves = train_loss_curves(cfg, data, [(label, network(init)) for label, init in INITS], iterations, BATCH,
                                "init")
+    if curves is None:   # not rank 0 (mpirun): its runs are rank 0's now
+        return Result(NAME, {}, [], [], timer.seconds)
     rows = [(label, i, float(loss), float(lr)) for label, c in curves.items() for i, (loss, lr)
             in enumerate(zip(c.losses, c.lrs))]
     csv_path = write_csv(cfg, scheduled_name(cfg, "init.csv"), ["init", "iteration", "loss", "lr"], rows)

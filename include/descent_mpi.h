@@ -214,16 +214,25 @@ static inline int32_t descent_mpi_arena_(descent_net *net, float **params, float
     return status == DESCENT_OK ? DESCENT_OK : descent_mpi_fail_(status, "%s", descent_last_error());
 }
 
+/* Internal: this rank's number in `comm`, after checking that `root` is a rank of `comm` (every
+ * rank sees the same root and size, so no agreement is needed). */
+static inline int32_t descent_mpi_rank_with_root_(MPI_Comm comm, const char *function, int root, int *rank) {
+    int size = 0;
+    DESCENT_MPI_CALL_(function, MPI_Comm_rank(comm, rank));
+    DESCENT_MPI_CALL_(function, MPI_Comm_size(comm, &size));
+    if (root < 0 || root >= size)
+        return descent_mpi_fail_(DESCENT_ERR_INVALID_ARGUMENT, "%s: root is %d: must be a rank of comm, in [0, %d)",
+                                 function, root, size);
+    return DESCENT_OK;
+}
+
 /* Internal: checks collectively that `root` is a rank of `comm` and that every rank's value of
  * `length` is the same (the networks' arenas must match before one is copied over another). */
 static inline int32_t descent_mpi_check_same_(MPI_Comm comm, const char *function, int root, int64_t length,
                                               int32_t status, const char *message) {
-    int rank = 0, size = 0;
-    DESCENT_MPI_CALL_(function, MPI_Comm_rank(comm, &rank));
-    DESCENT_MPI_CALL_(function, MPI_Comm_size(comm, &size));
-    if (root < 0 || root >= size)   /* every rank sees the same root and size: no agreement needed */
-        return descent_mpi_fail_(DESCENT_ERR_INVALID_ARGUMENT, "%s: root is %d: must be a rank of comm, in [0, %d)",
-                                 function, root, size);
+    int rank = 0;
+    int32_t checked = descent_mpi_rank_with_root_(comm, function, root, &rank);
+    if (checked != DESCENT_OK) return checked;
     /* {length, -length} under MPI_MAX gives the largest and the smallest length at once. */
     int64_t local[3] = {status != DESCENT_OK, length, -length}, global[3];
     DESCENT_MPI_CALL_(function, MPI_Allreduce(local, global, 3, MPI_INT64_T, MPI_MAX, comm));
@@ -446,12 +455,9 @@ static inline int32_t descent_mpi_broadcast_net(descent_net **net, MPI_Comm comm
 /// Threads: one network, one thread at a time.
 static inline int32_t descent_mpi_save(descent_net *net, const char *path, MPI_Comm comm, int root) {
     static const char *const function = "descent_mpi_save";
-    int rank = 0, size = 0;
-    DESCENT_MPI_CALL_(function, MPI_Comm_rank(comm, &rank));
-    DESCENT_MPI_CALL_(function, MPI_Comm_size(comm, &size));
-    if (root < 0 || root >= size)
-        return descent_mpi_fail_(DESCENT_ERR_INVALID_ARGUMENT, "%s: root is %d: must be a rank of comm, in [0, %d)",
-                                 function, root, size);
+    int rank = 0;
+    int32_t checked = descent_mpi_rank_with_root_(comm, function, root, &rank);
+    if (checked != DESCENT_OK) return checked;
     int32_t status = DESCENT_OK;
     if (rank == root && (status = descent_net_save(net, path)) != DESCENT_OK)
         descent_mpi_fail_(status, "%s", descent_last_error());
@@ -475,12 +481,9 @@ static inline int32_t descent_mpi_save(descent_net *net, const char *path, MPI_C
 /// Memory: free the handle with descent_net_free. Threads: safe from any thread.
 static inline int32_t descent_mpi_load(const char *path, MPI_Comm comm, int root, descent_net **out) {
     static const char *const function = "descent_mpi_load";
-    int rank = 0, size = 0;
-    DESCENT_MPI_CALL_(function, MPI_Comm_rank(comm, &rank));
-    DESCENT_MPI_CALL_(function, MPI_Comm_size(comm, &size));
-    if (root < 0 || root >= size)
-        return descent_mpi_fail_(DESCENT_ERR_INVALID_ARGUMENT, "%s: root is %d: must be a rank of comm, in [0, %d)",
-                                 function, root, size);
+    int rank = 0;
+    int32_t checked = descent_mpi_rank_with_root_(comm, function, root, &rank);
+    if (checked != DESCENT_OK) return checked;
     descent_net *mine = NULL;
     descent_mpi_bytes_ bytes = {NULL, 0};
     int32_t status = out ? DESCENT_OK : descent_mpi_fail_(DESCENT_ERR_INVALID_ARGUMENT, "out is NULL");

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is needed and runs every test: Swift tests, the C tests and header/install
 # checks under ctest, the Python binding's tests, then the reliability checks: the C tests again
-# under ASan+UBSan, the thread test under TSan, and each fuzz target for a short while
+# under ASan+UBSan, the thread tests under TSan, and each fuzz target for a short while
 # (docs/reliability.md). The README's test command; .ci/run runs it.
 #
 #   bash scripts/test.sh
@@ -75,11 +75,13 @@ ctest --test-dir "$build_dir-asan" --output-on-failure --parallel "$jobs" | tee 
 asan_count=$(ctest_passed "$build_dir-asan/ctest.log")
 echo "sanitizers (ASan + UBSan): ${asan_count} passed, 0 failed (test_steady_state_alloc, test_oom_cleanup, test_idx_memory not built: see CMakeLists.txt)"
 
-section "sanitizers: test_threads under TSan ($build_dir-tsan)"
+# The thread rules, a batch's shards on 1-4 threads, and ranks of a data-parallel job as threads.
+section "sanitizers: test_threads, test_shards, test_allreduce_hook under TSan ($build_dir-tsan)"
 cmake -S . -B "$build_dir-tsan" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_COMPILER="$sanitize_cc" \
       -DDESCENT_SANITIZE=thread -DDESCENT_SWIFT_CONFIGURATION=debug
-cmake --build "$build_dir-tsan" --parallel "$jobs" --target test_threads
-ctest --test-dir "$build_dir-tsan" --output-on-failure -R '^test_threads$' | tee "$build_dir-tsan/ctest.log"
+cmake --build "$build_dir-tsan" --parallel "$jobs" --target test_threads test_shards test_allreduce_hook
+ctest --test-dir "$build_dir-tsan" --output-on-failure -R '^(test_threads|test_shards|test_allreduce_hook)$' \
+    | tee "$build_dir-tsan/ctest.log"
 tsan_count=$(ctest_passed "$build_dir-tsan/ctest.log")
 echo "sanitizers (TSan): ${tsan_count} passed, 0 failed"
 

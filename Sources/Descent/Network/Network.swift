@@ -269,17 +269,8 @@ public final class Network {
         } catch let error as DescentError {
             refused = error
         }
-        var job: (group: ProcessGroup, batch: Int, rowOffset: Int)? = nil
-        if let group = processGroup {
-            let batches = try group.gather(refused == nil ? Float(batch) : -1)
-            if let refused { throw refused }
-            if let k = batches.firstIndex(where: { $0 < 0 }) {
-                throw DescentError(.invalidArgument, "process \(k) refused its part of the batch (its own error says why); nothing changed")
-            }
-            job = (group, Int(batches.reduce(0, +)), Int(batches[..<group.rank].reduce(0, +)))
-        } else if let refused {
-            throw refused
-        }
+        let job = try processGroup.map { try agreeOnBatch($0, rows: batch, refused: refused) }
+        if let refused { throw refused }
         // PyTorch refuses this too: normalising one sample by its own batch statistics gives
         // x - mean = 0 everywhere and a variance that estimates nothing.
         guard (job?.batch ?? batch) >= 2 || !spec.batchNorm else {
@@ -302,28 +293,46 @@ public final class Network {
         do {
             loss = try runPass(x, labels: labels!, rows: batch, training: true, update: update.map { ($0, penalty) },
                                job: job) + penalty
-            if let job {
-                // Every process decides alike: from the sum of the losses and the failures of all.
-                // NaN/Inf in one process's x spoils every process's batch-norm statistics: that
-                // process's input is then named as the cause everywhere.
-                let local = passError(loss: 0, checkingGradients: scanGradients)
-                let outcome: ProcessGroup.Outcome = local == nil ? .ok : inputIsFinite ? .failed : .badInput
-                let agreed = try job.group.agree(sum: lossSum(), outcome: outcome)
-                loss = agreed.sum / Double(job.batch) + penalty
-                if let culprit = agreed.culprit, culprit.outcome == .badInput, outcome != .badInput {
-                    throw DescentError(.numeric, "the step failed on process \(culprit.rank): its x contains NaN or Inf; nothing changed")
-                }
-                if let local { throw local }
-                if let culprit = agreed.culprit {
-                    throw DescentError(.numeric, "the step failed on process \(culprit.rank) (its own error says why); nothing changed")
-                }
-            }
+            if let job { loss = try agreeOnPass(job, checkingGradients: scanGradients) + penalty }
         } catch let error as DescentError {
             throw refuse(error)   // an all-reduce that failed, or a failure agreed on
         }
         if let error = passError(loss: loss, checkingGradients: scanGradients) { throw refuse(error) }
         hasPendingGradients = true
         return Float(loss)
+    }
+
+    /// A data-parallel job's first agreement: every process's batch size, or that it refused
+    /// its arguments (then every process throws: the refused one its own error). Returns the
+    /// global batch and the place of this process's rows in it.
+    private func agreeOnBatch(_ group: ProcessGroup, rows: Int, refused: DescentError?) throws
+        -> (group: ProcessGroup, batch: Int, rowOffset: Int) {
+        let batches = try group.gather(refused == nil ? Float(rows) : -1)
+        if let refused { throw refused }
+        if let k = batches.firstIndex(where: { $0 < 0 }) {
+            throw DescentError(.invalidArgument, "process \(k) refused its part of the batch (its own error says why); nothing changed")
+        }
+        return (group, Int(batches.reduce(0, +)), Int(batches[..<group.rank].reduce(0, +)))
+    }
+
+    /// A data-parallel job's last agreement, after the pass: every process decides alike from the
+    /// sum of the losses and every process's failure. Returns the global batch's mean
+    /// cross-entropy, or throws this process's error, or one naming the process that failed.
+    /// NaN/Inf in one process's x spoils every process's batch-norm statistics: that process's
+    /// input is then named as the cause everywhere.
+    private func agreeOnPass(_ job: (group: ProcessGroup, batch: Int, rowOffset: Int), checkingGradients: Bool) throws
+        -> Double {
+        let local = passError(loss: nil, checkingGradients: checkingGradients)
+        let outcome: ProcessGroup.Outcome = local == nil ? .ok : inputIsFinite ? .failed : .badInput
+        let agreed = try job.group.agree(sum: lossSum(), outcome: outcome)
+        if let culprit = agreed.culprit, culprit.outcome == .badInput, outcome != .badInput {
+            throw DescentError(.numeric, "the step failed on process \(culprit.rank): its x contains NaN or Inf; nothing changed")
+        }
+        if let local { throw local }
+        if let culprit = agreed.culprit {
+            throw DescentError(.numeric, "the step failed on process \(culprit.rank) (its own error says why); nothing changed")
+        }
+        return agreed.sum / Double(job.batch)
     }
 
     /// The shards' gradient arenas and the fused update's scratch for a batch of `rows`.
@@ -340,9 +349,10 @@ public final class Network {
 
     /// Why the training pass just run may not be used (see computeGradients), or nil. The
     /// shards of a fused update decide with `passIsUsable`, which asks the same questions.
-    private func passError(loss: Double, checkingGradients: Bool) -> DescentError? {
+    /// `loss` nil: not known yet (a data-parallel job's local check, before the losses are summed).
+    private func passError(loss: Double?, checkingGradients: Bool) -> DescentError? {
         if !inputIsFinite, let error = inputError(layerInputs.pointer[0]!, rows: pass.rows) { return error }
-        guard loss.isFinite, Float(loss).isFinite else { return Self.lossError(loss) }
+        if let loss, !loss.isFinite || !Float(loss).isFinite { return Self.lossError(loss) }
         guard layers.allSatisfy({ $0.statisticsAreFinite }) else {
             return DescentError(.numeric, "a batch-norm mean or variance overflowed float32 (the inputs or weights are too large)")
         }

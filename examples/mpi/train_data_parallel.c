@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "descent_mpi.h"
+#include "../fashion_mnist.h"
 
 /* A failed collective call fails on every rank alike, so every rank may stop on it. */
 #define CHECK(call)                                                                  \
@@ -39,29 +40,6 @@
             return 1;                                                                \
         }                                                                            \
     } while (0)
-
-typedef struct {
-    float *images;
-    int32_t *labels;
-    int64_t count, features;
-} dataset;
-
-static dataset load(const char *dir, const char *prefix) {
-    char images[4096], labels[4096];
-    snprintf(images, sizeof images, "%s/%s-images-idx3-ubyte.gz", dir, prefix);
-    snprintf(labels, sizeof labels, "%s/%s-labels-idx1-ubyte.gz", dir, prefix);
-    dataset d;
-    CHECK(descent_dataset_load_idx(images, labels, &d.images, &d.labels, &d.count, &d.features));
-    return d;
-}
-
-/* The caller samples mini-batches (the library never does): splitmix64, seeded. */
-static uint64_t next_random(uint64_t *state) {
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
 
 static const char *value_of(int *i, int argc, char **argv) {
     if (*i + 1 >= argc) {
@@ -107,7 +85,9 @@ int main(int argc, char **argv) {
 
     /* Every rank reads the data set (each needs its rows of every batch, and the batches are
      * drawn from all of it); only rank 0 evaluates. */
-    dataset train = load(data, "train"), test = load(data, "t10k");
+    dataset train, test;
+    CHECK(load_dataset(data, "train", &train));
+    CHECK(load_dataset(data, "t10k", &test));
 
     descent_net *net = NULL;
     long done = 0;

@@ -131,21 +131,19 @@ final class BatchNormLayer: Layer {
     /// The sums the next stage needs, over this process's shards in shard order, then over the
     /// processes: column sums after forward stage 0, squared deviations after stage 1, dgamma
     /// and dbeta after backward stage 0.
-    func synchronize(forwardStage: Int?, backwardStage: Int?, shards: Int, arenas: UnsafeMutablePointer<Float>?,
-                     stride: Int, group: ProcessGroup) throws {
-        let cols = Int64(width)
-        switch (forwardStage, backwardStage) {
-        case (0?, _):
-            dk_sum_blocks(columnSums.pointer, cols, Int32(shards), cols, 1, globalColumnSums.pointer)
+    func synchronize(after stage: PassStage, _ shards: Shard, group: ProcessGroup) throws {
+        let cols = Int64(width), count = Int32(shards.count)
+        switch stage {
+        case .forward(0):
+            dk_sum_blocks(columnSums.pointer, cols, count, cols, 1, globalColumnSums.pointer)
             try group.sum(globalColumnSums.pointer, width)
-        case (1?, _):
-            dk_sum_blocks(deviationSums.pointer, cols, Int32(shards), cols, 1, globalDeviationSums.pointer)
+        case .forward(1):
+            dk_sum_blocks(deviationSums.pointer, cols, count, cols, 1, globalDeviationSums.pointer)
             try group.sum(globalDeviationSums.pointer, width)
-        case (nil, 0?):
-            let g = UnsafePointer(arenas.map { $0 + gamma.offset } ?? gamma.gradient.pointer)
-            let b = UnsafePointer(arenas.map { $0 + beta.offset } ?? beta.gradient.pointer)
-            dk_sum_blocks(g, Int64(stride), Int32(shards), cols, 1, globalParameterSums.pointer)
-            dk_sum_blocks(b, Int64(stride), Int32(shards), cols, 1, globalParameterSums.pointer + width)
+        case .backward(0):
+            let g = shards.gradients(gamma), b = shards.gradients(beta)
+            dk_sum_blocks(g.first, Int64(g.stride), count, cols, 1, globalParameterSums.pointer)
+            dk_sum_blocks(b.first, Int64(b.stride), count, cols, 1, globalParameterSums.pointer + width)
             try group.sum(globalParameterSums.pointer, 2 * width)
         default:
             break

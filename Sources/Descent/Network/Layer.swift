@@ -47,6 +47,12 @@ struct Shard {
     }
 }
 
+/// A stage of a layer's training pass: forward stage k or backward stage k.
+enum PassStage {
+    case forward(Int)
+    case backward(Int)
+}
+
 /// One stage of a network's forward and backward pass over a batch.
 ///
 /// Matrices are row-major [rows = batch][width]; a layer owns its output and input-gradient
@@ -77,11 +83,10 @@ protocol Layer: AnyObject {
     func commit()
     /// Drops such effects instead.
     func discard()
-    /// In a data-parallel job, after every shard has run training-forward stage `forwardStage`
-    /// (or backward stage `backwardStage`) and before the next: sums what the next stage needs
-    /// over the processes (batch norm's statistics). Called on one thread.
-    func synchronize(forwardStage: Int?, backwardStage: Int?, shards: Int, arenas: UnsafeMutablePointer<Float>?,
-                     stride: Int, group: ProcessGroup) throws
+    /// In a data-parallel job, after every shard (`shards` describes them all) has run `stage`
+    /// and before the next stage: sums what that one needs over the processes (batch norm's
+    /// statistics). Called on one thread.
+    func synchronize(after stage: PassStage, _ shards: Shard, group: ProcessGroup) throws
     /// False when a training forward produced non-finite statistics (batch norm).
     var statisticsAreFinite: Bool { get }
 }
@@ -92,8 +97,7 @@ extension Layer {
     func prepare(training: Bool) {}
     func commit() {}
     func discard() {}
-    func synchronize(forwardStage: Int?, backwardStage: Int?, shards: Int, arenas: UnsafeMutablePointer<Float>?,
-                     stride: Int, group: ProcessGroup) throws {}
+    func synchronize(after stage: PassStage, _ shards: Shard, group: ProcessGroup) throws {}
     var statisticsAreFinite: Bool { true }
 
     /// Room for `rows` rows as one shard: for using a layer on its own.

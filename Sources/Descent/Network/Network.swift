@@ -306,7 +306,7 @@ public final class Network {
     /// its arguments (then every process throws: the refused one its own error). Returns the
     /// global batch and the place of this process's rows in it.
     private func agreeOnBatch(_ group: ProcessGroup, rows: Int, refused: DescentError?) throws
-        -> (group: ProcessGroup, batch: Int, rowOffset: Int) {
+        -> Job {
         let batches = try group.gather(refused == nil ? Float(rows) : -1)
         if let refused { throw refused }
         if let k = batches.firstIndex(where: { $0 < 0 }) {
@@ -320,7 +320,7 @@ public final class Network {
     /// cross-entropy, or throws this process's error, or one naming the process that failed.
     /// NaN/Inf in one process's x spoils every process's batch-norm statistics: that process's
     /// input is then named as the cause everywhere.
-    private func agreeOnPass(_ job: (group: ProcessGroup, batch: Int, rowOffset: Int), checkingGradients: Bool) throws
+    private func agreeOnPass(_ job: Job, checkingGradients: Bool) throws
         -> Double {
         let local = passError(loss: nil, checkingGradients: checkingGradients)
         let outcome: ProcessGroup.Outcome = local == nil ? .ok : inputIsFinite ? .failed : .badInput
@@ -473,6 +473,12 @@ public final class Network {
 
     // MARK: - internals
 
+    /// This process's part of a data-parallel job's step: the group, the global batch's rows,
+    /// and the place of this process's row 0 among them.
+    private typealias Job = (group: ProcessGroup, batch: Int, rowOffset: Int)
+    /// The optimizer step a pass takes at its end, and the loss's weight-decay term.
+    private typealias FusedUpdate = (step: Optimizer.FusedStep, lossOffset: Double)
+
     /// What every shard of the pass in progress reads.
     private struct Pass {
         var labels: UnsafePointer<Int32>? = nil
@@ -490,7 +496,7 @@ public final class Network {
         /// The shards' gradient arenas (`Shard.arenas`).
         var arenas: UnsafeMutablePointer<Float>? = nil
         /// The optimizer step to take at the end of the pass, and the loss's weight-decay term.
-        var update: (step: Optimizer.FusedStep, lossOffset: Double)? = nil
+        var update: FusedUpdate? = nil
     }
 
     /// One piece of a pass over a shard's rows.
@@ -536,8 +542,8 @@ public final class Network {
     /// processes in between (`Layer.synchronize`), and the gradient arena is summed over them
     /// at the end (then weight decay's lambda*W is added, once).
     private func runPass(_ x: UnsafePointer<Float>, labels: UnsafePointer<Int32>?, rows: Int, training: Bool,
-                         update: (step: Optimizer.FusedStep, lossOffset: Double)? = nil,
-                         job: (group: ProcessGroup, batch: Int, rowOffset: Int)? = nil) throws -> Double {
+                         update: FusedUpdate? = nil,
+                         job: Job? = nil) throws -> Double {
         let shards = Int(dk_shard_count(Int64(rows)))
         assert(update == nil || (training && shards > 1 && job == nil), "a fused update needs the sum of several shards")
         pass = Pass(labels: labels, rows: rows, batch: job?.batch ?? rows, rowOffset: job?.rowOffset ?? 0,
@@ -568,11 +574,9 @@ public final class Network {
                 guard phase < trainingPhases.count, let last = trainingPhases[phase].last else { continue }
                 switch last {
                 case .forward(let l, let stage) where stage < layers[l].forwardStages - 1:
-                    try layers[l].synchronize(forwardStage: stage, backwardStage: nil, shards: shards,
-                                              arenas: pass.arenas, stride: arena.length, group: group)
+                    try layers[l].synchronize(after: .forward(stage), shard(0), group: group)
                 case .backward(let l, let stage) where stage < layers[l].backwardStages - 1:
-                    try layers[l].synchronize(forwardStage: nil, backwardStage: stage, shards: shards,
-                                              arenas: pass.arenas, stride: arena.length, group: group)
+                    try layers[l].synchronize(after: .backward(stage), shard(0), group: group)
                 default:
                     break
                 }
@@ -613,16 +617,23 @@ public final class Network {
         Unmanaged<Network>.fromOpaque(context!).takeUnretainedValue().run(phase: Int(phase), shard: Int(index))
     }
 
-    /// Phase `phase` of the pass in progress, on shard `index`'s rows.
-    private func run(phase: Int, shard index: Int) {
+    /// Shard `index` of the pass in progress.
+    private func shard(_ index: Int) -> Shard {
         let p = pass
-        let phase = phase + p.phaseOffset
         let rows = Int64(p.rows), count = Int32(p.shards)
         var shard = Shard(index: index, count: p.shards,
                           rows: Int(dk_shard_begin(rows, count, Int32(index)))..<Int(dk_shard_begin(rows, count, Int32(index + 1))),
                           batch: p.batch, arenas: p.arenas, stride: arena.length)
         shard.rowOffset = p.rowOffset
         shard.synchronized = p.synchronized
+        return shard
+    }
+
+    /// Phase `phase` of the pass in progress, on shard `index`'s rows.
+    private func run(phase: Int, shard index: Int) {
+        let p = pass
+        let phase = phase + p.phaseOffset
+        let shard = shard(index)
         let phases = p.training ? trainingPhases : evaluationPhases
         if phase == phases.count { return sumGradients(part: index, of: p.shards) }
         if phase == phases.count + 1 { return stepPart(index, of: p.shards) }

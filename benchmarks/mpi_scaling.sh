@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # mpi_scaling.sh -- the gradient reduction's cost per step for 2..N ranks on this machine: runs
-# benchmarks/mpi_allreduce once per rank count and prints one table row each (docs/distributed.md).
+# benchmarks/mpi_allreduce once per rank count and prints one table row each (docs/distributed.md):
+# the header's descent_mpi_train_step, and the library's own job (descent_net_set_allreduce)
+# with the gradients summed after the backward pass (overlap 0) and layer by layer during it
+# (overlap 1), against the step alone.
 #
 #   benchmarks/mpi_scaling.sh [--build DIR] [--max N] [--reps R] [--rows R] [-- mpirun options]
 #
@@ -44,12 +47,13 @@ root_args=()
 [ "$(id -u)" = 0 ] && root_args=(--allow-run-as-root)
 
 echo "$(nproc) cores, $rows rows per rank, medians of $reps repetitions (slowest rank), load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "| ranks | MPI_Allreduce of the arena | descent_mpi_train_step | descent_net_train_step alone | step - alone |"
-echo "|---:|---:|---:|---:|---:|"
+echo "| ranks | MPI_Allreduce of the arena | descent_mpi_train_step | descent_net_train_step alone | joined, overlap 0 | joined, overlap 1 | overlap 1 / 0 |"
+echo "|---:|---:|---:|---:|---:|---:|---:|"
 for ((n = 2; n <= max; n++)); do
     mpirun "${root_args[@]}" --oversubscribe -np "$n" "${mpirun_args[@]}" \
         "$program" --reps "$reps" --batch $((rows * n)) |
     awk -v n="$n" '/MPI_Allreduce/ { a = $(NF - 1) } /descent_mpi_train_step/ { s = $(NF - 1) }
-                   /alone/ { l = $(NF - 1) }
-                   END { printf "| %d | %.0f us | %.0f us | %.0f us | %.0f us |\n", n, a, s, l, s - l }'
+                   /alone/ { l = $(NF - 1) } /overlap 0/ { j0 = $(NF - 1) } /overlap 1/ { j1 = $4 }
+                   END { printf "| %d | %.0f us | %.0f us | %.0f us | %.0f us | %.0f us | %.2f |\n",
+                                n, a, s, l, j0, j1, j1 / j0 }'
 done

@@ -595,21 +595,42 @@ static inline int32_t descent_mpi_allreduce_(void *context, float *data, int64_t
 /// bit, batch norm and dropout included (the library sums its 2 shards of a 128-255-row batch
 /// in the same order). Start from equal replicas (descent_mpi_broadcast_parameters).
 ///
+/// `overlap` 1: each layer's gradients are summed as soon as its backward pass is done, on a
+/// thread of the library's, while the layers below still compute; MPI must then run at
+/// MPI_THREAD_SERIALIZED or higher (MPI_Init_thread), since MPI is called from that thread and
+/// from the caller's, never from both at once. It pays where a rank has a core to spare for
+/// communication. On a machine where the ranks fill every core it costs more than it hides
+/// (docs/distributed.md has the figures). `overlap` 0: every MPI call stays on the calling
+/// thread and the gradients are summed in one call after the backward pass. Both give the
+/// same bits.
+///
 /// `comm` is read at every step: the MPI_Comm it points at must stay valid, at the same address,
 /// until descent_mpi_leave(net) or descent_net_free(net). Not collective (it only registers;
 /// the steps are).
-/// Errors: as descent_net_set_allreduce, with the message in descent_last_error();
-/// DESCENT_ERR_IO when MPI_Comm_rank or MPI_Comm_size fails.
+/// Errors (message in descent_mpi_last_error()): DESCENT_ERR_INVALID_ARGUMENT for NULL, an
+/// overlap other than 0 or 1, overlap 1 under an MPI thread level below MPI_THREAD_SERIALIZED,
+/// and descent_net_set_allreduce's errors (its message follows "descent_mpi_join: ");
+/// DESCENT_ERR_IO when MPI_Comm_rank, MPI_Comm_size or MPI_Query_thread fails.
 /// Threads: one network and one communicator, one thread at a time.
-static inline int32_t descent_mpi_join(descent_net *net, MPI_Comm *comm) {
-    int rank = 0, size = 0;
-    if (!comm) return descent_net_set_allreduce(NULL, descent_mpi_allreduce_, NULL, 0, 0);
-    if (MPI_Comm_rank(*comm, &rank) != MPI_SUCCESS || MPI_Comm_size(*comm, &size) != MPI_SUCCESS) return DESCENT_ERR_IO;
-    return descent_net_set_allreduce(net, descent_mpi_allreduce_, comm, rank, size);
+static inline int32_t descent_mpi_join(descent_net *net, MPI_Comm *comm, int overlap) {
+    static const char *const function = "descent_mpi_join";
+    int rank = 0, size = 0, level = MPI_THREAD_SINGLE;
+    if (!comm) return descent_mpi_fail_(DESCENT_ERR_INVALID_ARGUMENT, "%s: comm is NULL", function);
+    if (overlap != 0 && overlap != 1)
+        return descent_mpi_fail_(DESCENT_ERR_INVALID_ARGUMENT, "%s: overlap is %d: must be 0 or 1", function, overlap);
+    if (MPI_Comm_rank(*comm, &rank) != MPI_SUCCESS || MPI_Comm_size(*comm, &size) != MPI_SUCCESS ||
+        MPI_Query_thread(&level) != MPI_SUCCESS)
+        return descent_mpi_fail_(DESCENT_ERR_IO, "%s: MPI_Comm_rank, MPI_Comm_size or MPI_Query_thread failed", function);
+    if (overlap && level < MPI_THREAD_SERIALIZED)
+        return descent_mpi_fail_(DESCENT_ERR_INVALID_ARGUMENT,
+                                 "%s: overlap 1 calls MPI from a thread of the library's as well as from this one, which "
+                                 "needs MPI_THREAD_SERIALIZED or higher (MPI_Init_thread); MPI runs at level %d", function, level);
+    const int32_t status = descent_net_set_allreduce(net, descent_mpi_allreduce_, comm, rank, size, overlap);
+    return status == DESCENT_OK ? DESCENT_OK : descent_mpi_fail_(status, "%s: %s", function, descent_last_error());
 }
 
 /// Ends `net`'s part in its job: it trains alone again. Errors: DESCENT_ERR_INVALID_ARGUMENT for NULL.
-static inline int32_t descent_mpi_leave(descent_net *net) { return descent_net_set_allreduce(net, NULL, NULL, 0, 0); }
+static inline int32_t descent_mpi_leave(descent_net *net) { return descent_net_set_allreduce(net, NULL, NULL, 0, 0, 0); }
 
 /// One synchronous data-parallel training step. Each rank passes its own rows of the global
 /// batch: `x` is [local_batch][features] row-major floats and `labels` local_batch class

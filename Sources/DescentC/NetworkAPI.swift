@@ -178,28 +178,37 @@ func inUseMessage(_ handle: UnsafePointer<descent_net>) -> String {
 ///
 /// `allreduce(context, data, count)` must replace data[0..count) by the element-wise sum over
 /// the processes, giving every process the same bits (MPI_Allreduce with MPI_SUM; see
-/// include/descent_mpi.h), and return 0, or anything else on failure. The library calls it
-/// from the thread that called the step, the same calls in the same order on every process:
-/// once to agree on the batch sizes (a process whose arguments are refused makes every process
-/// fail alike), three times per batch-norm layer, once on the whole gradient arena, and once to
-/// agree on the outcome; a step that fails on any process then fails on all, and changes
-/// nothing on any. Steps keep every process's network bitwise equal to the others' when they
+/// include/descent_mpi.h), and return 0, or anything else on failure. The library makes the
+/// same calls in the same order on every process: once to agree on the batch sizes (a process
+/// whose arguments are refused makes every process fail alike), three times per batch-norm
+/// layer, on the gradients, and once to agree on the outcome; a step that fails on any process
+/// then fails on all, and changes nothing on any.
+///
+/// `overlap` 1: the gradients are summed layer by layer, each layer's as soon as its backward
+/// pass is done, on a thread the library starts for this network, while the backward pass of
+/// the layers below goes on. `allreduce` is then called from that thread and from the thread
+/// that called the step, never from both at once (with MPI: MPI_THREAD_SERIALIZED or higher).
+/// `overlap` 0: every call is made on the thread that called the step, and the gradients are
+/// summed in one call on the whole arena after the backward pass. Both give the same bits. Steps keep every process's network bitwise equal to the others' when they
 /// start equal. Prediction and evaluation stay local. The global batch must stay below 2^24 rows.
 /// `allreduce` NULL ends the job for this network (it trains alone again); `context` is the
 /// caller's, never read by the library.
 ///
 /// Errors: DESCENT_ERR_INVALID_ARGUMENT (NULL net, rank outside [0, ranks), ranks outside
-/// [1, 1048576]); a step whose `allreduce` fails gets DESCENT_ERR_IO. Threads: one handle,
-/// one thread at a time.
+/// [1, 1048576], overlap not 0 or 1); DESCENT_ERR_OUT_OF_MEMORY (the thread cannot be started);
+/// a step whose `allreduce` fails gets DESCENT_ERR_IO. Threads: one handle, one thread at a
+/// time; the library's thread ends when the job does (`allreduce` NULL, or descent_net_free).
 @c(descent_net_set_allreduce) public func descent_net_set_allreduce(
     _ net: UnsafeMutablePointer<descent_net>?,
     _ allreduce: (@convention(c) (UnsafeMutableRawPointer?, UnsafeMutablePointer<Float>?, Int64) -> Int32)?,
-    _ context: UnsafeMutableRawPointer?, _ rank: Int32, _ ranks: Int32
+    _ context: UnsafeMutableRawPointer?, _ rank: Int32, _ ranks: Int32, _ overlap: Int32
 ) -> Int32 {
     guarded("descent_net_set_allreduce") {
         try withNetwork(net) { network in
             guard let allreduce else { return network.join(nil) }
-            network.join(try ProcessGroup(allreduce: allreduce, context: context, rank: Int(rank), size: Int(ranks)))
+            guard overlap == 0 || overlap == 1 else { throw DescentError(.invalidArgument, "overlap is \(overlap): must be 0 or 1") }
+            network.join(try ProcessGroup(allreduce: allreduce, context: context, rank: Int(rank), size: Int(ranks),
+                                          overlap: overlap == 1))
         }
     }
 }

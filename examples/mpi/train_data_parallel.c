@@ -3,7 +3,7 @@
  *
  *   mpirun -np 2 train_data_parallel [--data DIR] [--optimizer NAME] [--hparams "lr=0.001"]
  *                                    [--iterations N] [--batch N] [--seed N] [--batchnorm]
- *                                    [--checkpoint PATH] [--resume]
+ *                                    [--overlap] [--checkpoint PATH] [--resume]
  *
  * Every rank draws the same global batch of --batch rows (the same seeded generator) and trains
  * on its contiguous slice of it: rows [B*r/N, B*(r+1)/N) on rank r of N. descent_mpi_join makes
@@ -12,6 +12,8 @@
  * batch whatever N is. Rank 0 prints the training loss and the test accuracy once per epoch and saves
  * the checkpoint at the end; --resume loads it (on any number of ranks, from rank 0's file) and
  * continues at the iteration it had reached, drawing the batches the run would have drawn.
+ * --overlap sums each layer's gradients on a thread of the library's while the backward pass
+ * goes on: for ranks with a core to spare (the same results; see docs/distributed.md).
  *
  * Defaults: the seed network (784-100-100-100-100-10, ReLU, He), Adam with the book's defaults,
  * 2000 iterations of a global batch of 128, data from Debian's dataset-fashion-mnist.
@@ -50,7 +52,10 @@ static const char *value_of(int *i, int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
-    MPI_Init(&argc, &argv);
+    /* MPI_THREAD_SERIALIZED lets --overlap sum each layer's gradients on the library's thread
+     * while the backward pass goes on. */
+    int level;
+    MPI_Init_thread(&argc, &argv, MPI_THREAD_SERIALIZED, &level);
     int rank, size;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
@@ -58,7 +63,7 @@ int main(int argc, char **argv) {
     const char *data = "/usr/share/datasets/fashion-mnist", *optimizer = "adam", *hparams = "";
     const char *checkpoint = "data_parallel.safetensors";
     long iterations = 2000, batch = 128, seed = 1;
-    int resume = 0, batchnorm = 0;
+    int resume = 0, batchnorm = 0, overlap = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--data")) data = value_of(&i, argc, argv);
@@ -70,6 +75,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--checkpoint")) checkpoint = value_of(&i, argc, argv);
         else if (!strcmp(a, "--resume")) resume = 1;
         else if (!strcmp(a, "--batchnorm")) batchnorm = 1;
+        else if (!strcmp(a, "--overlap")) overlap = 1;
         else {
             if (rank == 0) fprintf(stderr, "usage: see the comment at the top of train_data_parallel.c\n");
             MPI_Finalize();
@@ -107,7 +113,7 @@ int main(int argc, char **argv) {
         CHECK_MPI(descent_mpi_broadcast_parameters(net, MPI_COMM_WORLD, 0));
     }
     MPI_Comm world = MPI_COMM_WORLD;   /* descent_mpi_join keeps its address: it must outlive the job */
-    CHECK(descent_mpi_join(net, &world));
+    CHECK_MPI(descent_mpi_join(net, &world, overlap));
     const int64_t first = batch * rank / size, rows = batch * (rank + 1) / size - first;
     if (rank == 0)
         printf("Fashion-MNIST from %s; %d ranks, global batch %ld (rank 0: %lld rows), threads per rank: %d%s\n", data,

@@ -21,7 +21,12 @@
  *      batch-norm statistics); nothing changed on either, and the next step matches a job that
  *      never saw the failure.
  *   4. A bad label on rank 0: every rank fails with DESCENT_ERR_INVALID_ARGUMENT; nothing changed.
- *   5. An all-reduce that fails: DESCENT_ERR_IO, nothing changed. Bad rank/ranks arguments.
+ *   5. An all-reduce that fails: DESCENT_ERR_IO, nothing changed. Bad rank/ranks/overlap arguments.
+ *   6. Overlap: 1 and 0 give the same bits (checks 1 and 2 run both ways). With overlap 1 each
+ *      layer with parameters has its gradients summed in a call of its own, on a thread other
+ *      than the caller's, and no two calls of one rank ever run at once; with overlap 0 every
+ *      call is on the caller's thread. 2 ranks x 128 rows (2 shards each, summed per layer
+ *      before the all-reduce) against 1 process x 256 rows (4 shards).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
@@ -34,7 +39,7 @@
 #include "check.h"
 #include "descent.h"
 
-enum { FEATURES = 20, CLASSES = 5, MAX_RANKS = 3, STEPS = 4, LONG_RUN = 200, MAX_BATCH = 128, EVAL_ROWS = 200 };
+enum { FEATURES = 20, CLASSES = 5, MAX_RANKS = 3, STEPS = 4, LONG_RUN = 200, MAX_BATCH = 256, EVAL_ROWS = 200 };
 
 /* ---- a shared-memory all-reduce among threads -----------------------------------------------*/
 typedef struct {
@@ -47,11 +52,19 @@ typedef struct {
 typedef struct {
     group *g;
     int rank;
+    /* What the calls looked like: the thread that called the step, calls made on another
+     * thread, calls running at once (never more than 1), and calls in all. */
+    pthread_t caller;
+    int elsewhere, running, most_running, calls;
 } member;
 
 static int32_t thread_allreduce(void *context, float *data, int64_t count) {
     member *m = context;
     group *g = m->g;
+    const int now = __atomic_add_fetch(&m->running, 1, __ATOMIC_SEQ_CST);
+    if (now > m->most_running) m->most_running = now;
+    if (!pthread_equal(pthread_self(), m->caller)) m->elsewhere++;
+    m->calls++;
     g->posted[m->rank] = data;
     pthread_barrier_wait(&g->barrier);
     float *sum = malloc((size_t)count * sizeof(float));
@@ -64,8 +77,12 @@ static int32_t thread_allreduce(void *context, float *data, int64_t count) {
     memcpy(data, sum, (size_t)count * sizeof(float));
     free(sum);
     pthread_barrier_wait(&g->barrier);
+    __atomic_sub_fetch(&m->running, 1, __ATOMIC_SEQ_CST);
     return g->fail ? 1 : 0;
 }
+
+/* descent_net_set_allreduce's overlap argument for the jobs below. */
+static int overlap = 1;
 
 /* ---- data ------------------------------------------------------------------------------------*/
 static uint64_t splitmix64(uint64_t *s) {
@@ -114,10 +131,11 @@ static float *arena_copy(descent_net *net, int64_t *length) {
 
 static void *run_rank(void *arg) {
     rank_job *j = arg;
+    j->m.caller = pthread_self();
     if (!j->net) {
         descent_net_create(j->spec, &j->net);
         descent_net_set_optimizer(j->net, j->optimizer, NULL);
-        if (j->m.g) descent_net_set_allreduce(j->net, thread_allreduce, &j->m, j->m.rank, j->m.g->ranks);
+        if (j->m.g) descent_net_set_allreduce(j->net, thread_allreduce, &j->m, j->m.rank, j->m.g->ranks, overlap);
     }
     for (int t = 0; t < j->steps; t++)
         j->status[t] = descent_net_train_step(j->net, x_all[t % STEPS] + j->begin * FEATURES, y_all[t % STEPS] + j->begin,
@@ -135,7 +153,7 @@ static void *run_rank(void *arg) {
  * library splits shards, and the same training in one process; returns the largest parameter
  * difference between any rank and the single process (and whether all ranks are equal). */
 static double compare_job(const char *spec, const char *optimizer, int ranks, int64_t batch, int steps, int *ranks_equal,
-                          double *loss_difference, double *eval_difference) {
+                          double *loss_difference, double *eval_difference, member *rank0) {
     group g = {.ranks = ranks};
     pthread_barrier_init(&g.barrier, NULL, (unsigned)ranks);
     rank_job jobs[MAX_RANKS] = {0};
@@ -167,6 +185,7 @@ static double compare_job(const char *spec, const char *optimizer, int ranks, in
     }
     *loss_difference = worst_loss;
     *eval_difference = fabs((double)jobs[0].eval_loss - alone.eval_loss) + fabs((double)jobs[0].eval_accuracy - alone.eval_accuracy);
+    if (rank0) *rank0 = jobs[0].m;
     for (int r = 0; r < ranks; r++) free(jobs[r].params);
     free(alone.params);
     return worst;
@@ -191,6 +210,7 @@ typedef struct {
 
 static void *one_step(void *arg) {
     failing_step *f = arg;
+    f->m.caller = pthread_self();
     float loss;
     f->status = descent_net_train_step(f->net, f->x, f->y, f->rows, &loss);
     snprintf(f->message, sizeof f->message, "%s", f->status ? descent_last_error() : "");
@@ -212,7 +232,7 @@ static void failing_job(const char *what, int bad, void (*spoil)(float *x, int32
         f[r] = (failing_step){.m = {&g, r}, .rows = 64};
         descent_net_create(spec, &f[r].net);
         descent_net_set_optimizer(f[r].net, "adam", NULL);
-        descent_net_set_allreduce(f[r].net, thread_allreduce, &f[r].m, r, 2);
+        descent_net_set_allreduce(f[r].net, thread_allreduce, &f[r].m, r, 2, overlap);
     }
     pthread_t t[2];
     for (int step = 0; step < 3; step++) {   /* good, spoiled, good */
@@ -261,7 +281,7 @@ static void failing_job(const char *what, int bad, void (*spoil)(float *x, int32
     for (int r = 0; r < 2; r++) {
         again[r] = (failing_step){.m = clean[r].m, .net = clean[r].net, .x = x_all[2] + r * 64 * FEATURES,
                                   .y = y_all[2] + r * 64, .rows = 64};
-        descent_net_set_allreduce(clean[r].net, thread_allreduce, &again[r].m, r, 2);
+        descent_net_set_allreduce(clean[r].net, thread_allreduce, &again[r].m, r, 2, overlap);
     }
     for (int r = 0; r < 2; r++) pthread_create(&t[r], NULL, one_step, &again[r]);
     for (int r = 0; r < 2; r++) pthread_join(t[r], NULL);
@@ -286,64 +306,87 @@ int main(void) {
     make_data();
     descent_set_num_threads(1);   /* the ranks are the parallelism here */
 
+    for (overlap = 1; overlap >= 0; overlap--) {
+    printf("# overlap %d\n", overlap);
     for (size_t s = 0; s < sizeof SPECS / sizeof *SPECS; s++)
         for (size_t o = 0; o < sizeof OPTIMIZERS / sizeof *OPTIMIZERS; o++) {
             int equal;
             double loss_d, eval_d;
-            double d = compare_job(SPECS[s], OPTIMIZERS[o], 2, 128, STEPS, &equal, &loss_d, &eval_d);
+            member calls;
+            double d = compare_job(SPECS[s], OPTIMIZERS[o], 2, 128, STEPS, &equal, &loss_d, &eval_d, &calls);
             CHECK(d == 0 && equal && loss_d <= 1e-6 && eval_d <= 1e-6,
                   "%s, %s: 2 ranks x 64 = 1 process x 128 bit for bit (parameter difference %g, ranks equal %d, "
                   "loss %.2g, evaluation %.2g)", SPEC_NAMES[s], OPTIMIZERS[o], d, equal, loss_d, eval_d);
+            if (o > 0) continue;
+            /* Per step: the batch sizes, 3 sums per batch-norm layer, the gradients, the outcome.
+             * The spec has 3 affine layers and, with batch norm, 2 batch-norm layers. */
+            const int batch_norm = s == 1 || s == 3, layers = 3 + 2 * batch_norm;
+            const int per_step = 2 + 3 * 2 * batch_norm + (overlap ? layers : 1);
+            CHECK(calls.calls == STEPS * per_step && calls.most_running == 1 && calls.elsewhere == (overlap ? STEPS * layers : 0),
+                  "%s: %d calls per step, one at a time, %d of them on the library's thread (got %d calls in %d steps, "
+                  "%d at once, %d elsewhere)", SPEC_NAMES[s], per_step, overlap ? layers : 0, calls.calls, STEPS,
+                  calls.most_running, calls.elsewhere);
         }
     {
         int equal;
         double loss_d, eval_d;
         /* Weight decay: one process adds lambda*W inside shard 0's product, a job adds it after
          * the all-reduce; rounding apart (tolerances as for 3 ranks below). */
-        double d = compare_job("{" SIZES ",\"batchnorm\":true,\"weight_decay\":0.01}", "sgd", 2, 128, STEPS, &equal, &loss_d, &eval_d);
+        double d = compare_job("{" SIZES ",\"batchnorm\":true,\"weight_decay\":0.01}", "sgd", 2, 128, STEPS, &equal, &loss_d, &eval_d, NULL);
         CHECK(d <= 1e-6 && equal && loss_d <= 1e-5, "weight decay, sgd: 2 ranks within 1e-6 of 1 process (%g, loss %.2g), ranks equal",
               d, loss_d);
-        d = compare_job("{" SIZES ",\"batchnorm\":true,\"weight_decay\":0.01}", "adam", 2, 128, STEPS, &equal, &loss_d, &eval_d);
+        d = compare_job("{" SIZES ",\"batchnorm\":true,\"weight_decay\":0.01}", "adam", 2, 128, STEPS, &equal, &loss_d, &eval_d, NULL);
         CHECK(d <= 1e-4 && equal && loss_d <= 1e-5, "weight decay, adam: 2 ranks within 1e-4 of 1 process (%g, loss %.2g), ranks equal",
               d, loss_d);
         /* 100 rows are one shard in one process, so its sums are one product where the ranks add
          * three: rounding apart. sgd moves the weights by lr * gradient: they stay within 1e-6.
          * Adam divides by sqrt(v), which turns rounding-sized gradients into steps of up to lr
          * (0.001): 1e-4 after 4 steps. */
-        d = compare_job("{" SIZES ",\"batchnorm\":true,\"dropout\":0.2}", "sgd", 3, 100, STEPS, &equal, &loss_d, &eval_d);
+        d = compare_job("{" SIZES ",\"batchnorm\":true,\"dropout\":0.2}", "sgd", 3, 100, STEPS, &equal, &loss_d, &eval_d, NULL);
         CHECK(d <= 1e-6 && equal && loss_d <= 1e-5, "3 ranks of 34/33/33, sgd: within 1e-6 of 1 process x 100 (%g, loss %.2g), "
               "ranks equal", d, loss_d);
-        d = compare_job("{" SIZES ",\"batchnorm\":true,\"dropout\":0.2}", "adam", 3, 100, STEPS, &equal, &loss_d, &eval_d);
+        d = compare_job("{" SIZES ",\"batchnorm\":true,\"dropout\":0.2}", "adam", 3, 100, STEPS, &equal, &loss_d, &eval_d, NULL);
         CHECK(d <= 1e-4 && equal && loss_d <= 1e-5, "3 ranks of 34/33/33, adam: within 1e-4 of 1 process x 100 (%g, loss %.2g), "
               "ranks equal", d, loss_d);
+        /* 2 shards per rank, added layer by layer before the all-reduce: (s0 + s1) + (s2 + s3)
+         * where one process adds ((s0 + s1) + s2) + s3. Rounding apart, as above. */
+        d = compare_job("{" SIZES ",\"batchnorm\":true,\"dropout\":0.2}", "sgd", 2, 256, STEPS, &equal, &loss_d, &eval_d, NULL);
+        CHECK(d <= 1e-6 && equal && loss_d <= 1e-5, "2 ranks of 128 rows (2 shards each), sgd: within 1e-6 of 1 process x 256 "
+              "(%g, loss %.2g), ranks equal", d, loss_d);
     }
+    }
+    overlap = 1;
 
     {
         /* A long run: 200 steps (the batches repeat), test accuracy within 0.005 (here: equal). */
         int equal;
         double loss_d, eval_d;
-        double d = compare_job("{" SIZES ",\"batchnorm\":true,\"dropout\":0.2}", "adam", 2, 128, LONG_RUN, &equal, &loss_d, &eval_d);
+        double d = compare_job("{" SIZES ",\"batchnorm\":true,\"dropout\":0.2}", "adam", 2, 128, LONG_RUN, &equal, &loss_d, &eval_d, NULL);
         CHECK(d == 0 && equal && loss_d <= 1e-6 && eval_d <= 0.005,
               "200 steps, batch norm + dropout, adam: 2 ranks equal 1 process (parameters %g, loss %.2g, evaluation %.2g)",
               d, loss_d, eval_d);
     }
 
-    failing_job("NaN on rank 1", 1, spoil_x, DESCENT_ERR_NUMERIC, "x contains NaN at index 103 (row 5, column 3)",
-                "the step failed on process 1: its x contains NaN or Inf", 0);
-    failing_job("bad label on rank 0", 0, spoil_label, DESCENT_ERR_INVALID_ARGUMENT, "labels[7] is 5: must be in [0, 5)",
-                "process 0 refused its part of the batch", 0);
-    failing_job("failing all-reduce", 0, NULL, DESCENT_ERR_IO, "the all-reduce failed on process 0",
-                "the all-reduce failed on process 1", 1);
+    for (overlap = 1; overlap >= 0; overlap--) {
+        failing_job("NaN on rank 1", 1, spoil_x, DESCENT_ERR_NUMERIC, "x contains NaN at index 103 (row 5, column 3)",
+                    "the step failed on process 1: its x contains NaN or Inf", 0);
+        failing_job("bad label on rank 0", 0, spoil_label, DESCENT_ERR_INVALID_ARGUMENT, "labels[7] is 5: must be in [0, 5)",
+                    "process 0 refused its part of the batch", 0);
+        failing_job("failing all-reduce", 0, NULL, DESCENT_ERR_IO, "the all-reduce failed on process 0",
+                    "the all-reduce failed on process 1", 1);
+    }
 
     descent_net *net;
     CHECK_STATUS(descent_net_create("{" SIZES "}", &net), DESCENT_OK, "create");
-    CHECK_ERROR(descent_net_set_allreduce(net, thread_allreduce, NULL, 2, 2), DESCENT_ERR_INVALID_ARGUMENT,
+    CHECK_ERROR(descent_net_set_allreduce(net, thread_allreduce, NULL, 2, 2, 1), DESCENT_ERR_INVALID_ARGUMENT,
                 "descent_net_set_allreduce: rank is 2: must be in [0, 2)", "rank outside [0, ranks)");
-    CHECK_ERROR(descent_net_set_allreduce(net, thread_allreduce, NULL, 0, 0), DESCENT_ERR_INVALID_ARGUMENT,
+    CHECK_ERROR(descent_net_set_allreduce(net, thread_allreduce, NULL, 0, 0, 1), DESCENT_ERR_INVALID_ARGUMENT,
                 "descent_net_set_allreduce: ranks is 0: must be in [1, 1048576]", "ranks 0");
-    CHECK_ERROR(descent_net_set_allreduce(NULL, thread_allreduce, NULL, 0, 1), DESCENT_ERR_INVALID_ARGUMENT,
+    CHECK_ERROR(descent_net_set_allreduce(NULL, thread_allreduce, NULL, 0, 1, 1), DESCENT_ERR_INVALID_ARGUMENT,
                 "descent_net_set_allreduce: net is NULL", "NULL net");
-    CHECK_STATUS(descent_net_set_allreduce(net, NULL, NULL, 0, 0), DESCENT_OK, "NULL all-reduce: alone again");
+    CHECK_ERROR(descent_net_set_allreduce(net, thread_allreduce, NULL, 0, 1, 2), DESCENT_ERR_INVALID_ARGUMENT,
+                "descent_net_set_allreduce: overlap is 2: must be 0 or 1", "overlap 2");
+    CHECK_STATUS(descent_net_set_allreduce(net, NULL, NULL, 0, 0, 0), DESCENT_OK, "NULL all-reduce: alone again");
     descent_net_free(net);
     descent_set_num_threads(0);
     return check_summary();

@@ -24,7 +24,10 @@
  *      training continues as the 2-rank run does; descent_mpi_broadcast_net and the errors of
  *      broadcasting and loading.
  *  (f) descent_mpi_join (the library's own all-reduce hook): 2 ranks x 64 against 1 x 128 with
- *      batch norm and dropout, bit for bit; a NaN on one rank fails both and changes nothing.
+ *      batch norm and dropout, bit for bit, then on to 200 steps: test accuracy within 0.005
+ *      of one process's; a NaN on one rank fails both and changes nothing.
+ *      Twice: with the gradients summed layer by layer on the library's thread (overlap 1: MPI
+ *      runs at MPI_THREAD_SERIALIZED here), and after the backward pass (overlap 0).
  *
  * Data: splitmix64 numbers, exact floats in [-1, 1); labels from the same stream.
  */
@@ -38,7 +41,7 @@
 
 #include "descent_mpi.h"
 
-enum { FEATURES = 48, CLASSES = 10, STEPS = 20, MAX_BATCH = 128 };
+enum { FEATURES = 48, CLASSES = 10, STEPS = 20, LONG_RUN = 200, MAX_BATCH = 128 };
 
 #define SIZES "\"sizes\":[48,96,64,10],\"activation\":\"relu\",\"init\":\"he\",\"seed\":77"
 static const char *const PLAIN = "{" SIZES "}";
@@ -153,6 +156,14 @@ static void shard(int rank, int size, int64_t batch, int64_t *first, int64_t *co
 }
 
 /* One reference step on the whole global batch. */
+/* The index of the largest of row[0..9]: a label a network can learn from the row. */
+static int32_t largest_of_first_10(const float *row) {
+    int32_t best = 0;
+    for (int32_t c = 1; c < CLASSES; c++)
+        if (row[c] > row[best]) best = c;
+    return best;
+}
+
 static int reference_step(descent_net *ref, int step, int64_t batch, float *loss) {
     return descent_net_train_step(ref, xs[step], ys[step], batch, loss) == DESCENT_OK;
 }
@@ -209,13 +220,14 @@ static void compare_runs(MPI_Comm comm, const char *what, const char *spec, cons
  * 128 with batch norm and dropout, Adam: parameters equal bit for bit after every step
  * (synchronised batch norm, masks by global row, the 2 ranks' sum in the order of the
  * library's 2 shards); then a NaN on rank 1 fails both ranks, naming it, and changes nothing. */
-static void joined_runs(MPI_Comm comm) {
+static void joined_runs(MPI_Comm comm, int overlap) {
     static const char spec[] = "{" SIZES ",\"batchnorm\":true,\"dropout\":0.2}";
     int rank, size;
     MPI_Comm_rank(comm, &rank);
     MPI_Comm_size(comm, &size);
+    printf("# world rank %d: joined, overlap %d\n", world_rank, overlap);
     descent_net *ref = make_net(spec, "adam", "lr=0.01"), *net = make_net(spec, "adam", "lr=0.01");
-    int ok = ref && net && descent_mpi_join(net, &comm) == DESCENT_OK;
+    int ok = ref && net && descent_mpi_join(net, &comm, overlap) == DESCENT_OK;
     int equal = ok, same = ok;
     for (int t = 0; t < STEPS && ok; t++) {
         float ref_loss, loss;
@@ -236,6 +248,31 @@ static void joined_runs(MPI_Comm comm) {
     expect(comm, equal, "joined: parameters equal 1 process x 128's bit for bit after every step (batch norm, dropout)");
     expect(comm, same, "joined: every rank's parameters equal rank 0's after every step");
 
+    /* On to 200 steps of a task that can be learnt (the label is the largest of the first 10
+     * features; the batches repeat), then both evaluated on 512 rows they never saw. */
+    static int32_t learnable[STEPS][MAX_BATCH];
+    for (int t = 0; t < STEPS; t++)
+        for (int i = 0; i < MAX_BATCH; i++) learnable[t][i] = largest_of_first_10(xs[t] + i * FEATURES);
+    for (int t = STEPS; t < LONG_RUN && ok; t++) {
+        int64_t first, count;
+        shard(rank, size, 128, &first, &count);
+        const float *x = xs[t % STEPS];
+        const int32_t *y = learnable[t % STEPS];
+        ok = descent_net_train_step(ref, x, y, 128, NULL) == DESCENT_OK &&
+             descent_net_train_step(net, x + first * FEATURES, y + first, count, NULL) == DESCENT_OK;
+    }
+    static float test_x[512 * FEATURES];
+    static int32_t test_y[512];
+    uint64_t seed = 4242;
+    for (int i = 0; i < 512 * FEATURES; i++) test_x[i] = (float)(splitmix64(&seed) >> 40) * 0x1p-23f - 1.0f;
+    for (int i = 0; i < 512; i++) test_y[i] = largest_of_first_10(test_x + i * FEATURES);
+    float ref_test_loss = 0, ref_accuracy = 0, test_loss = 0, accuracy = -1;
+    ok = ok && descent_net_evaluate(ref, test_x, test_y, 512, &ref_test_loss, &ref_accuracy) == DESCENT_OK &&
+         descent_net_evaluate(net, test_x, test_y, 512, &test_loss, &accuracy) == DESCENT_OK;
+    expect(comm, ok && fabsf(accuracy - ref_accuracy) <= 0.005f && same_on_every_rank(net, comm),
+           "joined: after %d steps the test accuracy is within 0.005 of 1 process's (%.4f against %.4f), every rank equal",
+           LONG_RUN, accuracy, ref_accuracy);
+
     static float x[64 * FEATURES];
     memcpy(x, xs[0] + rank * 64 * FEATURES, sizeof x);
     if (rank == 1) x[2 * FEATURES + 5] = NAN;
@@ -249,6 +286,11 @@ static void joined_runs(MPI_Comm comm) {
            descent_last_error());
     expect(comm, memcmp(arena(net, &n), before, (size_t)n * sizeof *before) == 0, "joined: nothing changed on any rank");
     free(before);
+    expect(comm, descent_mpi_join(net, &comm, 2) == DESCENT_ERR_INVALID_ARGUMENT &&
+                 !strcmp(descent_mpi_last_error(), "descent_mpi_join: overlap is 2: must be 0 or 1") &&
+                 descent_mpi_join(NULL, &comm, 1) == DESCENT_ERR_INVALID_ARGUMENT &&
+                 !strcmp(descent_mpi_last_error(), "descent_mpi_join: descent_net_set_allreduce: net is NULL"),
+           "joined: descent_mpi_join refuses overlap 2 and a NULL net, naming them (%s)", descent_mpi_last_error());
     descent_mpi_leave(net);
     descent_net_free(ref);
     descent_net_free(net);
@@ -476,9 +518,15 @@ static void broadcast_whole_net(MPI_Comm comm) {
 }
 
 int main(int argc, char **argv) {
-    MPI_Init(&argc, &argv);
+    int level;
+    MPI_Init_thread(&argc, &argv, MPI_THREAD_SERIALIZED, &level);
     MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
     MPI_Comm_size(MPI_COMM_WORLD, &world_size);
+    if (level < MPI_THREAD_SERIALIZED) {
+        if (world_rank == 0) fprintf(stderr, "test_data_parallel: this MPI does not provide MPI_THREAD_SERIALIZED\n");
+        MPI_Finalize();
+        return 1;
+    }
     if (world_size != 3) {
         if (world_rank == 0) fprintf(stderr, "test_data_parallel: run it on 3 ranks (mpirun -np 3)\n");
         MPI_Finalize();
@@ -501,7 +549,8 @@ int main(int argc, char **argv) {
         dropout_run(pair);
         failures(pair);
         failure_keeps_dropout_state(pair);
-        joined_runs(pair);
+        joined_runs(pair, 1);
+        joined_runs(pair, 0);
     }
     compare_runs(MPI_COMM_WORLD, "3 x 33/33/34 vs 1 x 100, sgd", PLAIN, "sgd", "lr=0.1", 100, 0, 1e-6);
     compare_runs(MPI_COMM_WORLD, "3 x 33/33/34 vs 1 x 100, adam", PLAIN, "adam", "lr=0.01", 100, 0, 1e-5);

@@ -151,6 +151,22 @@ void dk_run_shards(int32_t phases, int32_t shards, int32_t threads, dk_shard_fn 
 int32_t dk_in_shard(void);
 void dk_sum_blocks(const float *blocks, int64_t stride, int32_t count, int64_t n, float scale, float *out);
 
+/* ---- a data-parallel network's communication thread (allreduce_thread.c) --------------------
+ * The caller's all-reduce (replaces data[0..count) by the sum over the processes; 0 on success),
+ * run in order on a thread of its own so that it overlaps the backward pass. */
+typedef int32_t (*dk_allreduce_fn)(void *context, float *data, int64_t count);
+typedef struct dk_allreduce_thread dk_allreduce_thread;
+/* NULL when the thread cannot be made (out of memory or threads). */
+dk_allreduce_thread *dk_allreduce_thread_start(dk_allreduce_fn allreduce, void *context);
+/* Runs what is still queued, then ends the thread and frees t. NULL is a no-op. */
+void dk_allreduce_thread_stop(dk_allreduce_thread *t);
+/* Queues allreduce(context, data, count); data must stay untouched until dk_allreduce_wait. */
+void dk_allreduce_submit(dk_allreduce_thread *t, float *data, int64_t count);
+/* Waits until every queued call has run; returns the first non-zero result among them, else 0. */
+int32_t dk_allreduce_wait(dk_allreduce_thread *t);
+/* dk_allreduce_wait, then the call on the calling thread; the first non-zero result, else 0. */
+int32_t dk_allreduce_call(dk_allreduce_thread *t, float *data, int64_t count);
+
 /* ---- the affine layer (affine.c): y = x W + b, for every batch size -------------------------
  * Whole layer: x [rows][in], W [in][out], b [out], y/dy [rows][out], dx [rows][in]. BLAS for
  * rows > 1; for one sample, the per-range kernels below over DK_ROW_BLOCKS row blocks of W.

@@ -36,6 +36,8 @@ final class AffineLayer: Layer {
 
     func output(for x: UnsafePointer<Float>, training: Bool) -> UnsafePointer<Float> { UnsafePointer(output.pointer) }
 
+    var parameters: [Parameter] { [weight, bias] }
+
     var inputGradient: UnsafeMutablePointer<Float>? { needsInputGradient ? inputGradientBuffer.pointer : nil }
 
     func forward(_ x: UnsafePointer<Float>, _ shard: Shard, stage: Int, training: Bool) {

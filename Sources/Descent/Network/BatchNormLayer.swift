@@ -64,6 +64,8 @@ final class BatchNormLayer: Layer {
 
     var inputGradient: UnsafeMutablePointer<Float>? { inputGradientBuffer.pointer }
 
+    var parameters: [Parameter] { [gamma, beta] }
+
     var forwardStages: Int { 3 }
     var backwardStages: Int { 2 }
 

@@ -89,6 +89,8 @@ protocol Layer: AnyObject {
     func synchronize(after stage: PassStage, _ shards: Shard, group: ProcessGroup) throws
     /// False when a training forward produced non-finite statistics (batch norm).
     var statisticsAreFinite: Bool { get }
+    /// The trainable tensors whose gradients the backward pass writes, in arena order.
+    var parameters: [Parameter] { get }
 }
 
 extension Layer {
@@ -99,6 +101,7 @@ extension Layer {
     func discard() {}
     func synchronize(after stage: PassStage, _ shards: Shard, group: ProcessGroup) throws {}
     var statisticsAreFinite: Bool { true }
+    var parameters: [Parameter] { [] }
 
     /// Room for `rows` rows as one shard: for using a layer on its own.
     func reserve(rows: Int) throws { try reserve(rows: rows, shards: 1) }

@@ -34,9 +34,11 @@ public final class Network {
     private let scoreGradient = FloatBuffer()
     private var reservedRows = 0
     /// The phases of a training pass and of an evaluation pass (see `Step`); a training pass
-    /// may add the gradients' sum and the optimizer step as two more phases (`runPass`).
+    /// may add the gradients' sum and the optimizer step as two more phases (`runPass`). A
+    /// data-parallel job's training pass also ends a phase with each layer's gradients.
     private let trainingPhases: [[Step]]
     private let evaluationPhases: [[Step]]
+    private let jobPhases: [[Step]]
     /// The pass in progress, read by every shard (set on the calling thread before they start).
     private var pass = Pass()
     /// Per layer: the batch it reads in the pass in progress (index layers.count: the scores),
@@ -116,7 +118,7 @@ public final class Network {
         self.layers = layers
         self.activationLayers = activationLayers
         batch1Schedule = try Batch1Schedule(layers: layers, function: spec.activation, weightDecay: decay)
-        (trainingPhases, evaluationPhases) = Self.phases(of: layers)
+        (trainingPhases, evaluationPhases, jobPhases) = Self.phases(of: layers)
         layerInputs = try CheckedArray(count: layers.count + 1, for: "the layer table")
         outputGradients = try CheckedArray(count: layers.count, for: "the layer table")
         shardLosses = try CheckedArray(count: Int(DK_MAX_SHARDS), for: "the shard table")
@@ -511,21 +513,33 @@ public final class Network {
 
     /// A training pass's steps in order, cut into phases after every stage but a layer's last
     /// (those need every shard's sums: batch norm's statistics). Nothing separates a shard's
-    /// forward from its backward, so they share a phase. An evaluation pass is one phase.
-    private static func phases(of layers: [Layer]) -> (training: [[Step]], evaluation: [[Step]]) {
-        var phases: [[Step]] = [[.checkInput]]
-        func add(_ step: Step, endsPhase: Bool) {
-            phases[phases.count - 1].append(step)
-            if endsPhase { phases.append([]) }
+    /// forward from its backward, so they share a phase. An evaluation pass is one phase. A
+    /// data-parallel job's training pass is also cut after each layer's backward pass that
+    /// finishes gradients, so that their sum over the processes can start (`runPass`).
+    private static func phases(of layers: [Layer]) -> (training: [[Step]], evaluation: [[Step]], job: [[Step]]) {
+        func cut(perLayerGradients: Bool) -> [[Step]] {
+            var phases: [[Step]] = [[.checkInput]]
+            func add(_ step: Step, endsPhase: Bool) {
+                phases[phases.count - 1].append(step)
+                if endsPhase { phases.append([]) }
+            }
+            for (l, layer) in layers.enumerated() {
+                for stage in 0..<layer.forwardStages {
+                    add(.forward(layer: l, stage: stage), endsPhase: stage < layer.forwardStages - 1)
+                }
+            }
+            add(.loss, endsPhase: false)
+            for (l, layer) in layers.enumerated().reversed() {
+                for stage in 0..<layer.backwardStages {
+                    let last = stage == layer.backwardStages - 1
+                    add(.backward(layer: l, stage: stage), endsPhase: !last || perLayerGradients && !layer.parameters.isEmpty)
+                }
+            }
+            if phases.last!.isEmpty { phases.removeLast() }
+            return phases
         }
-        for (l, layer) in layers.enumerated() {
-            for stage in 0..<layer.forwardStages { add(.forward(layer: l, stage: stage), endsPhase: stage < layer.forwardStages - 1) }
-        }
-        add(.loss, endsPhase: false)
-        for (l, layer) in layers.enumerated().reversed() {
-            for stage in 0..<layer.backwardStages { add(.backward(layer: l, stage: stage), endsPhase: stage < layer.backwardStages - 1) }
-        }
-        return (phases, [layers.indices.map { .forward(layer: $0, stage: 0) } + [.loss]])
+        return (cut(perLayerGradients: false), [layers.indices.map { .forward(layer: $0, stage: 0) } + [.loss]],
+                cut(perLayerGradients: true))
     }
 
     /// Runs the layers and the softmax over the batch x [rows][inputSize], shard by shard;
@@ -568,20 +582,25 @@ public final class Network {
         for layer in activationLayers { layer.rows = rows }
         let context = Unmanaged.passUnretained(self).toOpaque()
         if let group = job?.group, training {
-            for phase in 0..<phases {
+            // Phase by phase: between two, sum what the next needs over the processes, and
+            // start summing the gradients of each layer whose backward pass is done.
+            defer { try? group.finishSums() }   // a throw below must not leave sums running
+            for (phase, steps) in jobPhases.enumerated() {
                 pass.phaseOffset = phase
                 dk_run_shards(1, Int32(shards), dk_get_threads(), Self.runShard, context)
-                guard phase < trainingPhases.count, let last = trainingPhases[phase].last else { continue }
-                switch last {
-                case .forward(let l, let stage) where stage < layers[l].forwardStages - 1:
+                switch steps.last {
+                case .forward(let l, let stage)? where stage < layers[l].forwardStages - 1:
                     try layers[l].synchronize(after: .forward(stage), shard(0), group: group)
-                case .backward(let l, let stage) where stage < layers[l].backwardStages - 1:
+                case .backward(let l, let stage)? where stage < layers[l].backwardStages - 1:
                     try layers[l].synchronize(after: .backward(stage), shard(0), group: group)
+                case .backward(let l, _)? where !layers[l].parameters.isEmpty:
+                    startSummingGradients(of: layers[l], shards: shards, group: group)
                 default:
                     break
                 }
             }
-            try group.sum(arena.gradients.pointer, arena.length)
+            try group.finishSums()
+            if !group.overlaps { try group.sum(arena.gradients.pointer, arena.length) }
             addWeightDecayGradient()
             gradientsAreKnownFinite = false
         } else {
@@ -589,6 +608,19 @@ public final class Network {
             gradientsAreKnownFinite = training && shards > 1 && (0..<shards).allSatisfy { partIsFinite.pointer[$0] != 0 }
         }
         return labels == nil ? 0 : meanLoss()
+    }
+
+    /// A data-parallel job's layer whose backward pass just ended: its shards' gradients added
+    /// in shard order (as `sumGradients` adds them), then, when the job overlaps, their sum over
+    /// the processes queued (else the whole arena is summed after the pass).
+    private func startSummingGradients(of layer: Layer, shards: Int, group: ProcessGroup) {
+        let first = layer.parameters.first!, last = layer.parameters.last!
+        let begin = first.offset, count = last.offset + last.count - first.offset
+        let sum = arena.gradients.pointer + begin
+        if shards > 1 {
+            dk_sum_blocks(shardGradients.pointer + begin, Int64(arena.length), Int32(shards), Int64(count), 1, sum)
+        }
+        group.startSum(sum, count)
     }
 
     /// Whether every shard of the training pass found its rows of x finite.
@@ -634,7 +666,7 @@ public final class Network {
         let p = pass
         let phase = phase + p.phaseOffset
         let shard = shard(index)
-        let phases = p.training ? trainingPhases : evaluationPhases
+        let phases = p.synchronized ? jobPhases : p.training ? trainingPhases : evaluationPhases
         if phase == phases.count { return sumGradients(part: index, of: p.shards) }
         if phase == phases.count + 1 { return stepPart(index, of: p.shards) }
         for step in phases[phase] {

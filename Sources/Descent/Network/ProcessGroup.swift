@@ -5,6 +5,12 @@ import CDescentKernels
 /// step on each process's part of a global batch computes the step of the whole global batch:
 /// the loss and gradients are its means, batch norm uses its statistics, dropout masks follow
 /// each row's place in it. Every process must make the same calls in the same order.
+///
+/// With `overlaps`, the gradients are summed layer by layer on a communication thread while the
+/// backward pass goes on (allreduce_thread.c), and sums the pass needs before it can go on are
+/// made on the calling thread once that thread is idle: the all-reduce is called from two
+/// threads, never twice at once. Without, every call is made on the calling thread and the
+/// gradients are summed in one call after the backward pass.
 public struct ProcessGroup {
     /// Replaces data[0..<count] by the element-wise sum over the processes, the same bits on
     /// every process; returns 0 on success.
@@ -16,9 +22,14 @@ public struct ProcessGroup {
     public let size: Int
     /// [size] floats for the agreements: each process writes its own slot, the sum tells all.
     let slots: CheckedArray<Float>
+    private let thread: AllreduceThread?
+    /// Whether the gradients' sums overlap the backward pass (on the communication thread).
+    public var overlaps: Bool { thread != nil }
 
-    /// Errors: `.invalidArgument` for a rank outside [0, size) or a size outside [1, 2^20].
-    public init(allreduce: Allreduce, context: UnsafeMutableRawPointer?, rank: Int, size: Int) throws {
+    /// Errors: `.invalidArgument` for a rank outside [0, size) or a size outside [1, 2^20];
+    /// `.outOfMemory` when the communication thread cannot be started.
+    public init(allreduce: Allreduce, context: UnsafeMutableRawPointer?, rank: Int, size: Int,
+                overlap: Bool = true) throws {
         guard size >= 1, size <= 1 << 20 else { throw DescentError.invalid("ranks is \(size): must be in [1, 1048576]") }
         guard rank >= 0, rank < size else { throw DescentError.invalid("rank is \(rank): must be in [0, \(size))") }
         self.allreduce = allreduce
@@ -26,11 +37,32 @@ public struct ProcessGroup {
         self.rank = rank
         self.size = size
         slots = try CheckedArray(count: size + 2, for: "the process table")
+        thread = overlap ? try AllreduceThread(allreduce, context) : nil
     }
 
-    /// Sums data[0..<count] over the processes in place. `.io` when the caller's all-reduce fails.
+    /// Sums data[0..<count] over the processes in place, after every sum `startSum` queued.
+    /// `.io` when the caller's all-reduce fails (this call or a queued one).
     func sum(_ data: UnsafeMutablePointer<Float>, _ count: Int) throws {
-        guard allreduce(context, data, Int64(count)) == 0 else {
+        guard let thread else { return try check(allreduce(context, data, Int64(count))) }
+        try check(dk_allreduce_call(thread.handle, data, Int64(count)))
+    }
+
+    /// Queues the sum of data[0..<count] over the processes on the communication thread; the
+    /// data must stay untouched until `finishSums`. Without `overlaps` it does nothing: the
+    /// caller sums all its data in one `sum` instead.
+    func startSum(_ data: UnsafeMutablePointer<Float>, _ count: Int) {
+        guard let thread else { return }
+        dk_allreduce_submit(thread.handle, data, Int64(count))
+    }
+
+    /// Waits until every queued sum is done. `.io` when one of them failed.
+    func finishSums() throws {
+        guard let thread else { return }
+        try check(dk_allreduce_wait(thread.handle))
+    }
+
+    private func check(_ status: Int32) throws {
+        guard status == 0 else {
             throw DescentError(.io, "the all-reduce failed on process \(rank) (the caller's function returned non-zero)")
         }
     }
@@ -68,4 +100,19 @@ public struct ProcessGroup {
         try sum(slots.pointer, size)
         return UnsafeBufferPointer(start: slots.pointer, count: size)
     }
+}
+
+/// Owns a communication thread (allreduce_thread.c): it ends when the last copy of its
+/// process group goes.
+private final class AllreduceThread {
+    let handle: OpaquePointer
+
+    init(_ allreduce: ProcessGroup.Allreduce, _ context: UnsafeMutableRawPointer?) throws {
+        guard let handle = dk_allreduce_thread_start(allreduce, context) else {
+            throw DescentError(.outOfMemory, "cannot start the communication thread of a data-parallel job")
+        }
+        self.handle = handle
+    }
+
+    deinit { dk_allreduce_thread_stop(handle) }
 }

@@ -203,9 +203,9 @@ _declare("descent_net_param", c_int32, c_void_p, c_int64, P(c_char_p), P(c_void_
 #                                 int32_t cap);
 _declare("descent_net_param_shape", c_int32, c_void_p, c_int64, P(c_int32), P(c_int64), c_int32)
 # int32_t descent_net_set_allreduce(descent_net *net, int32_t (*allreduce)(void *, float *, int64_t),
-#                                   void *context, int32_t rank, int32_t ranks);
+#                                   void *context, int32_t rank, int32_t ranks, int32_t overlap);
 ALLREDUCE_FN = ctypes.CFUNCTYPE(c_int32, c_void_p, ctypes.POINTER(ctypes.c_float), c_int64)
-_declare("descent_net_set_allreduce", c_int32, c_void_p, ALLREDUCE_FN, c_void_p, c_int32, c_int32)
+_declare("descent_net_set_allreduce", c_int32, c_void_p, ALLREDUCE_FN, c_void_p, c_int32, c_int32, c_int32)
 # int32_t descent_net_arena(descent_net *net, float **params, float **grads, int64_t *length);
 _declare("descent_net_arena", c_int32, c_void_p, P(c_void_p), P(c_void_p), P(c_int64))
 # int32_t descent_net_param_offset(const descent_net *net, int64_t index, int64_t *offset);

@@ -31,10 +31,11 @@ statistics (as PyTorch without SyncBatchNorm); the gradients are reduced after t
 backward pass, so communication does not overlap it; dropout masks depend on a unit's place in
 the rank's own batch, so N ranks draw other masks than one process.
 
-``join(net, comm)`` lifts all but the overlap: the library then reduces inside its own step
-(its all-reduce hook), so a plain ``net.train_step`` on each rank's rows is the step of the
-global batch, with synchronised batch norm, masks by global row, and a failure on any rank
-raised on every rank with nothing changed. docs/distributed.md says more.
+``join(net, comm)`` lifts them all: the library then reduces inside its own step (its
+all-reduce hook), so a plain ``net.train_step`` on each rank's rows is the step of the global
+batch, with synchronised batch norm, masks by global row, a failure on any rank raised on every
+rank with nothing changed, and (``overlap=True``) each layer's gradients reduced while the
+backward pass goes on. docs/distributed.md says more.
 """
 from __future__ import annotations
 
@@ -58,7 +59,7 @@ except ImportError as error:  # pragma: no cover - exercised only without mpi4py
 __all__ = ["DataParallel", "ShardedSampler", "shard_bounds", "load", "join", "leave"]
 
 
-def join(net: Network, comm=None) -> None:
+def join(net: Network, comm=None, overlap: bool = False) -> None:
     """Makes ``net`` this rank's replica in a data-parallel job over ``comm`` (default
     COMM_WORLD) run by the library itself: afterwards ``net.train_step(x, y)`` (and
     ``forward_backward`` + ``apply_update``) on this rank's rows of each global batch takes the
@@ -66,8 +67,17 @@ def join(net: Network, comm=None) -> None:
     place in the global batch, and the ranks agree on every step's outcome inside the library:
     a failure on any rank raises on every rank and changes nothing on any. With 2 ranks of equal
     rows the steps equal one process's on the whole batch bit for bit. Start from equal replicas
-    (``DataParallel(...).broadcast_parameters()`` or the same seed). Not collective itself."""
+    (``DataParallel(...).broadcast_parameters()`` or the same seed). Not collective itself.
+
+    ``overlap=True`` sums each layer's gradients on a thread of the library's while the layers
+    below still compute their backward pass, rather than all of them after it: the same bits,
+    faster where a rank has a core to spare for communication, slower where the ranks fill every
+    core (docs/distributed.md). It needs MPI at ``MPI.THREAD_SERIALIZED`` or higher (mpi4py's
+    default is ``MPI.THREAD_MULTIPLE``)."""
     comm = _comm_world() if comm is None else comm
+    if overlap and MPI.Query_thread() < MPI.THREAD_SERIALIZED:
+        raise InvalidArgument("join: overlap=True calls MPI from a second thread, which needs MPI initialised at "
+                              "MPI.THREAD_SERIALIZED or higher (mpi4py.rc.thread_level)")
 
     def allreduce(context, data, count):
         try:
@@ -76,7 +86,7 @@ def join(net: Network, comm=None) -> None:
         except BaseException:  # noqa: BLE001 - the library turns a non-zero return into an error
             return 1
 
-    net._set_allreduce(ALLREDUCE_FN(allreduce), comm.Get_rank(), comm.Get_size())
+    net._set_allreduce(ALLREDUCE_FN(allreduce), comm.Get_rank(), comm.Get_size(), overlap)
 
 
 def leave(net: Network) -> None:

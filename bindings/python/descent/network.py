@@ -199,11 +199,11 @@ class Network:
             return self._optimizer_name
 
     # -- training -------------------------------------------------------------------------------
-    def _set_allreduce(self, function, rank: int, ranks: int) -> None:
+    def _set_allreduce(self, function, rank: int, ranks: int, overlap: bool = False) -> None:
         """descent_net_set_allreduce (used by ``descent.distributed.join``): ``function`` is an
         ``ALLREDUCE_FN`` callback, kept alive here while the library may call it, or a NULL one."""
         with self._lock:
-            check(lib.descent_net_set_allreduce(self._live(), function, None, rank, ranks))
+            check(lib.descent_net_set_allreduce(self._live(), function, None, rank, ranks, int(overlap)))
             object.__setattr__(self, "_allreduce", function)
 
     def set_optimizer(self, name: str, **hparams: float) -> None:

@@ -76,30 +76,34 @@ check("a NaN on rank 1 raises NumericError on every rank, naming rank 1",
 check("after the failed step no rank's parameters changed", np.array_equal(before, net.param_buffer))
 
 # 2b. join: the library's own data parallelism. With batch norm and dropout, a plain train_step
-#     on each rank's rows equals one process's step on the whole batch, bit for bit.
-ref, joined = new_net(batchnorm=True, dropout=0.2), new_net(batchnorm=True, dropout=0.2)
-join(joined, comm)
-bitwise, equal = True, True
-for t in range(5):
-    ref.train_step(xs[t], ys[t])
-    joined.train_step(xs[t, start:stop], ys[t, start:stop])
-    bitwise = bitwise and joined.param_buffer.tobytes() == ref.param_buffer.tobytes()
-    equal = equal and same_on_every_rank(joined)
-check("join: batch norm and dropout, parameters equal one process's bit for bit", bitwise and equal)
-bad = xs[5, start:stop].copy()
-if rank == 1:
-    bad[2, 5] = np.nan
-before = joined.param_buffer.copy()
-try:
-    joined.train_step(bad, ys[5, start:stop])
-    message = "no exception"
-except descent.NumericError as e:
-    message = str(e)
-want = ("descent_net_train_step: x contains NaN at index 101 (row 2, column 5)" if rank == 1 else
-        "descent_net_train_step: the step failed on process 1: its x contains NaN or Inf; nothing changed")
-check("join: a NaN on rank 1 fails every rank, naming rank 1, and changes nothing",
-      message == want and np.array_equal(before, joined.param_buffer), f"rank {rank}: {message!r}")
-leave(joined)
+#     on each rank's rows equals one process's step on the whole batch, bit for bit; with the
+#     gradients summed after the backward pass and, overlapped, layer by layer on the library's
+#     thread (which calls back into Python: mpi4py runs at MPI.THREAD_MULTIPLE).
+for overlap in (False, True):
+    ref, joined = new_net(batchnorm=True, dropout=0.2), new_net(batchnorm=True, dropout=0.2)
+    join(joined, comm, overlap=overlap)
+    bitwise, equal = True, True
+    for t in range(5):
+        ref.train_step(xs[t], ys[t])
+        joined.train_step(xs[t, start:stop], ys[t, start:stop])
+        bitwise = bitwise and joined.param_buffer.tobytes() == ref.param_buffer.tobytes()
+        equal = equal and same_on_every_rank(joined)
+    check(f"join (overlap={overlap}): batch norm and dropout, parameters equal one process's bit for bit",
+          bitwise and equal)
+    bad = xs[5, start:stop].copy()
+    if rank == 1:
+        bad[2, 5] = np.nan
+    before = joined.param_buffer.copy()
+    try:
+        joined.train_step(bad, ys[5, start:stop])
+        message = "no exception"
+    except descent.NumericError as e:
+        message = str(e)
+    want = ("descent_net_train_step: x contains NaN at index 101 (row 2, column 5)" if rank == 1 else
+            "descent_net_train_step: the step failed on process 1: its x contains NaN or Inf; nothing changed")
+    check(f"join (overlap={overlap}): a NaN on rank 1 fails every rank, naming rank 1, and changes nothing",
+          message == want and np.array_equal(before, joined.param_buffer), f"rank {rank}: {message!r}")
+    leave(joined)
 
 # 3. The sampler: the ranks' rows of each batch make up the whole batch, drawn alike everywhere.
 whole = ShardedSampler(1000, 100, rank=0, size=1, seed=3)

@@ -29,7 +29,7 @@ public struct ProcessGroup {
     /// Errors: `.invalidArgument` for a rank outside [0, size) or a size outside [1, 2^20];
     /// `.outOfMemory` when the communication thread cannot be started.
     public init(allreduce: Allreduce, context: UnsafeMutableRawPointer?, rank: Int, size: Int,
-                overlap: Bool = true) throws {
+                overlap: Bool = false) throws {
         guard size >= 1, size <= 1 << 20 else { throw DescentError.invalid("ranks is \(size): must be in [1, 1048576]") }
         guard rank >= 0, rank < size else { throw DescentError.invalid("rank is \(rank): must be in [0, \(size))") }
         self.allreduce = allreduce

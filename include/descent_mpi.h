@@ -590,7 +590,8 @@ static inline int32_t descent_mpi_allreduce_(void *context, float *data, int64_t
 ///  - the ranks agree on the batch sizes before the pass and on its outcome after it, inside the
 ///    library: a step that fails on any rank fails on every rank with the same status and
 ///    changes nothing on any (batch-norm averages and the dropout generator included). The
-///    failing rank's descent_last_error() gives its own reason; the others' name that rank.
+///    failing rank's descent_last_error() gives its own reason; the others' name that rank and
+///    repeat its message.
 /// With 2 ranks of equal rows the steps equal a single process's on the whole batch bit for
 /// bit, batch norm and dropout included (the library sums its 2 shards of a 128-255-row batch
 /// in the same order). Start from equal replicas (descent_mpi_broadcast_parameters).

@@ -182,7 +182,8 @@ func inUseMessage(_ handle: UnsafePointer<descent_net>) -> String {
 /// same calls in the same order on every process: once to agree on the batch sizes (a process
 /// whose arguments are refused makes every process fail alike), three times per batch-norm
 /// layer, on the gradients, and once to agree on the outcome; a step that fails on any process
-/// then fails on all, and changes nothing on any.
+/// then fails on all, and changes nothing on any. The failing process gets its own error; the
+/// others get its status and message, naming it (one more call, on failure only).
 ///
 /// `overlap` 1: the gradients are summed layer by layer, each layer's as soon as its backward
 /// pass is done, on a thread the library starts for this network, while the backward pass of

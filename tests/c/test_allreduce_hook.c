@@ -17,11 +17,14 @@
  *   2. With weight decay (added once, after the all-reduce) and 3 ranks of 34/33/33 rows
  *      against 1 x 100: parameters within rounding of the single process's (see below).
  *   3. A NaN in rank 1's input: every rank fails with DESCENT_ERR_NUMERIC; rank 1 names the
- *      NaN, rank 0 names process 1's x as the cause (it also spoiled rank 0's synchronised
- *      batch-norm statistics); nothing changed on either, and the next step matches a job that
- *      never saw the failure.
- *   4. A bad label on rank 0: every rank fails with DESCENT_ERR_INVALID_ARGUMENT; nothing changed.
- *   5. An all-reduce that fails: DESCENT_ERR_IO, nothing changed. Bad rank/ranks/overlap arguments.
+ *      NaN, rank 0 names process 1 and repeats its message (the NaN also spoiled rank 0's
+ *      synchronised batch-norm statistics, but the cause is named); nothing changed on either,
+ *      and the next step matches a job that never saw the failure.
+ *   4. A bad label on rank 0: every rank fails with DESCENT_ERR_INVALID_ARGUMENT, rank 1 with
+ *      rank 0's message; nothing changed.
+ *   5. An all-reduce that fails: DESCENT_ERR_IO, nothing changed. Rank 1's rows make the loss
+ *      overflow: the loss is the global batch's, so every rank fails with the same message and
+ *      nothing changed. Bad rank/ranks/overlap arguments.
  *   6. Overlap: 1 and 0 give the same bits (checks 1 to 5 run both ways). With overlap 1 each
  *      layer with parameters has its gradients summed in a call of its own, on a thread other
  *      than the caller's, and no two calls of one rank ever run at once; with overlap 0 every
@@ -207,6 +210,9 @@ static double compare_job(const char *spec, const char *optimizer, int ranks, in
 #define SIZES "\"sizes\":[20,32,24,5],\"activation\":\"relu\",\"init\":\"he\",\"seed\":5"
 static const char *const SPECS[] = {"{" SIZES "}", "{" SIZES ",\"batchnorm\":true}", "{" SIZES ",\"dropout\":0.3}",
                                     "{" SIZES ",\"batchnorm\":true,\"dropout\":0.2}"};
+static const char BOTH[] = "{" SIZES ",\"batchnorm\":true,\"dropout\":0.2}", PLAIN[] = "{" SIZES "}";
+/* The loss is the global batch's: when one rank's rows make it overflow, every rank sees it. */
+#define LOSS_IS_NAN "descent_net_train_step: the loss is NaN (the weights or inputs are too large, or the learning rate is)"
 static const char *const SPEC_NAMES[] = {"plain", "batch norm", "dropout", "batch norm + dropout"};
 static const char *const OPTIMIZERS[] = {"sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"};
 
@@ -233,9 +239,8 @@ static void *one_step(void *arg) {
 /* Two ranks with batch norm and dropout take one good step, then rank `bad`'s input is spoiled
  * by `spoil`; both must fail with `status`, change nothing, and the next good step must give
  * what a job without the failure gives. */
-static void failing_job(const char *what, int bad, void (*spoil)(float *x, int32_t *y), int32_t status,
+static void failing_job(const char *what, const char *spec, int bad, void (*spoil)(float *x, int32_t *y), int32_t status,
                         const char *bad_message, const char *other_message, int hook_fails) {
-    const char *spec = "{" SIZES ",\"batchnorm\":true,\"dropout\":0.2}";
     group g = {.ranks = 2};
     pthread_barrier_init(&g.barrier, NULL, 2);
     failing_step f[2];
@@ -267,7 +272,7 @@ static void failing_job(const char *what, int bad, void (*spoil)(float *x, int32
                 CHECK(f[r].status == status, "%s: rank %d fails with status %d (got %d: %s)", what, r, status, f[r].status,
                       f[r].message);
                 const char *want = r == bad ? bad_message : other_message;
-                CHECK(strstr(f[r].message, want) != NULL, "%s: rank %d says \"%s\" (got \"%s\")", what, r, want, f[r].message);
+                CHECK(!strcmp(f[r].message, want), "%s: rank %d says \"%s\" (got \"%s\")", what, r, want, f[r].message);
                 int64_t n;
                 float *after = arena_copy(f[r].net, &n);
                 CHECK(!memcmp(after, before[r], (size_t)n * sizeof(float)), "%s: rank %d's parameters are unchanged", what, r);
@@ -314,6 +319,10 @@ static void failing_job(const char *what, int bad, void (*spoil)(float *x, int32
 
 static void spoil_x(float *x, int32_t *y) { (void)y; x[5 * FEATURES + 3] = NAN; }
 static void spoil_label(float *x, int32_t *y) { (void)x; y[7] = CLASSES; }
+static void spoil_scale(float *x, int32_t *y) {
+    (void)y;
+    for (int i = 0; i < FEATURES; i++) x[3 * FEATURES + i] = 3e38f;   /* finite, but the loss overflows */
+}
 
 int main(void) {
     make_data();
@@ -372,12 +381,18 @@ int main(void) {
     }
 
     for (overlap = 1; overlap >= 0; overlap--) {
-        failing_job("NaN on rank 1", 1, spoil_x, DESCENT_ERR_NUMERIC, "x contains NaN at index 103 (row 5, column 3)",
-                    "the step failed on process 1: its x contains NaN or Inf", 0);
-        failing_job("bad label on rank 0", 0, spoil_label, DESCENT_ERR_INVALID_ARGUMENT, "labels[7] is 5: must be in [0, 5)",
-                    "process 0 refused its part of the batch", 0);
-        failing_job("failing all-reduce", 0, NULL, DESCENT_ERR_IO, "the all-reduce failed on process 0",
-                    "the all-reduce failed on process 1", 1);
+        failing_job("NaN on rank 1", BOTH, 1, spoil_x, DESCENT_ERR_NUMERIC,
+                    "descent_net_train_step: x contains NaN at index 103 (row 5, column 3)",
+                    "descent_net_train_step: the step failed on process 1: x contains NaN at index 103 (row 5, column 3); "
+                    "nothing changed", 0);
+        failing_job("bad label on rank 0", BOTH, 0, spoil_label, DESCENT_ERR_INVALID_ARGUMENT,
+                    "descent_net_train_step: labels[7] is 5: must be in [0, 5)",
+                    "descent_net_train_step: process 0 refused its part of the batch: labels[7] is 5: must be in [0, 5); "
+                    "nothing changed", 0);
+        failing_job("failing all-reduce", BOTH, 0, NULL, DESCENT_ERR_IO,
+                    "descent_net_train_step: the all-reduce failed on process 0 (the caller's function returned non-zero)",
+                    "descent_net_train_step: the all-reduce failed on process 1 (the caller's function returned non-zero)", 1);
+        failing_job("loss overflow on rank 1", PLAIN, 1, spoil_scale, DESCENT_ERR_NUMERIC, LOSS_IS_NAN, LOSS_IS_NAN, 0);
     }
 
     descent_net *net;

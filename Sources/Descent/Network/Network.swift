@@ -305,36 +305,34 @@ public final class Network {
     }
 
     /// A data-parallel job's first agreement: every process's batch size, or that it refused
-    /// its arguments (then every process throws: the refused one its own error). Returns the
-    /// global batch and the place of this process's rows in it.
+    /// its arguments. Then every process throws: the first refusing one its own error, the
+    /// others that error's status and message, naming that process. Returns the global batch
+    /// and the place of this process's rows in it.
     private func agreeOnBatch(_ group: ProcessGroup, rows: Int, refused: DescentError?) throws
         -> Job {
         let batches = try group.gather(refused == nil ? Float(rows) : -1)
-        if let refused { throw refused }
         if let k = batches.firstIndex(where: { $0 < 0 }) {
-            throw DescentError(.invalidArgument, "process \(k) refused its part of the batch (its own error says why); nothing changed")
+            let told = try group.tell(refused, from: k)
+            if let refused { throw refused }
+            throw DescentError(told.status, "process \(k) refused its part of the batch: \(told.message); nothing changed")
         }
         return (group, Int(batches.reduce(0, +)), Int(batches[..<group.rank].reduce(0, +)))
     }
 
     /// A data-parallel job's last agreement, after the pass: every process decides alike from the
     /// sum of the losses and every process's failure. Returns the global batch's mean
-    /// cross-entropy, or throws this process's error, or one naming the process that failed.
-    /// NaN/Inf in one process's x spoils every process's batch-norm statistics: that process's
-    /// input is then named as the cause everywhere.
+    /// cross-entropy, or throws this process's error, or the failed process's status and
+    /// message, naming it. NaN/Inf in one process's x spoils every process's batch-norm
+    /// statistics: that process's input is then named as the cause everywhere.
     private func agreeOnPass(_ job: Job, checkingGradients: Bool) throws
         -> Double {
         let local = passError(loss: nil, checkingGradients: checkingGradients)
         let outcome: ProcessGroup.Outcome = local == nil ? .ok : inputIsFinite ? .failed : .badInput
         let agreed = try job.group.agree(sum: lossSum(), outcome: outcome)
-        if let culprit = agreed.culprit, culprit.outcome == .badInput, outcome != .badInput {
-            throw DescentError(.numeric, "the step failed on process \(culprit.rank): its x contains NaN or Inf; nothing changed")
-        }
-        if let local { throw local }
-        if let culprit = agreed.culprit {
-            throw DescentError(.numeric, "the step failed on process \(culprit.rank) (its own error says why); nothing changed")
-        }
-        return agreed.sum / Double(job.batch)
+        guard let culprit = agreed.culprit else { return agreed.sum / Double(job.batch) }
+        let told = try job.group.tell(local, from: culprit.rank)
+        if let local, culprit.outcome != .badInput || outcome == .badInput { throw local }
+        throw DescentError(told.status, "the step failed on process \(culprit.rank): \(told.message); nothing changed")
     }
 
     /// The shards' gradient arenas and the fused update's scratch for a batch of `rows`.

@@ -92,6 +92,24 @@ public struct ProcessGroup {
         return (total, nil)
     }
 
+    /// Bytes of a message `tell` passes on; a longer one is cut.
+    static let messageLimit = 1024
+
+    /// Process `culprit`'s error (`own` there, ignored elsewhere), told to every process: its
+    /// status and the first `messageLimit` bytes of its message, one byte per float, in one
+    /// all-reduce to which only `culprit` contributes. Every process must call it alike (after
+    /// an agreement named the culprit); the failure paths use it, so it may allocate.
+    func tell(_ own: DescentError?, from culprit: Int) throws -> DescentError {
+        var buffer = [Float](repeating: 0, count: 1 + Self.messageLimit)
+        if rank == culprit, let own {
+            buffer[0] = Float(own.status.rawValue)
+            for (i, byte) in own.message.utf8.prefix(Self.messageLimit).enumerated() { buffer[1 + i] = Float(byte) }
+        }
+        try buffer.withUnsafeMutableBufferPointer { try sum($0.baseAddress!, $0.count) }
+        let bytes = buffer.dropFirst().prefix { $0 != 0 }.map { UInt8($0) }
+        return DescentError(Status(rawValue: Int32(buffer[0])) ?? .numeric, String(decoding: bytes, as: UTF8.self))
+    }
+
     /// Every process's `value` (one float each, exact up to 2^24), by rank: an all-reduce in
     /// which each process fills its own slot. Valid until the next call.
     func gather(_ value: Float) throws -> UnsafeBufferPointer<Float> {

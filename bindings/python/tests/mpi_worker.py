@@ -100,7 +100,8 @@ for overlap in (False, True):
     except descent.NumericError as e:
         message = str(e)
     want = ("descent_net_train_step: x contains NaN at index 101 (row 2, column 5)" if rank == 1 else
-            "descent_net_train_step: the step failed on process 1: its x contains NaN or Inf; nothing changed")
+            "descent_net_train_step: the step failed on process 1: x contains NaN at index 101 (row 2, column 5); "
+            "nothing changed")
     check(f"join (overlap={overlap}): a NaN on rank 1 fails every rank, naming rank 1, and changes nothing",
           message == want and np.array_equal(before, joined.param_buffer), f"rank {rank}: {message!r}")
     leave(joined)

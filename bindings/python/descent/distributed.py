@@ -1,11 +1,10 @@
 """Data-parallel training over MPI processes, with mpi4py (``pip install mpi4py``).
 
 Every rank holds a replica of the same network. Each step every rank runs forward and backward
-on its own rows of the global batch; the gradient buffers (``net.grad_buffer``, one flat view
-of the library's gradient arena) are summed across ranks with one ``Allreduce``, each rank's
-gradient weighted by its share of the global batch; then every rank applies the same update, so
-the replicas stay bit-identical. It is the scheme of ``include/descent_mpi.h`` (and of Horovod
-and PyTorch's DDP), written on mpi4py, and gives the same numbers as the C header::
+on its own rows of the global batch, the library sums what crosses ranks inside its own step
+through an all-reduce on mpi4py (``join``), and every rank applies the same update, so the
+replicas stay bit-identical. It is what ``descent_mpi_join`` does in C (``include/descent_mpi.h``),
+the scheme of Horovod and PyTorch's DDP with SyncBatchNorm::
 
     from mpi4py import MPI
     import descent
@@ -13,29 +12,21 @@ and PyTorch's DDP), written on mpi4py, and gives the same numbers as the C heade
 
     net = descent.Network([784, 100, 100, 10], seed=1)
     net.set_optimizer("adam", lr=0.001)
-    dp = DataParallel(net, MPI.COMM_WORLD)         # rank 0's weights on every rank
+    dp = DataParallel(net, MPI.COMM_WORLD)         # rank 0's weights on every rank, then join
     sampler = ShardedSampler(len(x_train), batch=128, rank=dp.rank, size=dp.size, seed=1)
     for step, rows in zip(range(1000), sampler):   # this rank's rows of each global batch
         loss = dp.train_step(x_train[rows], y_train[rows])   # the global batch's mean loss
     dp.save("model.safetensors")                   # rank 0 writes
     net = load("model.safetensors", MPI.COMM_WORLD)    # on any number of ranks
 
-Run it with ``mpirun -np 2 python train.py``. Every method taking part in a step is collective:
-every rank must call it, in the same order. A failure on any rank (a NaN in its rows, a label out
-of range) raises the same exception on every rank, with the failing rank in its message
+Run it with ``mpirun -np 2 python train.py``. Each step is the global batch's: the loss and
+gradients are its means, batch norm normalises by its statistics (synchronised batch norm), and
+dropout masks follow each row's place in it, so 2 ranks of 64 rows compute one process's
+128-row step bit for bit. Every method taking part in a step is collective: every rank must
+call it, in the same order. A failure on any rank (a NaN in its rows, a label out of range)
+raises the same exception on every rank, with the failing rank in its message
 (``DataParallel.train_step: rank 1 of 2 failed: x contains NaN at index 17 (row 0, column 17)``),
-and changes nothing on any rank: the inputs are checked before any rank's forward pass.
-
-Limitations of ``DataParallel``: batch norm normalises each rank's rows by that rank's own
-statistics (as PyTorch without SyncBatchNorm); the gradients are reduced after the whole
-backward pass, so communication does not overlap it; dropout masks depend on a unit's place in
-the rank's own batch, so N ranks draw other masks than one process.
-
-``join(net, comm)`` lifts them all: the library then reduces inside its own step (its
-all-reduce hook), so a plain ``net.train_step`` on each rank's rows is the step of the global
-batch, with synchronised batch norm, masks by global row, a failure on any rank raised on every
-rank with nothing changed, and (``overlap=True``) each layer's gradients reduced while the
-backward pass goes on. docs/distributed.md says more.
+and changes nothing on any rank. docs/distributed.md says more.
 """
 from __future__ import annotations
 
@@ -168,13 +159,17 @@ def _agree(comm, where: str, error: Optional[DescentError]) -> None:
 class DataParallel:
     """A network trained by every rank of ``comm`` together (synchronous data parallelism).
 
-    DataParallel(net, comm=MPI.COMM_WORLD, root=0, broadcast=True): ``net`` is this rank's
-    replica, created with the same spec and optimizer on every rank. With ``broadcast`` (the
-    default, as DDP does) rank ``root``'s parameters are copied to every rank first, so the
-    replicas start equal whatever each rank's seed. The network stays the caller's: use it for
-    ``evaluate``, ``predict``, ``net.optimizer.lr = ...`` (on every rank alike) and ``close``."""
+    DataParallel(net, comm=MPI.COMM_WORLD, root=0, broadcast=True, overlap=False): ``net`` is
+    this rank's replica, created with the same spec and optimizer on every rank. With
+    ``broadcast`` (the default, as DDP does) rank ``root``'s parameters are copied to every rank
+    first, so the replicas start equal whatever each rank's seed. Then ``net`` joins the job
+    (``join``, with ``overlap``): from here on every ``net.train_step``, ``forward_backward`` and
+    ``apply_update`` on this rank's rows is the global batch's, whether called through this
+    object or on ``net``. The network stays the caller's: use it for ``evaluate``, ``predict``
+    (both local), ``net.optimizer.lr = ...`` (on every rank alike) and ``close``; ``leave(net)``
+    makes it train alone again."""
 
-    def __init__(self, net: Network, comm=None, root: int = 0, broadcast: bool = True):
+    def __init__(self, net: Network, comm=None, root: int = 0, broadcast: bool = True, overlap: bool = False):
         if not isinstance(net, Network):
             raise InvalidArgument(f"DataParallel: net must be a descent.Network, not {type(net).__name__}")
         self.net = net
@@ -182,9 +177,9 @@ class DataParallel:
         self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
         self._features = net.sizes[0]
         self._classes = net.sizes[-1]
-        self._batchnorm = bool(net.spec["batchnorm"])
         if broadcast:
             self.broadcast_parameters(root)
+        join(net, self.comm, overlap=overlap)
 
     def broadcast_parameters(self, root: int = 0) -> None:
         """Copies rank ``root``'s parameters (``net.param_buffer``: weights, biases, batch norm's
@@ -204,15 +199,13 @@ class DataParallel:
         self.comm.Bcast(params, root=root)
 
     def _check_inputs(self, x, y) -> tuple[np.ndarray, np.ndarray]:
-        """The checks the library's forward pass makes, made before it (see train_step)."""
+        """The checks of this rank's rows that the library makes too, made here first so that
+        the message names the rank (see train_step)."""
         x, y = batch_inputs("DataParallel.train_step", x, y, self._features, training=True)
         bad = np.flatnonzero((y < 0) | (y >= self._classes))
         if bad.size:
             i = int(bad[0])
             raise InvalidArgument(f"labels[{i}] is {int(y[i])}: must be in [0, {self._classes})")
-        if self._batchnorm and len(x) < 2:
-            raise InvalidArgument("x has 1 row, but training a network with batch norm needs at least 2 samples per "
-                                  "rank (each rank normalises by its own batch statistics)")
         flat = x.reshape(-1)
         if not np.isfinite(flat).all():
             i = int(np.flatnonzero(~np.isfinite(flat))[0])
@@ -227,54 +220,23 @@ class DataParallel:
         numbers of rows. Returns the mean loss over the global batch (before the update), the
         same on every rank.
 
-        1. each rank checks its inputs; the ranks agree and sum their row counts into B;
-        2. ``net.forward_backward``; the ranks agree and sum their losses, each weighted by
-           local_batch / B;
-        3. ``net.grad_buffer *= local_batch / B`` and one ``Allreduce`` sums the buffers in
-           place: the gradient of the mean loss over the global batch (exact for uneven shards);
-        4. ``net.apply_update()``; the ranks agree on its outcome.
-
-        Errors raise the same exception on every rank, naming the lowest failing rank. A failure
-        in step 1 (bad shapes or dtypes, a label out of range, NaN/Inf in x, 1 row with batch norm)
-        changes nothing on any rank; one in step 2 applies nothing on any rank, but the ranks
-        whose forward pass succeeded have moved their batch-norm running averages and dropout
-        generator on (the library commits them in forward_backward); one in step 4 comes alike on
-        every rank (the same gradients and state everywhere) and changes nothing."""
+        Each rank first checks its rows (shapes and dtypes, labels in range, x finite) and the
+        ranks agree on the outcome, so a bad input raises on every rank, naming the lowest
+        failing rank and its message. Then ``net.train_step``, in which the library sums over
+        the ranks (``join``); what fails there (a loss that overflows, batch-norm statistics
+        that overflow) fails on every rank alike, its message prefixed with
+        ``DataParallel.train_step``. Either way nothing changes on any rank."""
         where = "DataParallel.train_step"
-        error, rows = None, 0
+        error = None
         try:
             x, y = self._check_inputs(x, y)
-            rows = len(x)
-        except DescentError as e:
-            error = e
-        counts = np.array([rows, error is not None], dtype=np.int64)
-        self.comm.Allreduce(MPI.IN_PLACE, counts, op=MPI.SUM)
-        if counts[1]:
-            _raise_agreed(self.comm, where, error)
-        weight = rows / float(counts[0])
-
-        loss = 0.0
-        try:
-            loss = self.net.forward_backward(x, y)
-        except DescentError as e:
-            error = e
-        outcome = np.array([weight * loss if error is None else 0.0, error is not None], dtype=np.float64)
-        self.comm.Allreduce(MPI.IN_PLACE, outcome, op=MPI.SUM)
-        if outcome[1]:
-            _raise_agreed(self.comm, where, error)
-
-        grads = self.net.grad_buffer
-        if weight != 1.0:
-            # In float64, then rounded once: the arithmetic of include/descent_mpi.h.
-            grads[:] = grads * np.float64(weight)
-        self.comm.Allreduce(MPI.IN_PLACE, grads, op=MPI.SUM)
-
-        try:
-            self.net.apply_update()
         except DescentError as e:
             error = e
         _agree(self.comm, where, error)
-        return float(np.float32(outcome[0]))
+        try:
+            return self.net.train_step(x, y)
+        except DescentError as e:
+            raise type(e)(f"{where}: {e}") from None
 
     def save(self, path: "str | os.PathLike", root: int = 0) -> None:
         """Rank ``root`` saves the network as a checkpoint (``Network.save``: atomic, with the

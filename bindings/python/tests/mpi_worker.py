@@ -45,20 +45,22 @@ def new_net(**spec) -> descent.Network:
     return net
 
 
-# 1. size ranks x 64 rows against 1 process x 128 rows: the parameters bit for bit, the losses
-#    within 1e-6, every rank equal after every step.
-ref, net = new_net(), new_net()
-dp = DataParallel(net, comm)
-worst, bitwise, equal = 0.0, True, True
-for t in range(STEPS):
-    want = ref.train_step(xs[t], ys[t])
-    got = dp.train_step(xs[t, start:stop], ys[t, start:stop])
-    worst = max(worst, abs(got - want) / abs(want))
-    bitwise = bitwise and net.param_buffer.tobytes() == ref.param_buffer.tobytes()
-    equal = equal and same_on_every_rank(net)
-check("losses within 1e-6 of one process", worst <= 1e-6, f"worst {worst:.3g}")
-check("parameters equal one process's bit for bit after every step", bitwise)
-check("every rank's parameters equal after every step", equal)
+# 1. size ranks x 64 rows against 1 process x 128 rows, plain and with batch norm (synchronised)
+#    and dropout (masks by global row): the parameters bit for bit, the losses within 1e-6,
+#    every rank equal after every step.
+for label, spec in (("", {}), (" (batch norm, dropout)", {"batchnorm": True, "dropout": 0.2})):
+    ref, net = new_net(**spec), new_net(**spec)
+    dp = DataParallel(net, comm)
+    worst, bitwise, equal = 0.0, True, True
+    for t in range(STEPS):
+        want = ref.train_step(xs[t], ys[t])
+        got = dp.train_step(xs[t, start:stop], ys[t, start:stop])
+        worst = max(worst, abs(got - want) / abs(want))
+        bitwise = bitwise and net.param_buffer.tobytes() == ref.param_buffer.tobytes()
+        equal = equal and same_on_every_rank(net)
+    check(f"losses within 1e-6 of one process{label}", worst <= 1e-6, f"worst {worst:.3g}")
+    check(f"parameters equal one process's bit for bit after every step{label}", bitwise)
+    check(f"every rank's parameters equal after every step{label}", equal)
 
 # 2. A NaN in rank 1's rows: the same exception on every rank, nothing changed.
 before = net.param_buffer.copy()
@@ -74,6 +76,24 @@ want = "DataParallel.train_step: rank 1 of 2 failed: x contains NaN at index 17 
 check("a NaN on rank 1 raises NumericError on every rank, naming rank 1",
       kind == "NumericError" and message == want, f"rank {rank}: {kind} {message!r}")
 check("after the failed step no rank's parameters changed", np.array_equal(before, net.param_buffer))
+
+# 2a. Finite rows too large for float32 on rank 1 only: they overflow the global batch's
+#     (synchronised) batch-norm statistics, which the library finds inside the step; every rank
+#     raises the same error.
+huge = xs[1, start:stop].copy()
+if rank == 1:
+    huge[3, :] = 3e38
+before = net.param_buffer.copy()
+try:
+    dp.train_step(huge, ys[1, start:stop])
+    message, kind = "no exception", None
+except descent.DescentError as e:
+    message, kind = str(e), type(e).__name__
+want = ("DataParallel.train_step: descent_net_train_step: a batch-norm mean or variance overflowed float32 (the "
+        "inputs or weights are too large)")
+check("rows that overflow float32 on rank 1 raise the same NumericError on every rank, nothing changed",
+      kind == "NumericError" and message == want and np.array_equal(before, net.param_buffer),
+      f"rank {rank}: {kind} {message!r}")
 
 # 2b. join: the library's own data parallelism. With batch norm and dropout, a plain train_step
 #     on each rank's rows equals one process's step on the whole batch, bit for bit; with the

@@ -44,23 +44,14 @@
  *    any MPI program on Linux: with -std=c11 (CMake's C_EXTENSIONS OFF) define
  *    _POSIX_C_SOURCE 200809L before the first #include.
  *
- * Two ways to train: descent_mpi_train_step below does the reduction around the library's
- * public calls; descent_mpi_join makes the library do it inside its step (through its
- * all-reduce hook, descent_net_set_allreduce), which has none of the following limitations.
+ * Two ways to train, with the same results: descent_mpi_join makes `net` a rank of a job, after
+ * which every descent_net_train_step on the rank's rows is the global batch's step, and
+ * descent_mpi_train_step takes one such step (joining for that step alone) with the inputs
+ * checked first, so that a bad input on any rank is reported on every rank with its rank.
  *
- * Known limitations of descent_mpi_train_step:
- *  - Batch norm normalises each rank's rows by that rank's own batch statistics (as PyTorch's
- *    BatchNorm without SyncBatchNorm), not by the global batch's: with batch norm, a run over N
- *    ranks is not the same computation as one process over the whole batch, and each rank's
- *    running averages are its own (checkpoints keep the saving rank's).
- *  - The gradients are reduced after the whole backward pass, in one call, so communication
- *    does not overlap the backward pass.
- *  - Dropout masks depend on the seed and a unit's place in the rank's own batch
- *    (docs/parallel-step.md), so a run over N ranks draws other masks than one process does.
- *  - A forward pass that fails on some ranks only (a loss that overflows) leaves the other
- *    ranks' batch-norm running averages and dropout generator moved on (descent_mpi_train_step).
- *  - Optimizer state is reachable only through checkpoints, so descent_mpi_broadcast_net and
- *    descent_mpi_load send a checkpoint's bytes through temporary files.
+ * Known limitation: optimizer state is reachable only through checkpoints, so
+ * descent_mpi_broadcast_net and descent_mpi_load send a checkpoint's bytes through temporary
+ * files.
  * docs/distributed.md explains what is exact, the failures and the cost of the reduction.
  */
 #ifndef DESCENT_MPI_H
@@ -513,32 +504,27 @@ static inline int32_t descent_mpi_load(const char *path, MPI_Comm comm, int root
 /* Internal: what the header checks before a step (see descent_mpi_train_step). */
 typedef struct {
     int64_t features, classes;
-    int batchnorm;
 } descent_mpi_shape_;
 
-/* Internal: the network's input width, class count and whether it has batch norm, read
- * through the public API (W1 is [features][width], the last parameter is the output bias). */
+/* Internal: the network's input width and class count, read through the public API (W1 is
+ * [features][width], the last parameter is the output bias). */
 static inline int32_t descent_mpi_shape_of_(descent_net *net, descent_mpi_shape_ *shape) {
     int64_t count = descent_net_param_count(net), dims[8] = {0}, classes = 0;
     int32_t rank = 0;
-    const char *name = NULL;
     if (count < 2 || descent_net_param_shape(net, 0, &rank, dims, 8) != DESCENT_OK ||
-        descent_net_param(net, count - 1, NULL, NULL, NULL, &classes) != DESCENT_OK ||
-        descent_net_param(net, 2 < count ? 2 : 0, &name, NULL, NULL, NULL) != DESCENT_OK)
+        descent_net_param(net, count - 1, NULL, NULL, NULL, &classes) != DESCENT_OK)
         return descent_mpi_fail_(DESCENT_ERR_INVALID_ARGUMENT, "%s", count < 0 ? "net is NULL" : descent_last_error());
     shape->features = dims[0];
     shape->classes = classes;
-    shape->batchnorm = strcmp(name, "gamma1") == 0;   /* W1, b1, gamma1, beta1, W2, ... */
     return DESCENT_OK;
 }
 
-/* Internal: the inputs check that descent_net_forward_backward makes, made before it, so that
- * a bad input on one rank is refused on every rank before any rank's forward pass has changed
- * anything (forward_backward commits batch-norm running averages and the dropout generator).
- * The messages are the library's. */
+/* Internal: the checks of a rank's inputs that the library makes too, made first so that a bad
+ * input on one rank is reported on every rank with that rank's number and message. The
+ * messages are the library's. */
 static inline int32_t descent_mpi_check_inputs_(descent_net *net, const float *x, const int32_t *labels,
                                                 int64_t batch) {
-    descent_mpi_shape_ shape = {0, 0, 0};
+    descent_mpi_shape_ shape = {0, 0};
     int32_t status = descent_mpi_shape_of_(net, &shape);
     if (status != DESCENT_OK) return status;
     if (batch < 1 || batch > INT32_MAX / (shape.features > shape.classes ? shape.features : shape.classes))
@@ -551,10 +537,6 @@ static inline int32_t descent_mpi_check_inputs_(descent_net *net, const float *x
         if (labels[i] < 0 || labels[i] >= shape.classes)
             return descent_mpi_fail_(DESCENT_ERR_INVALID_ARGUMENT, "labels[%lld] is %d: must be in [0, %lld)",
                                      (long long)i, (int)labels[i], (long long)shape.classes);
-    if (batch < 2 && shape.batchnorm)
-        return descent_mpi_fail_(DESCENT_ERR_INVALID_ARGUMENT,
-                                 "local_batch is 1, but training a network with batch norm needs at least 2 samples "
-                                 "per rank (each rank normalises by its own batch statistics)");
     for (int64_t i = 0, n = batch * shape.features; i < n; i++)
         if (!isfinite(x[i]))
             return descent_mpi_fail_(DESCENT_ERR_NUMERIC, "x contains %s at index %lld (row %lld, column %lld)",
@@ -638,43 +620,31 @@ static inline int32_t descent_mpi_leave(descent_net *net) { return descent_net_s
 /// indices, as for `descent_net_train_step`; ranks may hold different numbers of rows (a
 /// global batch of 100 over 3 ranks: 33, 33 and 34). In order:
 ///
-///  1. each rank checks its inputs (the checks of descent_net_forward_backward: labels in
-///     range, x finite, at least 2 rows with batch norm), and the ranks agree on the outcome
-///     and sum local_batch into the global batch B (one MPI_Allreduce of two integers);
-///  2. descent_net_forward_backward on the rank's rows; the ranks agree on its outcome and sum
-///     their weighted losses (one MPI_Allreduce of two doubles);
-///  3. each rank multiplies its gradient arena by local_batch / B and the arenas are summed,
-///     in place (one MPI_Allreduce of descent_net_arena's length floats). A rank's gradient is
-///     the mean over its own rows, so the sum is the gradient of the mean loss over the global
-///     batch, exactly weighted for uneven shards. The weight-decay term (lambda*W in every
-///     rank's gradient, 0.5*lambda*sum W^2 in every rank's loss) comes out with total weight 1;
-///  4. descent_net_apply_update, and the ranks agree on its outcome (one MPI_Allreduce of one
-///     integer).
+///  1. each rank checks its inputs (NULL, local_batch >= 1, labels in range, x finite) and the
+///     ranks agree on the outcome (one small MPI_Allreduce);
+///  2. descent_net_train_step on the rank's rows, as a rank of a job over `comm` for this step
+///     alone (descent_mpi_join with overlap 0, then descent_mpi_leave): the library sums the
+///     gradients and batch norm's statistics over the ranks inside its step, and the step is
+///     the global batch's. `net` must not be in a job of descent_mpi_join already.
 ///
 /// `*loss` (may be NULL) receives the global batch's mean loss (cross-entropy plus the
-/// weight-decay term) before the update, the same on every rank. Parameters and optimizer state
-/// stay bit-identical across ranks: every rank steps the same summed gradients. With 2 ranks
-/// of equal shards and no weight decay the update equals a single process's on the whole batch
-/// bit for bit (the library sums its 2 shards of a batch of 128 to 255 rows the same way:
-/// docs/distributed.md).
+/// weight-decay term) before the update, the same on every rank. Batch norm normalises by the
+/// global batch's statistics and dropout masks follow each row's place in the global batch
+/// (rank k's rows after those of ranks 0..k-1), so parameters, optimizer state and batch-norm
+/// averages stay bit-identical across ranks, and 2 ranks of equal rows compute one process's
+/// step on the whole batch bit for bit.
 ///
-/// Errors: every rank returns the same status: that of the lowest-numbered failing rank, whose
-/// message descent_mpi_last_error() gives on every rank ("descent_mpi_train_step: rank 1 of 2
-/// failed: x contains NaN at index 17 (row 0, column 17)"). Failures in step 1
-/// (DESCENT_ERR_INVALID_ARGUMENT: NULL, local_batch < 1, a label out of range, 1 row with batch
-/// norm; DESCENT_ERR_NUMERIC: NaN/Inf in x) change nothing on any rank. A failure in step 2
-/// (DESCENT_ERR_NUMERIC: a non-finite loss or gradient on some rank) applies nothing on any
-/// rank: parameters and optimizer state are unchanged everywhere, but on the ranks whose forward
-/// pass succeeded, batch-norm running averages and the dropout generator have moved on (the
-/// library commits them in descent_net_forward_backward and has no way to take them back).
-/// A failure in step 4 (the optimizer's errors, e.g. DESCENT_ERR_NUMERIC for a sum that
-/// overflowed to Inf) comes alike on every rank, since every rank steps the same gradients with
-/// the same state, and changes nothing; on some ranks only, it means the replicas had already
-/// diverged (e.g. a rank whose optimizer was changed alone), and the message names one of them.
-/// DESCENT_ERR_IO: an MPI call failed (see the conventions).
-/// Cost: besides the step itself, one pass over x (the finiteness check) and one over the
-/// gradient arena (the weighting; skipped on a single rank), and four MPI_Allreduce calls, of
-/// which only the gradients' is large.
+/// Errors: every rank returns the same status, and nothing changes on any rank (parameters,
+/// optimizer state, batch-norm averages, dropout generator). A failure in step 1
+/// (DESCENT_ERR_INVALID_ARGUMENT: NULL, local_batch < 1, a label out of range; DESCENT_ERR_NUMERIC:
+/// NaN/Inf in x) is the lowest-numbered failing rank's, whose message descent_mpi_last_error()
+/// gives on every rank ("descent_mpi_train_step: rank 1 of 2 failed: x contains NaN at index 17
+/// (row 0, column 17)"). A failure in step 2 (DESCENT_ERR_NUMERIC: a loss or batch-norm
+/// statistics that overflow float32 over the global batch; DESCENT_ERR_INVALID_ARGUMENT: 1 row in
+/// all with batch norm; the optimizer's errors) gives every rank the library's message after
+/// "descent_mpi_train_step: ". DESCENT_ERR_IO: an MPI call failed (see the conventions).
+/// Cost: besides the step itself, one pass over x (the finiteness check) and one small
+/// MPI_Allreduce; the step's own all-reduces are descent_mpi_join's.
 /// Memory: the caller's arrays are only read during the call.
 /// Threads: one network and one communicator, one thread at a time.
 static inline int32_t descent_mpi_train_step(descent_net *net, MPI_Comm comm, const float *x, const int32_t *labels,
@@ -682,39 +652,16 @@ static inline int32_t descent_mpi_train_step(descent_net *net, MPI_Comm comm, co
     static const char *const function = "descent_mpi_train_step";
     int32_t status = net ? descent_mpi_check_inputs_(net, x, labels, local_batch)
                          : descent_mpi_fail_(DESCENT_ERR_INVALID_ARGUMENT, "net is NULL");
+    /* 1. The inputs, agreed on before any rank starts the step. */
+    if ((status = descent_mpi_agree_(comm, function, status, descent_mpi_last_error())) != DESCENT_OK) return status;
 
-    /* 1. The inputs, and the global batch. */
-    int64_t mine[2] = {status == DESCENT_OK ? local_batch : 0, status != DESCENT_OK}, sums[2];
-    DESCENT_MPI_CALL_(function, MPI_Allreduce(mine, sums, 2, MPI_INT64_T, MPI_SUM, comm));
-    if (sums[1]) return descent_mpi_report_failure_(comm, function, status, descent_mpi_last_error());
-    const double weight = (double)local_batch / (double)sums[0];
-
-    /* 2. Forward and backward on this rank's rows. */
-    float local_loss = 0.0f;
-    if ((status = descent_net_forward_backward(net, x, labels, local_batch, &local_loss)) != DESCENT_OK)
-        descent_mpi_fail_(status, "%s", descent_last_error());
-    double outcome[2] = {status == DESCENT_OK ? weight * (double)local_loss : 0.0, (double)(status != DESCENT_OK)};
-    double total[2];
-    DESCENT_MPI_CALL_(function, MPI_Allreduce(outcome, total, 2, MPI_DOUBLE, MPI_SUM, comm));
-    if (total[1] != 0.0) return descent_mpi_report_failure_(comm, function, status, descent_mpi_last_error());
-
-    /* 3. The weighted sum of the gradients. */
-    float *grads = NULL;
-    int64_t length = 0;
-    descent_mpi_arena_(net, NULL, &grads, &length);   /* cannot fail: net is not NULL */
-    if (weight != 1.0)
-        for (int64_t i = 0; i < length; i++) grads[i] = (float)((double)grads[i] * weight);
-    for (int64_t done = 0; done < length;) {   /* MPI counts are ints: at most 2^30 floats a call */
-        int count = (int)(length - done < (1 << 30) ? length - done : (1 << 30));
-        DESCENT_MPI_CALL_(function, MPI_Allreduce(MPI_IN_PLACE, grads + done, count, MPI_FLOAT, MPI_SUM, comm));
-        done += count;
-    }
-
-    /* 4. The update. Every rank steps the same gradients with the same state, so the outcome
-     * is the same everywhere; the agreement turns a rank that differs into an error. */
-    if ((status = descent_net_apply_update(net)) != DESCENT_OK) descent_mpi_fail_(status, "%s", descent_last_error());
-    status = descent_mpi_agree_(comm, function, status, descent_mpi_last_error());
-    if (status == DESCENT_OK && loss) *loss = (float)total[0];
+    /* 2. The step, as a rank of a one-step job. */
+    MPI_Comm job = comm;   /* the job reads it through this address during the step */
+    if ((status = descent_mpi_join(net, &job, 0)) != DESCENT_OK)
+        return descent_mpi_fail_(status, "%s: %s", function, descent_mpi_last_error());
+    status = descent_net_train_step(net, x, labels, local_batch, loss);
+    if (status != DESCENT_OK) descent_mpi_fail_(status, "%s: %s", function, descent_last_error());
+    descent_mpi_leave(net);
     return status;
 }
 

@@ -51,6 +51,7 @@ typedef struct {
     int ranks;
     float *posted[MAX_RANKS];
     int fail;   /* when set, every all-reduce returns 1 */
+    int lie;    /* when set, every all-reduce returns NaN for the sums, and 0 */
 } group;
 
 typedef struct {
@@ -79,6 +80,8 @@ static int32_t thread_allreduce(void *context, float *data, int64_t count) {
     }
     pthread_barrier_wait(&g->barrier);   /* everyone has read every buffer */
     memcpy(data, sum, (size_t)count * sizeof(float));
+    if (g->lie)
+        for (int64_t i = 0; i < count; i++) data[i] = NAN;
     free(sum);
     pthread_barrier_wait(&g->barrier);
     __atomic_sub_fetch(&m->running, 1, __ATOMIC_SEQ_CST);
@@ -393,6 +396,27 @@ int main(void) {
                     "descent_net_train_step: the all-reduce failed on process 0 (the caller's function returned non-zero)",
                     "descent_net_train_step: the all-reduce failed on process 1 (the caller's function returned non-zero)", 1);
         failing_job("loss overflow on rank 1", PLAIN, 1, spoil_scale, DESCENT_ERR_NUMERIC, LOSS_IS_NAN, LOSS_IS_NAN, 0);
+    }
+
+    {
+        /* An all-reduce that returns NaN (and 0): refused with an error, no trap, nothing changed. */
+        group g = {.ranks = 1, .lie = 1};
+        pthread_barrier_init(&g.barrier, NULL, 1);
+        member m = {.g = &g, .rank = 0, .caller = pthread_self()};
+        descent_net *liar;
+        int64_t n = 0;
+        descent_net_create("{" SIZES "}", &liar);
+        descent_net_set_allreduce(liar, thread_allreduce, &m, 0, 1, 0);
+        float *before = arena_copy(liar, &n), loss;
+        CHECK_ERROR(descent_net_train_step(liar, x_all[0], y_all[0], 64, &loss), DESCENT_ERR_IO,
+                    "descent_net_train_step: the all-reduce gave process 0 batch sizes that no process sent (it must "
+                    "return the element-wise sum over the processes)", "an all-reduce that returns NaN");
+        float *after = arena_copy(liar, &n);
+        CHECK(!memcmp(before, after, (size_t)n * sizeof(float)), "an all-reduce that returns NaN: nothing changed");
+        free(before);
+        free(after);
+        descent_net_free(liar);
+        pthread_barrier_destroy(&g.barrier);
     }
 
     descent_net *net;

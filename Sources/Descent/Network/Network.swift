@@ -311,6 +311,11 @@ public final class Network {
     private func agreeOnBatch(_ group: ProcessGroup, rows: Int, refused: DescentError?) throws
         -> Job {
         let batches = try group.gather(refused == nil ? Float(rows) : -1)
+        // A faulty all-reduce may return anything: check before converting (Int(NaN) traps).
+        guard batches.allSatisfy({ $0 == $0.rounded() && $0 >= -1 && $0 < 0x1p24 }) else {
+            throw DescentError(.io, "the all-reduce gave process \(group.rank) batch sizes that no process sent "
+                + "(it must return the element-wise sum over the processes)")
+        }
         if let k = batches.firstIndex(where: { $0 < 0 }) {
             let told = try group.tell(refused, from: k)
             if let refused { throw refused }

@@ -106,8 +106,10 @@ public struct ProcessGroup {
             for (i, byte) in own.message.utf8.prefix(Self.messageLimit).enumerated() { buffer[1 + i] = Float(byte) }
         }
         try buffer.withUnsafeMutableBufferPointer { try sum($0.baseAddress!, $0.count) }
-        let bytes = buffer.dropFirst().prefix { $0 != 0 }.map { UInt8($0) }
-        return DescentError(Status(rawValue: Int32(buffer[0])) ?? .numeric, String(decoding: bytes, as: UTF8.self))
+        // A faulty all-reduce may return anything: nothing here may trap on it.
+        let bytes = buffer.dropFirst().prefix { $0 != 0 }.map { $0 >= 1 && $0 <= 255 ? UInt8($0) : UInt8(ascii: "?") }
+        let status = buffer[0] >= 1 && buffer[0] <= 255 ? Status(rawValue: Int32(buffer[0])) : nil
+        return DescentError(status ?? .numeric, String(decoding: bytes, as: UTF8.self))
     }
 
     /// Every process's `value` (one float each, exact up to 2^24), by rank: an all-reduce in

@@ -39,6 +39,9 @@ public final class Network {
     private let trainingPhases: [[Step]]
     private let evaluationPhases: [[Step]]
     private let jobPhases: [[Step]]
+    /// Per layer: the floats of the gradient arena its backward pass writes (nil: none), which a
+    /// data-parallel job sums over the processes as soon as that pass ends.
+    private let gradientBlocks: [Range<Int>?]
     /// The pass in progress, read by every shard (set on the calling thread before they start).
     private var pass = Pass()
     /// Per layer: the batch it reads in the pass in progress (index layers.count: the scores),
@@ -119,6 +122,9 @@ public final class Network {
         self.activationLayers = activationLayers
         batch1Schedule = try Batch1Schedule(layers: layers, function: spec.activation, weightDecay: decay)
         (trainingPhases, evaluationPhases, jobPhases) = Self.phases(of: layers)
+        gradientBlocks = layers.map { layer in
+            layer.parameters.last.map { last in layer.parameters[0].offset..<last.offset + last.count }
+        }
         layerInputs = try CheckedArray(count: layers.count + 1, for: "the layer table")
         outputGradients = try CheckedArray(count: layers.count, for: "the layer table")
         shardLosses = try CheckedArray(count: Int(DK_MAX_SHARDS), for: "the shard table")
@@ -596,8 +602,8 @@ public final class Network {
                     try layers[l].synchronize(after: .forward(stage), shard(0), group: group)
                 case .backward(let l, let stage)? where stage < layers[l].backwardStages - 1:
                     try layers[l].synchronize(after: .backward(stage), shard(0), group: group)
-                case .backward(let l, _)? where !layers[l].parameters.isEmpty:
-                    startSummingGradients(of: layers[l], shards: shards, group: group)
+                case .backward(let l, _)?:
+                    if let block = gradientBlocks[l] { startSummingGradients(block, shards: shards, group: group) }
                 default:
                     break
                 }
@@ -613,17 +619,17 @@ public final class Network {
         return labels == nil ? 0 : meanLoss()
     }
 
-    /// A data-parallel job's layer whose backward pass just ended: its shards' gradients added
-    /// in shard order (as `sumGradients` adds them), then, when the job overlaps, their sum over
-    /// the processes queued (else the whole arena is summed after the pass).
-    private func startSummingGradients(of layer: Layer, shards: Int, group: ProcessGroup) {
-        let first = layer.parameters.first!, last = layer.parameters.last!
-        let begin = first.offset, count = last.offset + last.count - first.offset
-        let sum = arena.gradients.pointer + begin
+    /// The gradients `block` of a layer whose backward pass just ended, in a data-parallel job:
+    /// the shards' gradients added in shard order (as `sumGradients` adds them), then, when the
+    /// job overlaps, their sum over the processes queued (else the whole arena is summed after
+    /// the pass).
+    private func startSummingGradients(_ block: Range<Int>, shards: Int, group: ProcessGroup) {
+        let sum = arena.gradients.pointer + block.lowerBound
         if shards > 1 {
-            dk_sum_blocks(shardGradients.pointer + begin, Int64(arena.length), Int32(shards), Int64(count), 1, sum)
+            dk_sum_blocks(shardGradients.pointer + block.lowerBound, Int64(arena.length), Int32(shards),
+                          Int64(block.count), 1, sum)
         }
-        group.startSum(sum, count)
+        group.startSum(sum, block.count)
     }
 
     /// Whether every shard of the training pass found its rows of x finite.

@@ -1,6 +1,6 @@
 /*
- * idx_io.c -- the C side of the IDX (MNIST-format) reader: zlib's gzip stream for compressed
- * files, and the byte -> float/int32 conversions (vectorised here at -O3 whatever the Swift
+ * idx_io.c -- the C side of the IDX (MNIST-format) reader: zlib's stream, which decompresses
+ * gzip files and reads any other file as it is, and the byte -> float/int32 conversions (vectorised here at -O3 whatever the Swift
  * build configuration). Header validation and all error messages live in Swift
  * (Sources/Descent/Data/IDXReader.swift).
  */
@@ -58,6 +58,8 @@ const char *dk_gzip_error(dk_gzip *gz, int32_t *kind) {
     }
     return message;
 }
+
+int32_t dk_gzip_is_raw(dk_gzip *gz) { return gzdirect(as_gz(gz)) != 0; }
 
 void dk_gzip_close(dk_gzip *gz) {
     if (gz) gzclose_r(as_gz(gz));

@@ -284,13 +284,15 @@ int32_t dk_dense_step_one(dk_dense_layer *layers, int32_t count, int32_t activat
                           const dk_dense_update *update, int32_t threads, float *probs, double *loss);
 
 /* ---- IDX data files (idx_io.c) -----------------------------------------------------------*/
-/* zlib's gzip reader under an opaque name (this header does not include zlib.h). */
+/* zlib's file reader under an opaque name (this header does not include zlib.h). */
 typedef struct dk_gzip dk_gzip;
 /* What dk_gzip_error reports: corrupt or truncated data, a failed read, no memory. */
 static const int32_t dk_gzip_format_error = 0, dk_gzip_io_error = 1, dk_gzip_memory_error = 2;
-/* Reads the decompressed bytes of the gzip file open on fd. On success the handle owns fd
- * (dk_gzip_close closes it); NULL when out of memory, and then fd stays the caller's. */
+/* Reads the file open on fd: decompressed when it is gzip, else as it is. On success the handle
+ * owns fd (dk_gzip_close closes it); NULL when out of memory, and then fd stays the caller's. */
 dk_gzip *dk_gzip_open_fd(int32_t fd);
+/* After the first read: whether the file is read as it is (not gzip). */
+int32_t dk_gzip_is_raw(dk_gzip *gz);
 /* Reads up to n decompressed bytes into buffer: the count (less than n only at the end of the
  * data), or -1 when the data are corrupt or truncated or the file cannot be read. */
 int64_t dk_gzip_read(dk_gzip *gz, void *buffer, int64_t n);

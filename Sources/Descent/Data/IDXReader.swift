@@ -133,21 +133,21 @@ enum IDXReader {
                     sampleShape: shape)
     }
 
-    /// A single IDX file: opened, its header read and validated on init.
+    /// A single IDX file: opened, its header read and validated on init. zlib reads both
+    /// forms: gzip is recognised by its magic bytes 1f 8b, whatever the file is called, and any
+    /// other file is read as it is (zlib's transparent mode).
     final class IDXFile {
         let path: String
         let role: Role
         private(set) var dimensions: [Int] = []
         private(set) var dataBytes = 0
-        private var descriptor: Int32 = -1
         private var gzip: OpaquePointer?
-        /// The exact size of a raw regular file; nil for gzip and for non-regular files.
+        /// The exact size of a regular file that is not gzip; nil for gzip and for pipes.
         private var fileSize: Int?
-        /// A raw file's first (up to 4) bytes, read while looking for the gzip magic.
-        private var rawMagic: [UInt8]?
+        /// Known after the first read: whether zlib is decompressing.
+        private(set) var isGzip = false
 
         var headerBytes: Int { 4 + 4 * dimensions.count }
-        var isGzip: Bool { gzip != nil }
 
         init(path: String, role: Role) throws {
             self.path = path
@@ -156,10 +156,7 @@ enum IDXReader {
             try readHeader()
         }
 
-        deinit {
-            if let gzip { dk_gzip_close(gzip) }
-            if descriptor >= 0 { close(descriptor) }
-        }
+        deinit { dk_gzip_close(gzip) }
 
         /// "images file '/path': problem".
         private func error(_ status: Status, _ problem: String) -> DescentError {
@@ -175,51 +172,42 @@ enum IDXReader {
             }
         }
 
-        // MARK: opening
-
         private func open() throws {
             var fd: Int32
             repeat { fd = Glibc.open(path, O_RDONLY | O_CLOEXEC) } while fd < 0 && errno == EINTR
             guard fd >= 0 else { throw systemError("cannot open", errno) }
-            descriptor = fd
             var info = stat()
-            guard fstat(fd, &info) == 0 else { throw systemError("cannot stat", errno) }
-            let type = info.st_mode & S_IFMT
-            guard type != S_IFDIR else { throw error(.io, "is a directory, not a file") }
-
-            // gzip is recognised by its magic bytes 1f 8b, whatever the file is called.
-            var prefix = [UInt8](repeating: 0, count: 4)
-            let got = prefix.withUnsafeMutableBytes { readFully(fd, $0.baseAddress!, 4) }
-            guard got >= 0 else { throw systemError("cannot read", errno) }
-            if got >= 2 && prefix[0] == 0x1f && prefix[1] == 0x8b {
-                guard lseek(fd, 0, SEEK_SET) == 0 else { throw systemError("cannot seek back to the start", errno) }
-                guard let handle = dk_gzip_open_fd(fd) else { throw error(.outOfMemory, "cannot allocate a gzip stream") }
-                gzip = handle
-                descriptor = -1   // owned by the gzip stream now
-            } else {
-                rawMagic = Array(prefix[0..<got])   // the header continues from here
-                if type == S_IFREG { fileSize = Int(info.st_size) }
+            guard fstat(fd, &info) == 0 else {
+                let code = errno
+                close(fd)
+                throw systemError("cannot stat", code)
             }
+            let type = info.st_mode & S_IFMT
+            guard type != S_IFDIR else {
+                close(fd)
+                throw error(.io, "is a directory, not a file")
+            }
+            if type == S_IFREG { fileSize = Int(info.st_size) }
+            guard let handle = dk_gzip_open_fd(fd) else {
+                close(fd)
+                throw error(.outOfMemory, "cannot allocate a gzip stream")
+            }
+            gzip = handle   // owns fd now
         }
 
         // MARK: reading
 
         /// Reads up to `count` bytes, stopping early only at the end of the data.
         private func read(into buffer: UnsafeMutableRawPointer, _ count: Int) throws -> Int {
-            if let gzip {
-                let got = dk_gzip_read(gzip, buffer, Int64(count))
-                guard got < 0 else { return Int(got) }
-                var kind: Int32 = 0
-                let reason = String(cString: dk_gzip_error(gzip, &kind))
-                switch kind {
-                case dk_gzip_io_error: throw error(.io, "cannot read: \(reason)")
-                case dk_gzip_memory_error: throw error(.outOfMemory, "zlib: \(reason)")
-                default: throw error(.format, "corrupt gzip data: \(reason)")
-                }
+            let got = dk_gzip_read(gzip, buffer, Int64(count))
+            guard got < 0 else { return Int(got) }
+            var kind: Int32 = 0
+            let reason = String(cString: dk_gzip_error(gzip, &kind))
+            switch kind {
+            case dk_gzip_io_error: throw error(.io, "cannot read: \(reason)")
+            case dk_gzip_memory_error: throw error(.outOfMemory, "zlib: \(reason)")
+            default: throw error(.format, "corrupt gzip data: \(reason)")
             }
-            let got = readFully(descriptor, buffer, count)
-            guard got >= 0 else { throw systemError("cannot read", errno) }
-            return got
         }
 
         /// "N bytes" or "N bytes after decompression".
@@ -238,13 +226,9 @@ enum IDXReader {
 
         private func readHeader() throws {
             var magic = [UInt8](repeating: 0, count: 4)
-            let got: Int
-            if let rawMagic {
-                magic.replaceSubrange(0..<rawMagic.count, with: rawMagic)
-                got = rawMagic.count
-            } else {
-                got = try magic.withUnsafeMutableBytes { try read(into: $0.baseAddress!, 4) }
-            }
+            let got = try magic.withUnsafeMutableBytes { try read(into: $0.baseAddress!, 4) }
+            isGzip = dk_gzip_is_raw(gzip) == 0
+            if isGzip { fileSize = nil }
             guard got == 4 else {
                 throw truncated("\(size(got)), too short for the 4-byte IDX magic (expected \(expectedMagic))")
             }
@@ -375,21 +359,6 @@ enum IDXReader {
             capacity = bytes
         }
     }
-}
-
-/// read(2) until `count` bytes or the end of the file: the bytes read, or -1 with errno set.
-private func readFully(_ fd: Int32, _ buffer: UnsafeMutableRawPointer, _ count: Int) -> Int {
-    var done = 0
-    while done < count {
-        let got = read(fd, buffer + done, min(count - done, 1 << 30))
-        if got < 0 {
-            if errno == EINTR { continue }
-            return -1
-        }
-        if got == 0 { break }
-        done += got
-    }
-    return done
 }
 
 private func hex(_ value: UInt32, digits: Int) -> String {

@@ -58,3 +58,13 @@ public struct DescentError: Error, Equatable, CustomStringConvertible, Sendable 
 
     static func invalid(_ message: String) -> DescentError { DescentError(.invalidArgument, message) }
 }
+
+/// Runs `body`; a DescentError it throws gets "prefix: " before its message. The prefix is
+/// built only then, so a hot path pays nothing for it.
+func withErrorPrefix<T>(_ prefix: @autoclosure () -> String, _ body: () throws -> T) rethrows -> T {
+    do {
+        return try body()
+    } catch let error as DescentError {
+        throw DescentError(error.status, "\(prefix()): \(error.message)")
+    }
+}

@@ -1,6 +1,10 @@
 import CDescentKernels
 import Descent
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The library's version, e.g. "0.1.0" (semantic versioning).
 ///
 /// Memory: a static string owned by the library; do not free it.
@@ -27,19 +31,9 @@ import Descent
     statusNames[Int(status)] ?? statusNames[-1]!
 }
 
-nonisolated(unsafe) private let statusNames: [Int: UnsafePointer<CChar>] = {
-    var table: [Int: UnsafePointer<CChar>] = [:]
-    for status in Status.allCases { table[Int(status.rawValue)] = staticCString(status.cName) }
-    table[-1] = staticCString("DESCENT_ERR_UNKNOWN")
-    return table
-}()
-
-private func staticCString(_ s: String) -> UnsafePointer<CChar> {
-    let bytes = Array(s.utf8CString)
-    let p = UnsafeMutablePointer<CChar>.allocate(capacity: bytes.count)
-    p.initialize(from: bytes, count: bytes.count)
-    return UnsafePointer(p)
-}
+/// By code, -1 for codes this version does not know; copied once, never freed.
+nonisolated(unsafe) private let statusNames = Dictionary(uniqueKeysWithValues:
+    (Status.allCases.map { (Int($0.rawValue), $0.cName) } + [(-1, "DESCENT_ERR_UNKNOWN")]).map { ($0, UnsafePointer(strdup($1)!)) })
 
 /// Sets how many threads the parallel kernels use: n >= 1 sets it, n == 0 restores the
 /// default (DESCENT_NUM_THREADS if set, else the number of cores). Results do not depend on

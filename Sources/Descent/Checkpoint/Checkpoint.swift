@@ -66,31 +66,22 @@ enum Checkpoint {
         let parameters = network.parameters
         let step = optimizer.stepCount
         let slots = step > 0 ? kind.stateCount : 0
-        if slots > 0 {
-            guard optimizer.stateShape == [Int64(network.arena.length)] else {
-                throw DescentError(.shapeMismatch, "the optimizer's state does not match the network's parameter arena")
-            }
+        guard slots == 0 || optimizer.stateShape == [Int64(network.arena.length)] else {
+            throw DescentError(.shapeMismatch, "the optimizer's state does not match the network's parameter arena")
         }
-        func bytes(_ pointer: UnsafePointer<Float>, _ count: Int) -> UnsafeRawBufferPointer {
-            UnsafeRawBufferPointer(start: pointer, count: count * MemoryLayout<Float>.size)
-        }
-        var sources: [SafeTensors.Source] = []
-        for p in parameters {
-            sources.append(.init(name: p.name, shape: p.shape, bytes: bytes(p.value.pointer, p.count)))
-        }
+        var sources = parameters.map { SafeTensors.Source(name: $0.name, shape: $0.shape, bytes: .init($0.value.buffer)) }
         for (i, stats) in network.runningStatistics.enumerated() {
-            sources.append(.init(name: "running_mean\(i + 1)", shape: [stats.mean.count],
-                                 bytes: bytes(stats.mean.pointer, stats.mean.count)))
-            sources.append(.init(name: "running_var\(i + 1)", shape: [stats.variance.count],
-                                 bytes: bytes(stats.variance.pointer, stats.variance.count)))
+            sources.append(.init(name: "running_mean\(i + 1)", shape: [stats.mean.count], bytes: .init(stats.mean.buffer)))
+            sources.append(.init(name: "running_var\(i + 1)", shape: [stats.variance.count], bytes: .init(stats.variance.buffer)))
         }
         // Each state slot has the arena's layout: parameter p's state is at p.offset.
         for p in parameters {
             for slot in 0..<slots {
-                guard let base = optimizer.state(tensor: 0, slot: slot)?.baseAddress else {
+                guard let state = optimizer.state(tensor: 0, slot: slot) else {
                     throw DescentError(.shapeMismatch, "the optimizer has no state slot \(slot)")
                 }
-                sources.append(.init(name: stateName(p.name, slot), shape: p.shape, bytes: bytes(base + p.offset, p.count)))
+                sources.append(.init(name: stateName(p.name, slot), shape: p.shape,
+                                     bytes: .init(UnsafeBufferPointer(rebasing: state[p.offset..<p.offset + p.count]))))
             }
         }
         let values = optimizer.hyperparameters
@@ -173,26 +164,21 @@ enum Checkpoint {
             self.step = step
             rng = try Self.parseRNG(try field("rng_state"))
 
-            let expected = try expectedTensors(spec: spec, stateSlots: step > 0 ? optimizer.kind.stateCount : 0)
+            let slots = step > 0 ? optimizer.kind.stateCount : 0
+            let expected = try expectedTensors(spec: spec, stateSlots: slots)
+            /// Why an optimizer tensor is expected or not.
+            func why(_ tensor: String) -> String {
+                tensor.hasPrefix("optimizer.") ? " (optimizer \(name) at step \(step) keeps \(slots) state buffers per parameter)" : ""
+            }
             for entry in expected {
-                guard let t = header.tensor(named: entry.name) else {
-                    var why = ""
-                    if entry.name.hasPrefix("optimizer.") {
-                        why = " (optimizer \(name) at step \(step) keeps \(optimizer.kind.stateCount) state buffers per parameter)"
-                    }
-                    throw bad("tensor '\(entry.name)' is missing\(why)")
-                }
+                guard let t = header.tensor(named: entry.name) else { throw bad("tensor '\(entry.name)' is missing\(why(entry.name))") }
                 guard t.shape == entry.shape else {
                     throw bad("tensor '\(entry.name)' has shape \(t.shape) but the spec needs \(entry.shape)")
                 }
             }
             let names = Set(expected.map(\.name))
             if let extra = header.tensors.first(where: { !names.contains($0.name) }) {
-                var why = ""
-                if extra.name.hasPrefix("optimizer.") {
-                    why = " (optimizer \(name) at step \(step) keeps \(step > 0 ? optimizer.kind.stateCount : 0) state buffers per parameter)"
-                }
-                throw bad("unexpected tensor '\(extra.name)'\(why); a checkpoint of this spec holds "
+                throw bad("unexpected tensor '\(extra.name)'\(why(extra.name)); a checkpoint of this spec holds "
                     + expected.map(\.name).joined(separator: ", "))
             }
         }
@@ -250,26 +236,6 @@ enum Checkpoint {
         }
     }
 
-    /// Validates the file at `path`, then builds the network and reads it in. Every error
-    /// message starts with the path.
-    static func load(from path: String) throws -> Network {
-        try withPath(path) {
-            let plan = try Plan(path: path)
-            let network = try Network(spec: plan.spec)
-            try plan.restore(into: network)
-            return network
-        }
-    }
-
-    static func withPath<T>(_ path: String, _ body: () throws -> T) throws -> T {
-        guard !path.isEmpty else { throw DescentError.invalid("path is empty") }
-        do {
-            return try body()
-        } catch let error as DescentError {
-            throw DescentError(error.status, "'\(path)': \(error.message)")
-        }
-    }
-
     static func bad(_ message: String) -> DescentError { DescentError(.format, message) }
 }
 
@@ -292,8 +258,15 @@ extension Network {
     /// Loads a checkpoint written by `save`. Everything is validated before the network is
     /// built; errors name the path: `.notFound` (no file, or its optimizer is not registered),
     /// `.io`, `.format` (not safetensors, not a Descent checkpoint, or anything inconsistent),
-    /// `.numeric` (a tensor holds NaN or Inf).
+    /// `.numeric` (a tensor holds NaN or Inf). The file is validated before the network is
+    /// built; every error message but the empty path's starts with the path.
     public static func load(from path: String) throws -> Network {
-        try Checkpoint.load(from: path)
+        guard !path.isEmpty else { throw DescentError.invalid("path is empty") }
+        return try withErrorPrefix("'\(path)'") {
+            let plan = try Checkpoint.Plan(path: path)
+            let network = try Network(spec: plan.spec)
+            try plan.restore(into: network)
+            return network
+        }
     }
 }

@@ -90,18 +90,12 @@ final class BatchNormLayer: Layer {
         case 0:
             dk_column_sums(x, rows, cols, part(columnSums, s))
         case 1:
-            if shard.synchronized {
-                dk_sum_blocks(globalColumnSums.pointer, cols, 1, cols, inverseBatch, mean)
-            } else {
-                dk_sum_blocks(columnSums.pointer, cols, Int32(shard.count), cols, inverseBatch, mean)
-            }
+            batchSum(shard, global: globalColumnSums.pointer, local: columnSums.pointer, stride: width, scale: inverseBatch,
+                     into: mean)
             dk_batchnorm_deviation_sums(x, rows, cols, mean, part(deviationSums, s))
         default:
-            if shard.synchronized {
-                dk_sum_blocks(globalDeviationSums.pointer, cols, 1, cols, inverseBatch, part(batchVariance, s))
-            } else {
-                dk_sum_blocks(deviationSums.pointer, cols, Int32(shard.count), cols, inverseBatch, part(batchVariance, s))
-            }
+            batchSum(shard, global: globalDeviationSums.pointer, local: deviationSums.pointer, stride: width,
+                     scale: inverseBatch, into: part(batchVariance, s))
             dk_batchnorm_inverse_std(part(batchVariance, s), cols, Self.eps, part(inverseStd, s))
             dk_batchnorm_normalize(x, rows, cols, mean, part(inverseStd, s), gamma.value.pointer, beta.value.pointer,
                                    shard.first(normalized.pointer, width: width), y)
@@ -117,17 +111,22 @@ final class BatchNormLayer: Layer {
         }
         // The whole batch's dgamma and dbeta: the shards' sums added in shard order, as the
         // gradients themselves are.
-        if shard.synchronized {
-            dk_sum_blocks(globalParameterSums.pointer, cols, 1, cols, 1, part(gammaGradient, s))
-            dk_sum_blocks(globalParameterSums.pointer + width, cols, 1, cols, 1, part(betaGradient, s))
-        } else {
-            let g = shard.gradients(gamma), b = shard.gradients(beta)
-            dk_sum_blocks(g.first, Int64(g.stride), Int32(shard.count), cols, 1, part(gammaGradient, s))
-            dk_sum_blocks(b.first, Int64(b.stride), Int32(shard.count), cols, 1, part(betaGradient, s))
-        }
+        let g = shard.gradients(gamma), b = shard.gradients(beta)
+        batchSum(shard, global: globalParameterSums.pointer, local: g.first, stride: g.stride, scale: 1,
+                 into: part(gammaGradient, s))
+        batchSum(shard, global: globalParameterSums.pointer + width, local: b.first, stride: b.stride, scale: 1,
+                 into: part(betaGradient, s))
         dk_batchnorm_input_gradient(dy, xhat, part(inverseStd, s), gamma.value.pointer, rows, cols, Float(shard.batch),
                                     part(gammaGradient, s), part(betaGradient, s),
                                     shard.first(inputGradientBuffer.pointer, width: width))
+    }
+
+    /// `scale` times the whole batch's sum into `out`: the processes' sum that `synchronize`
+    /// left in `global`, else this process's shards' blocks (`stride` floats apart) in shard order.
+    private func batchSum(_ shard: Shard, global: UnsafePointer<Float>, local: UnsafePointer<Float>, stride: Int,
+                          scale: Float, into out: UnsafeMutablePointer<Float>) {
+        let (first, count) = shard.synchronized ? (global, 1) : (local, shard.count)
+        dk_sum_blocks(first, Int64(stride), Int32(count), Int64(width), scale, out)
     }
 
     /// The sums the next stage needs, over this process's shards in shard order, then over the

@@ -104,8 +104,8 @@ public final class Network {
             if spec.batchNorm {
                 let gamma = named["gamma\(i)"]!, beta = named["beta\(i)"]!
                 gamma.value.fill(1)
-                let stats = (mean: try Self.buffer(fanOut, "running_mean\(i)"),
-                             variance: try Self.buffer(fanOut, "running_var\(i)"))
+                let stats = (mean: try withErrorPrefix("running_mean\(i)") { try FloatBuffer(count: fanOut) },
+                             variance: try withErrorPrefix("running_var\(i)") { try FloatBuffer(count: fanOut) })
                 stats.variance.fill(1)
                 running.append(stats)
                 layers.append(try BatchNormLayer(gamma: gamma, beta: beta, runningMean: stats.mean,
@@ -134,15 +134,6 @@ public final class Network {
         shardInputIsFinite = try CheckedArray(count: Int(DK_MAX_SHARDS), for: "the shard table")
         optimizer = try Optimizer("sgd")
         try optimizer.attachToNetwork(weightDecay: spec.weightDecay)   // sgd's L2 is 0: never refused
-    }
-
-    /// A zeroed buffer whose out-of-memory error names the tensor it is for.
-    private static func buffer(_ count: Int, _ name: String) throws -> FloatBuffer {
-        do {
-            return try FloatBuffer(count: count)
-        } catch let error as DescentError {
-            throw DescentError(error.status, "\(name): \(error.message)")
-        }
     }
 
     /// Builds a network from a JSON spec (see `NetworkSpec`).
@@ -350,11 +341,9 @@ public final class Network {
     private func reserveShardGradients(rows: Int) throws {
         let shards = Int(dk_shard_count(Int64(rows)))
         guard shards > 1 else { return }
-        do {
+        try withErrorPrefix("the gradient arenas of \(shards) shards") {
             try shardGradients.reserve(shards * arena.length)
             try updateScratch.reserve(shards * Int(DK_CHUNK))
-        } catch let error as DescentError {
-            throw DescentError(error.status, "the gradient arenas of \(shards) shards: \(error.message)")
         }
     }
 

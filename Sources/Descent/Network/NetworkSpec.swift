@@ -81,10 +81,9 @@ public struct NetworkSpec: Sendable, Equatable {
             DescentError.invalid("spec field '\(key)' must be \(expected), got \(got.kindName)")
         }
         func integer(_ key: String, _ value: JSONValue, _ range: ClosedRange<Double>) throws -> Double {
-            guard case .number(let n) = value, n == n.rounded(), range.contains(n) else {
-                throw DescentError.invalid("spec field '\(key)' must be a whole number in \(Int64(range.lowerBound))...\(UInt64(range.upperBound)), got \(value.kindName == "a number" ? describe(value) : value.kindName)")
-            }
-            return n
+            if case .number(let n) = value, n == n.rounded(), range.contains(n) { return n }
+            let got = if case .number(let n) = value { Hyperparameter.format(n) } else { value.kindName }
+            throw DescentError.invalid("spec field '\(key)' must be a whole number in \(Int64(range.lowerBound))...\(UInt64(range.upperBound)), got \(got)")
         }
         guard let sizesValue = fields["sizes"] else { throw DescentError.invalid("spec field 'sizes' is missing") }
         guard case .array(let items) = sizesValue else { throw wrongType("sizes", "an array of whole numbers", sizesValue) }
@@ -132,9 +131,4 @@ public struct NetworkSpec: Sendable, Equatable {
             + "\"batchnorm\":\(batchNorm),\"dropout\":\(jsonNumber(dropout)),"
             + "\"weight_decay\":\(jsonNumber(weightDecay)),\"seed\":\(seed)}"
     }
-}
-
-private func describe(_ value: JSONValue) -> String {
-    if case .number(let n) = value { return Hyperparameter.format(n) }
-    return value.kindName
 }

@@ -41,11 +41,7 @@ public final class Parameter {
         self.value = value
         self.gradient = gradient
         let bytes = Array(name.utf8CString)
-        do {
-            cName = try CheckedArray(count: bytes.count, for: "the name \(name)")
-        } catch let error as DescentError {
-            throw DescentError(error.status, "\(name): \(error.message)")
-        }
+        cName = try withErrorPrefix(name) { try CheckedArray(count: bytes.count, for: "the name \(name)") }
         cName.pointer.update(from: bytes, count: bytes.count)
     }
 

@@ -37,9 +37,10 @@ public final class ParameterArena {
     /// Errors: `.outOfMemory`, "the parameter arena: cannot allocate N floats (B bytes)" (or
     /// "the gradient arena: ..."); a values arena already allocated is freed with the throw.
     public init(spec: NetworkSpec) throws {
-        (views, length) = try Self.layout(for: spec)
-        values = try Self.allocate(length, "the parameter arena")
-        gradients = try Self.allocate(length, "the gradient arena")
+        let layout = try Self.layout(for: spec)
+        (views, length) = layout
+        values = try withErrorPrefix("the parameter arena") { try FloatBuffer(count: layout.length) }
+        gradients = try withErrorPrefix("the gradient arena") { try FloatBuffer(count: layout.length) }
     }
 
     /// Zeroes the gradient arena's floats between views, which a caller writing the whole
@@ -81,13 +82,5 @@ public final class ParameterArena {
     /// `count` rounded up to a multiple of `alignment`.
     private static func roundedUp(_ count: Int) -> Int {
         count + (alignment - count % alignment) % alignment
-    }
-
-    private static func allocate(_ count: Int, _ what: String) throws -> FloatBuffer {
-        do {
-            return try FloatBuffer(count: count)
-        } catch let error as DescentError {
-            throw DescentError(error.status, "\(what): \(error.message)")
-        }
     }
 }

@@ -347,13 +347,8 @@ public final class Optimizer {
             }
             end = next
         }
-        var slots: [FloatBuffer] = []
-        for slot in 0..<kind.stateCount {
-            do {
-                slots.append(try FloatBuffer(count: Int(end)))
-            } catch let error as DescentError {
-                throw DescentError(error.status, "state slot \(slot) of \(kind.name): \(error.message)")
-            }
+        let slots = try (0..<kind.stateCount).map { slot in
+            try withErrorPrefix("state slot \(slot) of \(kind.name)") { try FloatBuffer(count: Int(end)) }
         }
         shape = Array(lengths)
         self.offsets = offsets
@@ -377,11 +372,7 @@ public final class Optimizer {
         let total = shape.reduce(0) { $0 + Int($1) } + slots.reduce(0) { $0 + $1.count }
         if (snapshot?.count ?? -1) < total {
             snapshot = nil
-            do {
-                snapshot = try FloatBuffer(count: total)
-            } catch let error as DescentError {
-                throw DescentError(error.status, "the rollback copy: \(error.message)")
-            }
+            snapshot = try withErrorPrefix("the rollback copy") { try FloatBuffer(count: total) }
         }
         copySnapshot(params: params, n: n, restoring: false)
     }

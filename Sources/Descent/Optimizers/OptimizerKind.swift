@@ -106,11 +106,8 @@ func makeOptimizerKind(_ desc: UnsafePointer<descent_optimizer_desc>?, origin: S
             table.append(spec)
         }
     }
-    var hostWeightDecayIndex: Int? = nil
-    if !table.contains(where: { $0.name == "weight_decay" }) {
-        hostWeightDecayIndex = table.count
-        table.append(.hostWeightDecay)
-    }
+    let hostWeightDecayIndex = table.contains { $0.name == "weight_decay" } ? nil : table.count
+    if hostWeightDecayIndex != nil { table.append(.hostWeightDecay) }
     guard !table.contains(where: { $0.name == "check_finite" }) else {
         throw bad("optimizer '\(name)' declares 'check_finite', a name the host reserves")
     }
@@ -125,11 +122,7 @@ func makeOptimizerKind(_ desc: UnsafePointer<descent_optimizer_desc>?, origin: S
 }
 
 func isValidIdentifier(_ s: String) -> Bool {
-    let bytes = Array(s.utf8)
-    guard let first = bytes.first, bytes.count <= Int(DESCENT_PLUGIN_MAX_NAME),
-          (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(first) else { return false }
-    return bytes.allSatisfy {
-        (UInt8(ascii: "a")...UInt8(ascii: "z")).contains($0) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0)
-            || $0 == UInt8(ascii: "_")
-    }
+    let lower = UInt8(ascii: "a")...UInt8(ascii: "z"), digits = UInt8(ascii: "0")...UInt8(ascii: "9")
+    guard let first = s.utf8.first, lower.contains(first), s.utf8.count <= Int(DESCENT_PLUGIN_MAX_NAME) else { return false }
+    return s.utf8.allSatisfy { lower.contains($0) || digits.contains($0) || $0 == UInt8(ascii: "_") }
 }

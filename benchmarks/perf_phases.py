@@ -22,7 +22,7 @@ RULES = [
     ("matrix products (OpenBLAS sgemm)", lambda s, d: "libopenblas" in d or s in ("dk_sgemm", "sgemm_call", "sgemm_part")),
     ("bias: broadcast", lambda s, d: s == "dk_broadcast_rows"),
     ("bias: column sums", lambda s, d: s == "dk_column_sums"),
-    ("activations", lambda s, d: re.match(r"dk_(relu|sigmoid|tanh)_", s) is not None),
+    ("activations", lambda s, d: re.match(r"dk_activation_", s) is not None),
     ("softmax + cross-entropy", lambda s, d: s == "dk_softmax_cross_entropy"),
     ("batch norm", lambda s, d: s.startswith("dk_batchnorm") or "BatchNormLayer" in s),
     ("finiteness scans", lambda s, d: s in ("dk_find_nonfinite", "scan_chunks", "first_nonfinite")),

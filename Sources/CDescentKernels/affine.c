@@ -258,7 +258,7 @@ void dk_column_sums(const float *restrict x, int64_t rows, int64_t cols, float *
 }
 
 /* y = scale * x (weight decay's lambda*W, written into dW before the sgemm adds X^T dY). */
-void dk_scale(const float *restrict x, float scale, float *restrict y, int64_t n) {
+static void scaled_copy(const float *restrict x, float scale, float *restrict y, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] = scale * x[i];
 }
 
@@ -300,7 +300,7 @@ void dk_affine_backward(const float *x, const float *dy, int64_t rows, const flo
     /* dW = lambda W (written first), then dW += x^T dy */
     float beta = 0.0f;
     if (lambda > 0.0f) {
-        dk_scale(w, lambda, dw, (int64_t)in * out);
+        scaled_copy(w, lambda, dw, (int64_t)in * out);
         beta = 1.0f;
     }
     dk_sgemm(1, 0, in, out, (int32_t)rows, 1.0f, x, in, dy, out, beta, dw, out);

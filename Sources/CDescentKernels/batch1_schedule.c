@@ -71,22 +71,6 @@ static void spin_barrier_wait(spin_barrier *b) {
     }
 }
 
-/* Rows [r0, r1) of the previous layer's delta: f'(a[i]) * (W[i][:] . delta). */
-static void input_gradient_rows(const float *restrict w, const float *restrict delta, int32_t out,
-                                const float *restrict a, int32_t activation, int32_t r0, int32_t r1,
-                                float *restrict before_activation, float *restrict delta_below) {
-    dk_affine_input_gradient_one(w, delta, out, r0, r1, before_activation);
-    dk_activation_backward(activation, a + r0, before_activation + r0, delta_below + r0, r1 - r0);
-}
-
-/* out[j0, j1) = f(b + partial sums in block order); f is the identity for the scores. */
-static void finish_outputs(const dk_dense_layer *layer, int32_t activation, int hidden, int32_t j0,
-                           int32_t j1) {
-    float *restrict z = hidden ? layer->scratch : layer->output;
-    dk_affine_combine_one(layer->bias, layer->partials, layer->fan_out, j0, j1, z);
-    if (hidden) dk_activation_forward(activation, z + j0, layer->output + j0, j1 - j0);
-}
-
 /* ---- the step ---------------------------------------------------------------------------------*/
 
 /* One thread's update chunks not yet taken (see update), on a cache line of its own. */
@@ -123,7 +107,7 @@ static void forward(step_job *job, int tid, int b0, int b1) {
         job->layers[0].input_max[k] = dk_max_abs_or_nonfinite(job->x + r0, r1 - r0);
     }
     for (int32_t l = 0; l < job->count; l++) {
-        const dk_dense_layer *layer = &job->layers[l];
+        dk_dense_layer *layer = &job->layers[l];
         const float *a = layer_input(job, l);
         for (int32_t k = b0; k < b1; k++)
             dk_affine_partial_one(a, layer->weight, layer->fan_out, dk_row_block_begin(layer->fan_in, k),
@@ -135,18 +119,19 @@ static void forward(step_job *job, int tid, int b0, int b1) {
             dk_dense_layer *next = &job->layers[l + 1];
             for (int32_t k = b0; k < b1; k++) {
                 const int32_t j0 = dk_row_block_begin(layer->fan_out, k), j1 = dk_row_block_begin(layer->fan_out, k + 1);
-                finish_outputs(layer, job->activation, 1, j0, j1);
+                /* f(b + the partial sums in block order) */
+                dk_affine_combine_one(layer->bias, layer->partials, layer->fan_out, j0, j1, layer->scratch);
+                dk_activation_forward(job->activation, layer->scratch + j0, layer->output + j0, j1 - j0);
                 next->input_max[k] = dk_max_abs_or_nonfinite(layer->output + j0, j1 - j0);
             }
         } else if (tid == 0) {
-            finish_outputs(layer, job->activation, 0, 0, layer->fan_out);
+            dk_affine_combine_one(layer->bias, layer->partials, layer->fan_out, 0, layer->fan_out, layer->output);
             double ce = dk_softmax_cross_entropy(layer->output, &job->label, 1, layer->fan_out, 1.0f,
                                                  job->probs, layer->delta);
             job->loss = ce + job->loss_offset;
             job->loss_is_finite = isfinite(job->loss) && isfinite((float)job->loss);   /* returned as float */
-            dk_dense_layer *last = &job->layers[l];
-            last->delta_max[0] = dk_max_abs_or_nonfinite(last->delta, last->fan_out);
-            for (int32_t k = 1; k < DK_ROW_BLOCKS; k++) last->delta_max[k] = 0.0f;
+            layer->delta_max[0] = dk_max_abs_or_nonfinite(layer->delta, layer->fan_out);
+            for (int32_t k = 1; k < DK_ROW_BLOCKS; k++) layer->delta_max[k] = 0.0f;
         }
     }
     spin_barrier_wait(&job->barrier);
@@ -160,8 +145,9 @@ static void backward_deltas(step_job *job, int b0, int b1) {
         dk_dense_layer *below = &job->layers[l - 1];
         for (int32_t k = b0; k < b1; k++) {
             const int32_t r0 = dk_row_block_begin(layer->fan_in, k), r1 = dk_row_block_begin(layer->fan_in, k + 1);
-            input_gradient_rows(layer->weight, layer->delta, layer->fan_out, layer_input(job, l), job->activation,
-                                r0, r1, below->scratch, below->delta);
+            /* f'(a[i]) * (W[i][:] . delta) */
+            dk_affine_input_gradient_one(layer->weight, layer->delta, layer->fan_out, r0, r1, below->scratch);
+            dk_activation_backward(job->activation, layer_input(job, l) + r0, below->scratch + r0, below->delta + r0, r1 - r0);
             below->delta_max[k] = dk_max_abs_or_nonfinite(below->delta + r0, r1 - r0);
         }
         spin_barrier_wait(&job->barrier);
@@ -264,11 +250,16 @@ static int take_chunk(chunk_queue *q, int from_front, uint32_t *chunk) {
     }
 }
 
+/* The optimizer step on the n floats of the parameter arena from param (grad: their gradients). */
+static int32_t step_span(const dk_dense_update *u, float *param, const float *grad, int64_t n, float *scratch) {
+    float *state[DESCENT_PLUGIN_MAX_STATE];
+    for (uint32_t q = 0; q < u->desc->state_count; q++) state[q] = u->slots[q] + (param - u->params);
+    return dk_run_segment(u->desc, u->ctx, param, grad, state, u->l2, 0, n, scratch);
+}
+
 /* Steps chunk `chunk` of owner's rows (making its gradient rows first with make_gradients). */
 static int32_t step_chunk(const step_job *job, int owner, int nth, uint32_t chunk, int make_gradients,
                           float *scratch) {
-    const dk_dense_update *u = job->update;
-    const uint32_t slots = u->desc->state_count;
     const int b0 = DK_ROW_BLOCKS * owner / nth, b1 = DK_ROW_BLOCKS * (owner + 1) / nth;
     for (int32_t l = 0; l < job->count; l++) {
         const dk_dense_layer *layer = &job->layers[l];
@@ -284,10 +275,7 @@ static int32_t step_chunk(const step_job *job, int owner, int nth, uint32_t chun
         if (make_gradients)
             dk_affine_weight_gradient_one(layer_input(job, l), layer->delta, layer->weight + offset, layer->fan_out, i, e,
                           job->weight_decay, layer->weight_grad + offset);
-        float *state[DESCENT_PLUGIN_MAX_STATE];
-        for (uint32_t q = 0; q < slots; q++) state[q] = u->slots[q] + (layer->weight - u->params) + offset;
-        return dk_run_segment(u->desc, u->ctx, layer->weight + offset, layer->weight_grad + offset, state, u->l2,
-                              0, n, scratch);
+        return step_span(job->update, layer->weight + offset, layer->weight_grad + offset, n, scratch);
     }
     return DESCENT_PLUGIN_OK;   /* not reached: chunk < owner_chunks */
 }
@@ -295,18 +283,13 @@ static int32_t step_chunk(const step_job *job, int owner, int nth, uint32_t chun
 /* The optimizer step: the last thread steps the biases, then every thread its own chunks, then
  * whatever chunks the other threads have not started. */
 static void update(step_job *job, int tid, int nth, int make_gradients) {
-    const dk_dense_update *u = job->update;
     _Alignas(64) float scratch[DK_CHUNK];
     int32_t rc = DESCENT_PLUGIN_OK;
     if (tid == nth - 1) {
-        const uint32_t slots = u->desc->state_count;
         for (int32_t l = 0; l < job->count && rc == DESCENT_PLUGIN_OK; l++) {
             const dk_dense_layer *layer = &job->layers[l];
             if (make_gradients) memcpy(layer->bias_grad, layer->delta, (size_t)layer->fan_out * sizeof(float));
-            float *state[DESCENT_PLUGIN_MAX_STATE];
-            for (uint32_t q = 0; q < slots; q++) state[q] = u->slots[q] + (layer->bias - u->params);
-            rc = dk_run_segment(u->desc, u->ctx, layer->bias, layer->bias_grad, state, u->l2, 0, layer->fan_out,
-                                scratch);
+            rc = step_span(job->update, layer->bias, layer->bias_grad, layer->fan_out, scratch);
         }
     }
     uint32_t chunk;

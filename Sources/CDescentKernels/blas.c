@@ -28,20 +28,16 @@ typedef void (*sgemm_fn)(int order, int trans_a, int trans_b, int m, int n, int 
                          int ldc);
 typedef void (*sgemv_fn)(int order, int trans, int m, int n, float alpha, const float *a, int lda,
                          const float *x, int incx, float beta, float *y, int incy);
-typedef char *(*corename_fn)(void);
-typedef char *(*config_fn)(void);
+typedef char *(*text_fn)(void);
 typedef void (*set_threads_fn)(int);
 
 static struct {
     sgemm_fn sgemm;
     sgemv_fn sgemv;
-    set_threads_fn set_threads;
-    char description[256];
-    char error[256];
+    char text[256];   /* the description once loaded, else why not */
 } blas;
 
 static pthread_once_t load_once = PTHREAD_ONCE_INIT;
-static int loaded;   /* set once, under load_once */
 static const char *chosen_coretype;   /* what choose_coretype set, or NULL */
 
 /* The kernel set for this CPU, when OpenBLAS's own detection is known to be wrong or slow. */
@@ -68,31 +64,28 @@ static void load(void) {
     const char *chosen_by = !core ? "OpenBLAS's own detection"
                             : chosen_coretype && !strcmp(core, chosen_coretype) ? "chosen by Descent for this CPU"
                                                                                 : "OPENBLAS_CORETYPE set by the user";
-    const char *names[] = {"libopenblas.so.0", "libopenblas.so"};
-    void *lib = NULL;
-    for (size_t i = 0; i < sizeof names / sizeof names[0] && !lib; i++) lib = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+    void *lib = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_LOCAL);
+    if (!lib) lib = dlopen("libopenblas.so", RTLD_NOW | RTLD_LOCAL);
     if (!lib) {
-        snprintf(blas.error, sizeof blas.error, "cannot load OpenBLAS (libopenblas.so.0): %s",
-                 dlerror());
+        snprintf(blas.text, sizeof blas.text, "cannot load OpenBLAS (libopenblas.so.0): %s", dlerror());
         return;
     }
     blas.sgemm = (sgemm_fn)dlsym(lib, "cblas_sgemm");
     blas.sgemv = (sgemv_fn)dlsym(lib, "cblas_sgemv");
-    blas.set_threads = (set_threads_fn)dlsym(lib, "openblas_set_num_threads");
-    corename_fn corename = (corename_fn)dlsym(lib, "openblas_get_corename");
-    config_fn config = (config_fn)dlsym(lib, "openblas_get_config");
+    set_threads_fn set_threads = (set_threads_fn)dlsym(lib, "openblas_set_num_threads");
+    text_fn corename = (text_fn)dlsym(lib, "openblas_get_corename");
+    text_fn config = (text_fn)dlsym(lib, "openblas_get_config");
     if (!blas.sgemm || !blas.sgemv) {
         blas.sgemm = NULL;
-        snprintf(blas.error, sizeof blas.error, "libopenblas.so.0 lacks cblas_sgemm or cblas_sgemv");
+        snprintf(blas.text, sizeof blas.text, "libopenblas.so.0 lacks cblas_sgemm or cblas_sgemv");
         return;
     }
     /* OpenBLAS runs single-threaded inside our own OpenMP threads (see dk_sgemm): its own
      * pthread pool splits these small products poorly and its spinning workers slow the
      * OpenMP kernels next to them. */
-    if (blas.set_threads) blas.set_threads(1);
-    __atomic_store_n(&loaded, 1, __ATOMIC_RELEASE);
-    snprintf(blas.description, sizeof blas.description, "%s; kernels %s (%s)",
-             config ? config() : "OpenBLAS", corename ? corename() : "unknown", chosen_by);
+    if (set_threads) set_threads(1);
+    snprintf(blas.text, sizeof blas.text, "%s; kernels %s (%s)", config ? config() : "OpenBLAS",
+             corename ? corename() : "unknown", chosen_by);
 }
 
 int32_t dk_blas_ready(void) {
@@ -100,10 +93,9 @@ int32_t dk_blas_ready(void) {
     return blas.sgemm != NULL;
 }
 
-
 const char *dk_blas_description(void) {
     pthread_once(&load_once, load);
-    return blas.sgemm ? blas.description : blas.error;
+    return blas.text;
 }
 
 /* Work below this many multiply-adds runs in one call: the split's fork costs ~1 us. */
@@ -129,19 +121,19 @@ static void sgemm_call(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, i
                lda, b, ldb, beta, c, ldc);
 }
 
-/* The products of one part of C: rows [begin, end) of C take rows of op(A) (a row of A, or
- * a column of A^T); columns [begin, end) take columns of op(B). */
-static void sgemm_part(int split_rows, int32_t begin, int32_t end, int32_t trans_a, int32_t trans_b,
+/* The products of part p of C, the rows or columns [p * part, min((p + 1) * part, length)):
+ * rows of C take rows of op(A) (a row of A, or a column of A^T); columns take columns of op(B). */
+static void sgemm_part(int split_rows, int32_t p, int32_t part, int32_t length, int32_t trans_a, int32_t trans_b,
                        int32_t m, int32_t n, int32_t k, float alpha, const float *a, int32_t lda,
                        const float *b, int32_t ldb, float beta, float *c, int32_t ldc) {
-    int32_t part = end - begin;
+    const int32_t begin = p * part, size = (p + 1) * part < length ? part : length - begin;
     if (split_rows) {
         const float *a_part = trans_a ? a + begin : a + (int64_t)begin * lda;
-        sgemm_call(trans_a, trans_b, part, n, k, alpha, a_part, lda, b, ldb, beta,
+        sgemm_call(trans_a, trans_b, size, n, k, alpha, a_part, lda, b, ldb, beta,
                    c + (int64_t)begin * ldc, ldc);
     } else {
         const float *b_part = trans_b ? b + (int64_t)begin * ldb : b + begin;
-        sgemm_call(trans_a, trans_b, m, part, k, alpha, a, lda, b_part, ldb, beta, c + begin, ldc);
+        sgemm_call(trans_a, trans_b, m, size, k, alpha, a, lda, b_part, ldb, beta, c + begin, ldc);
     }
 }
 
@@ -160,10 +152,6 @@ static void sgemm_part(int split_rows, int32_t begin, int32_t end, int32_t trans
 void dk_sgemm(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k, float alpha,
               const float *a, int32_t lda, const float *b, int32_t ldb, float beta, float *c,
               int32_t ldc) {
-    if (dk_in_shard()) {   /* the thread already has its own part of the batch: one call */
-        sgemm_call(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-        return;
-    }
     const int split_rows = m >= n;
     const int32_t length = split_rows ? m : n;
     /* Parts of at least 64 rows (OpenBLAS is efficient from there), about a quarter of the
@@ -171,18 +159,16 @@ void dk_sgemm(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k,
     int32_t part = ((length + 3) / 4 + 15) & ~15;
     if (part < 64) part = 64;
     const int32_t parts = (length + part - 1) / part;
-    if ((int64_t)m * n * k < DK_SGEMM_PARALLEL_MIN || parts < 2) {
+    /* In a shard the thread already has its own part of the batch: one call. */
+    if (dk_in_shard() || (int64_t)m * n * k < DK_SGEMM_PARALLEL_MIN || parts < 2) {
         sgemm_call(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;
     }
     int threads = dk_get_threads();
     if (threads > parts) threads = parts;
     if (threads < 2) {
-        for (int32_t p = 0; p < parts; p++) {
-            int32_t end = (p + 1) * part < length ? (p + 1) * part : length;
-            sgemm_part(split_rows, p * part, end, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb,
-                       beta, c, ldc);
-        }
+        for (int32_t p = 0; p < parts; p++)
+            sgemm_part(split_rows, p, part, length, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;
     }
     /* OpenMP workers do not inherit the caller's floating-point mode (denormals.c): pass it on. */
@@ -193,11 +179,8 @@ void dk_sgemm(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k,
         dk_fp_mode_set(caller_mode);
         /* Parts dealt out by hand: libomp 14 allocates on every `omp for`, and a training
          * step must not allocate. */
-        for (int32_t p = omp_get_thread_num(); p < parts; p += omp_get_num_threads()) {
-            int32_t end = (p + 1) * part < length ? (p + 1) * part : length;
-            sgemm_part(split_rows, p * part, end, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb,
-                       beta, c, ldc);
-        }
+        for (int32_t p = omp_get_thread_num(); p < parts; p += omp_get_num_threads())
+            sgemm_part(split_rows, p, part, length, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         dk_fp_mode_set(mode);
     }
 }

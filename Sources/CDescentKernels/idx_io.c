@@ -4,8 +4,6 @@
  * build configuration). Header validation and all error messages live in Swift
  * (Sources/Descent/Data/IDXReader.swift).
  */
-#include <errno.h>
-#include <limits.h>
 #include <string.h>
 #include <zlib.h>
 
@@ -23,24 +21,13 @@ dk_gzip *dk_gzip_open_fd(int32_t fd) {
 }
 
 int64_t dk_gzip_read(dk_gzip *gz, void *buffer, int64_t n) {
-    gzFile file = as_gz(gz);
-    unsigned char *out = buffer;
-    int64_t total = 0;
-    while (total < n) {
-        int64_t want = n - total;
-        if (want > (1 << 30)) want = 1 << 30;   /* gzread counts in int */
-        int got = gzread(file, out + total, (unsigned)want);
-        if (got < 0) return -1;
-        total += got;
-        if (got < want) {
-            /* End of data, or a truncated/corrupt stream that zlib reports only through gzerror
-             * (a stream cut short is Z_BUF_ERROR, which gzread does not turn into -1). */
-            int code = Z_OK;
-            gzerror(file, &code);
-            return code == Z_OK ? total : -1;
-        }
-    }
-    return total;
+    const z_size_t got = gzfread(buffer, 1, (z_size_t)n, as_gz(gz));   /* any size, unlike gzread */
+    if (got == (z_size_t)n) return n;
+    /* End of data, or an error that zlib reports only through gzerror (a stream cut short is
+     * Z_BUF_ERROR, with the bytes before the cut returned). */
+    int code = Z_OK;
+    gzerror(as_gz(gz), &code);
+    return code == Z_OK ? (int64_t)got : -1;
 }
 
 const char *dk_gzip_error(dk_gzip *gz, int32_t *kind) {

@@ -19,8 +19,8 @@ static void thread_slice(int64_t total, int tid, int nth, int64_t *k0, int64_t *
     *k1 = total * (tid + 1) / nth;
 }
 
-/* Calls visit(i, begin, end) for every element range of tensor i that lies in chunks
- * [k0, k1). Stops early and returns the first non-zero visit() result. */
+/* Runs BODY with i, begin and end set to every element range [begin, end) of tensor i that
+ * lies in chunks [k0, k1), in tensor order. */
 #define FOR_EACH_SEGMENT(count, lengths, k0, k1, BODY)                                   \
     do {                                                                                 \
         int64_t first_chunk_ = 0;                                                        \

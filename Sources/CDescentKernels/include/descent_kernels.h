@@ -202,16 +202,9 @@ int32_t dk_affine_weight_gradient_one(const float *a, const float *delta, const 
  * the weight-decay penalty's sum of squares; activation.c, dropout.c, batchnorm.c, softmax.c. */
 void dk_broadcast_rows(float *y, const float *bias, int64_t rows, int64_t cols);
 void dk_column_sums(const float *x, int64_t rows, int64_t cols, float *sums);
-void dk_scale(const float *x, float scale, float *y, int64_t n);
 void dk_add_scaled(const float *x, float scale, float *y, int64_t n);
 double dk_sum_squares(const float *x, int64_t n);
-void dk_relu_forward(const float *x, float *y, int64_t n);
-void dk_relu_backward(const float *y, const float *dy, float *dx, int64_t n);
-void dk_sigmoid_forward(const float *x, float *y, int64_t n);
-void dk_sigmoid_backward(const float *y, const float *dy, float *dx, int64_t n);
-void dk_tanh_forward(const float *x, float *y, int64_t n);
-void dk_tanh_backward(const float *y, const float *dy, float *dx, int64_t n);
-/* The three above by code, the one place that maps a code to a function. */
+/* ReLU, sigmoid and tanh by code; activation.c is the one place that maps a code to a function. */
 static const int32_t dk_activation_relu = 0, dk_activation_sigmoid = 1, dk_activation_tanh = 2;
 void dk_activation_forward(int32_t function, const float *x, float *y, int64_t n);
 void dk_activation_backward(int32_t function, const float *y, const float *dy, float *dx, int64_t n);
@@ -291,7 +284,7 @@ static const int32_t dk_gzip_format_error = 0, dk_gzip_io_error = 1, dk_gzip_mem
 /* Reads the file open on fd: decompressed when it is gzip, else as it is. On success the handle
  * owns fd (dk_gzip_close closes it); NULL when out of memory, and then fd stays the caller's. */
 dk_gzip *dk_gzip_open_fd(int32_t fd);
-/* After the first read: whether the file is read as it is (not gzip). */
+/* Whether the file is read as it is (not gzip). */
 int32_t dk_gzip_is_raw(dk_gzip *gz);
 /* Reads up to n decompressed bytes into buffer: the count (less than n only at the end of the
  * data), or -1 when the data are corrupt or truncated or the file cannot be read. */

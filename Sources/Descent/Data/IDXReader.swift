@@ -176,23 +176,17 @@ enum IDXReader {
             var fd: Int32
             repeat { fd = Glibc.open(path, O_RDONLY | O_CLOEXEC) } while fd < 0 && errno == EINTR
             guard fd >= 0 else { throw systemError("cannot open", errno) }
-            var info = stat()
-            guard fstat(fd, &info) == 0 else {
-                let code = errno
-                close(fd)
-                throw systemError("cannot stat", code)
-            }
-            let type = info.st_mode & S_IFMT
-            guard type != S_IFDIR else {
-                close(fd)
-                throw error(.io, "is a directory, not a file")
-            }
-            if type == S_IFREG { fileSize = Int(info.st_size) }
+            // zlib only allocates here (it reads nothing yet); from now on it owns fd.
             guard let handle = dk_gzip_open_fd(fd) else {
                 close(fd)
-                throw error(.outOfMemory, "cannot allocate a gzip stream")
+                throw error(.outOfMemory, "cannot allocate a zlib stream")
             }
-            gzip = handle   // owns fd now
+            gzip = handle
+            var info = stat()
+            guard fstat(fd, &info) == 0 else { throw systemError("cannot stat", errno) }
+            let type = info.st_mode & S_IFMT
+            guard type != S_IFDIR else { throw error(.io, "is a directory, not a file") }
+            if type == S_IFREG { fileSize = Int(info.st_size) }
         }
 
         // MARK: reading

@@ -142,16 +142,8 @@ public final class Optimizer {
             }
             lengths.append(Int64(p.count))
         }
-        let params = parameters.map { $0.baseAddress }
-        let grads = gradients.map { $0.baseAddress }
-        try params.withUnsafeBufferPointer { pp in
-            try grads.withUnsafeBufferPointer { gp in
-                try lengths.withUnsafeBufferPointer { lp in
-                    try step(count: Int64(parameters.count), params: pp.baseAddress, grads: gp.baseAddress,
-                             lengths: lp.baseAddress)
-                }
-            }
-        }
+        try step(count: Int64(parameters.count), params: parameters.map { $0.baseAddress },
+                 grads: gradients.map { UnsafePointer($0.baseAddress) }, lengths: lengths)
     }
 
     /// Updates `count` tensors in place: `params[i][0..<lengths[i]] -= update(grads[i], state)`.
@@ -175,11 +167,8 @@ public final class Optimizer {
         }
         try takeStep(lengths: lengths, count: n) { desc, ctx, slots, l2 in
             if kind.isFallible { try takeSnapshot(params: params, n: n) }
-            let rc = offsets.withUnsafeBufferPointer {
-                dk_run_step(desc, ctx, count, params, grads, lengths, slots, $0.baseAddress, l2, threads)
-            }
-            guard rc == DESCENT_PLUGIN_OK else {
-                restoreSnapshot(params: params, n: n)
+            guard dk_run_step(desc, ctx, count, params, grads, lengths, slots, offsets, l2, threads) == DESCENT_PLUGIN_OK else {
+                copySnapshot(params: params, n: n, restoring: true)
                 return false
             }
             return true
@@ -375,10 +364,6 @@ public final class Optimizer {
             snapshot = try withErrorPrefix("the rollback copy") { try FloatBuffer(count: total) }
         }
         copySnapshot(params: params, n: n, restoring: false)
-    }
-
-    private func restoreSnapshot(params: UnsafePointer<UnsafeMutablePointer<Float>?>, n: Int) {
-        copySnapshot(params: params, n: n, restoring: true)
     }
 
     /// Copies every tensor's params, then every state slot, into the snapshot or back.

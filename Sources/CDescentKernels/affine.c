@@ -71,35 +71,23 @@ void dk_affine_partial_one(const float *restrict a, const float *restrict w, int
     }
 }
 
-/* One row's dot product w . d over n: two 8-lane accumulators over blocks of 16 columns, then
- * the rest, so the order of additions depends on n alone. */
-static float dot(const float *restrict w, const float *restrict d, int32_t n) {
-    f32x8 even = splat8(0.0f), odd = splat8(0.0f);
-    int32_t j = 0;
-    for (; j + 16 <= n; j += 16) {
-        even += load8(w + j) * load8(d + j);
-        odd += load8(w + j + 8) * load8(d + j + 8);
-    }
-    float tail = 0.0f;
-    for (; j < n; j++) tail += w[j] * d[j];
-    return sum8(even + odd) + tail;
-}
-
-/* Four rows' dot products with d at once, each in dot()'s order (so each gives dot()'s bits):
- * four independent chains hide the latency of the additions. */
-static void dot4(const float *restrict w, int64_t stride, const float *restrict d, int32_t n,
-                 float *restrict out) {
+/* The dot products w[r] . d over n of `rows` rows (at most 4, `stride` floats apart). Each row
+ * has two 8-lane accumulators over blocks of 16 columns, then the rest, so its order of
+ * additions depends on n alone, whatever `rows` is; four rows at once are four independent
+ * chains, which hide the latency of the additions. */
+static inline __attribute__((always_inline)) void
+dots(int rows, const float *restrict w, int64_t stride, const float *restrict d, int32_t n, float *restrict out) {
     f32x8 even[4], odd[4];
-    for (int r = 0; r < 4; r++) even[r] = odd[r] = splat8(0.0f);
+    for (int r = 0; r < rows; r++) even[r] = odd[r] = splat8(0.0f);
     int32_t j = 0;
     for (; j + 16 <= n; j += 16) {
         const f32x8 d0 = load8(d + j), d1 = load8(d + j + 8);
-        for (int r = 0; r < 4; r++) {
+        for (int r = 0; r < rows; r++) {
             even[r] += load8(w + r * stride + j) * d0;
             odd[r] += load8(w + r * stride + j + 8) * d1;
         }
     }
-    for (int r = 0; r < 4; r++) {
+    for (int r = 0; r < rows; r++) {
         float tail = 0.0f;
         for (int32_t t = j; t < n; t++) tail += w[r * stride + t] * d[t];
         out[r] = sum8(even[r] + odd[r]) + tail;
@@ -110,8 +98,8 @@ static void dot4(const float *restrict w, int64_t stride, const float *restrict 
 void dk_affine_input_gradient_one(const float *restrict w, const float *restrict d, int32_t n, int32_t r0, int32_t r1,
                      float *restrict out) {
     int32_t i = r0;
-    for (; i + 4 <= r1; i += 4) dot4(w + (int64_t)i * n, n, d, n, out + i);
-    for (; i < r1; i++) out[i] = dot(w + (int64_t)i * n, d, n);
+    for (; i + 4 <= r1; i += 4) dots(4, w + (int64_t)i * n, n, d, n, out + i);
+    for (; i < r1; i++) dots(1, w + (int64_t)i * n, n, d, n, out + i);
 }
 
 /* 1 when some value in x[0, n) is NaN or Inf. */

@@ -12,22 +12,29 @@
 
 static int64_t chunks_of(int64_t length) { return (length + DK_CHUNK - 1) / DK_CHUNK; }
 
-/* The slice of the flattened chunk sequence [0, total) that thread tid of nth owns. Static,
- * contiguous slices keep each thread on its own pages from step to step. */
-static void thread_slice(int64_t total, int tid, int nth, int64_t *k0, int64_t *k1) {
-    *k0 = total * tid / nth;
-    *k1 = total * (tid + 1) / nth;
+/* The chunks of all count tensors; *nth receives how many threads a pass over them uses (1: no
+ * OpenMP region at all, since even a serialised one (if(0)) costs ~0.2-0.4 us in libomp). */
+static int64_t plan_chunks(int64_t count, const int64_t *lengths, int32_t threads, int *nth) {
+    int64_t chunks = 0, elements = 0;
+    for (int64_t i = 0; i < count; i++) {
+        chunks += chunks_of(lengths[i]);
+        elements += lengths[i];
+    }
+    *nth = elements >= DK_PARALLEL_MIN_ELEMENTS && threads > 1 ? threads : 1;
+    return chunks;
 }
 
 /* Runs BODY with i, begin and end set to every element range [begin, end) of tensor i that
- * lies in chunks [k0, k1), in tensor order. */
-#define FOR_EACH_SEGMENT(count, lengths, k0, k1, BODY)                                   \
+ * lies in thread tid's slice (of nth) of the chunks [0, total), in tensor order. Static,
+ * contiguous slices keep each thread on its own pages from step to step. */
+#define FOR_EACH_SEGMENT(count, lengths, total, tid, nth, BODY)                          \
     do {                                                                                 \
+        const int64_t k0_ = (total) * (tid) / (nth), k1_ = (total) * ((tid) + 1) / (nth); \
         int64_t first_chunk_ = 0;                                                        \
-        for (int64_t i = 0; i < (count) && first_chunk_ < (k1); i++) {                   \
+        for (int64_t i = 0; i < (count) && first_chunk_ < k1_; i++) {                    \
             int64_t c_ = chunks_of((lengths)[i]);                                        \
-            int64_t a_ = (k0) > first_chunk_ ? (k0) : first_chunk_;                      \
-            int64_t b_ = (k1) < first_chunk_ + c_ ? (k1) : first_chunk_ + c_;            \
+            int64_t a_ = k0_ > first_chunk_ ? k0_ : first_chunk_;                        \
+            int64_t b_ = k1_ < first_chunk_ + c_ ? k1_ : first_chunk_ + c_;              \
             if (a_ < b_) {                                                               \
                 int64_t begin = (a_ - first_chunk_) * DK_CHUNK;                          \
                 int64_t end = (b_ - first_chunk_) * DK_CHUNK;                            \
@@ -69,11 +76,11 @@ static int64_t first_nonfinite(const float *x, int64_t begin, int64_t end) {
     return -1;
 }
 
-/* The first non-finite (tensor, index) in chunks [k0, k1), or tensor -1. */
-static void scan_chunks(int64_t count, const float *const *grads, const int64_t *lengths,
-                        int64_t k0, int64_t k1, int64_t *tensor, int64_t *index) {
+/* The first non-finite (tensor, index) in thread tid's slice, or tensor -1. */
+static void scan_slice(int64_t count, const float *const *grads, const int64_t *lengths,
+                       int64_t total, int tid, int nth, int64_t *tensor, int64_t *index) {
     int64_t found_tensor = -1, found_index = -1;
-    FOR_EACH_SEGMENT(count, lengths, k0, k1, {
+    FOR_EACH_SEGMENT(count, lengths, total, tid, nth, {
         if (found_tensor < 0) {
             int64_t j = first_nonfinite(grads[i], begin, end);
             if (j >= 0) { found_tensor = i; found_index = j; }
@@ -85,24 +92,18 @@ static void scan_chunks(int64_t count, const float *const *grads, const int64_t 
 
 int32_t dk_find_nonfinite(int64_t count, const float *const *grads, const int64_t *lengths,
                           int32_t threads, int64_t *tensor, int64_t *index) {
-    int64_t total_chunks = 0, total_elements = 0;
-    for (int64_t i = 0; i < count; i++) {
-        total_chunks += chunks_of(lengths[i]);
-        total_elements += lengths[i];
-    }
-    int nth = total_elements >= DK_PARALLEL_MIN_ELEMENTS && threads > 1 ? threads : 1;
-
+    int nth;
+    const int64_t total = plan_chunks(count, lengths, threads, &nth);
     /* Lexicographic minimum (tensor, index) over the threads' first finds. */
     int64_t best_tensor = -1, best_index = -1;
     if (nth == 1) {
-        /* No OpenMP region at all: even a serialised one (if(0)) costs ~0.2-0.4 us in libomp. */
-        scan_chunks(count, grads, lengths, 0, total_chunks, &best_tensor, &best_index);
+        scan_slice(count, grads, lengths, total, 0, 1, &best_tensor, &best_index);
     } else {
 #pragma omp parallel num_threads(nth)
         {
-            int64_t k0, k1, found_tensor, found_index;
-            thread_slice(total_chunks, omp_get_thread_num(), omp_get_num_threads(), &k0, &k1);
-            scan_chunks(count, grads, lengths, k0, k1, &found_tensor, &found_index);
+            int64_t found_tensor, found_index;
+            scan_slice(count, grads, lengths, total, omp_get_thread_num(), omp_get_num_threads(),
+                       &found_tensor, &found_index);
             if (found_tensor >= 0) {
 #pragma omp critical(dk_find_nonfinite)
                 if (best_tensor < 0 || found_tensor < best_tensor ||
@@ -145,53 +146,41 @@ int32_t dk_run_segment(const descent_optimizer_desc *desc, const descent_step_co
     return DESCENT_PLUGIN_OK;
 }
 
-/* Runs step() on every segment in chunks [k0, k1); sets *failed when one fails. */
-static void run_chunks(const descent_optimizer_desc *desc, const descent_step_context *ctx,
-                       int64_t count, float *const *params, const float *const *grads,
-                       const int64_t *lengths, float *const *slots, const int64_t *offsets, float l2,
-                       int64_t k0, int64_t k1, float *scratch, atomic_int *failed) {
+/* Runs step() on every segment in thread tid's slice, with subnormals flushed; sets *failed
+ * when one fails. */
+static void run_slice(const descent_optimizer_desc *desc, const descent_step_context *ctx,
+                      int64_t count, float *const *params, const float *const *grads,
+                      const int64_t *lengths, float *const *slots, const int64_t *offsets, float l2,
+                      int64_t total, int tid, int nth, atomic_int *failed) {
+    _Alignas(64) float scratch[DK_CHUNK];
     float *state[DESCENT_PLUGIN_MAX_STATE];
-    FOR_EACH_SEGMENT(count, lengths, k0, k1, {
+    uint32_t mode = dk_denormals_flush_begin();
+    FOR_EACH_SEGMENT(count, lengths, total, tid, nth, {
         if (!atomic_load_explicit(failed, memory_order_relaxed)) {
             for (uint32_t s = 0; s < desc->state_count; s++) state[s] = slots[s] + offsets[i];
             int32_t rc = dk_run_segment(desc, ctx, params[i], grads[i], state, l2, begin, end, scratch);
             if (rc != DESCENT_PLUGIN_OK) atomic_store(failed, 1);
         }
     });
+    dk_denormals_flush_end(mode);
 }
 
 int32_t dk_run_step(const descent_optimizer_desc *desc, const descent_step_context *ctx,
                     int64_t count, float *const *params, const float *const *grads,
                     const int64_t *lengths, float *const *slots, const int64_t *offsets, float l2,
                     int32_t threads) {
-    int64_t total_chunks = 0, total_elements = 0;
-    for (int64_t i = 0; i < count; i++) {
-        total_chunks += chunks_of(lengths[i]);
-        total_elements += lengths[i];
-    }
-    int nth = total_elements >= DK_PARALLEL_MIN_ELEMENTS && threads > 1 ? threads : 1;
-
+    int nth;
+    const int64_t total = plan_chunks(count, lengths, threads, &nth);
     atomic_int failed = 0;
     if (nth == 1) {
-        /* No OpenMP region at all: even a serialised one (if(0)) costs ~0.2-0.4 us in libomp. */
-        _Alignas(64) float scratch[DK_CHUNK];
-        uint32_t mode = dk_denormals_flush_begin();
-        run_chunks(desc, ctx, count, params, grads, lengths, slots, offsets, l2, 0, total_chunks, scratch, &failed);
-        dk_denormals_flush_end(mode);
+        run_slice(desc, ctx, count, params, grads, lengths, slots, offsets, l2, total, 0, 1, &failed);
     } else {
 #pragma omp parallel num_threads(nth)
-        {
-            _Alignas(64) float scratch[DK_CHUNK];
-            int64_t k0, k1;
-            thread_slice(total_chunks, omp_get_thread_num(), omp_get_num_threads(), &k0, &k1);
-            uint32_t mode = dk_denormals_flush_begin();
-            run_chunks(desc, ctx, count, params, grads, lengths, slots, offsets, l2, k0, k1, scratch, &failed);
-            dk_denormals_flush_end(mode);
-        }
+        run_slice(desc, ctx, count, params, grads, lengths, slots, offsets, l2, total,
+                  omp_get_thread_num(), omp_get_num_threads(), &failed);
     }
     return atomic_load(&failed) ? DESCENT_PLUGIN_ERROR : DESCENT_PLUGIN_OK;
 }
-
 /* ---- error reports from plugins ---------------------------------------------------------*/
 
 void dk_step_report_clear(dk_step_report *report) {

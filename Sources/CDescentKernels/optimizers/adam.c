@@ -27,26 +27,22 @@ static const descent_hparam_desc adamw_hparams[] = {
     HPARAM("weight_decay", 0.01, 0.0, HUGE_VAL, 0, "decoupled decay: p -= lr*weight_decay*p"),
 };
 
-static void adam_corrections(const descent_step_context *ctx, double lr, double beta1,
-                             double beta2, int book_form, double *scalars) {
-    double t = (double)ctx->step;
-    double bc1 = 1.0 - pow(beta1, t), bc2 = 1.0 - pow(beta2, t);
+/* Both tables keep lr, beta1 and beta2 at the same positions (as adam_step relies on too). */
+static int32_t prepare(const descent_step_context *ctx, int book_form, double decay, double *scalars) {
+    const double lr = ctx->hparams[ADAM_LR], t = (double)ctx->step;
+    const double bc1 = 1.0 - pow(ctx->hparams[ADAM_BETA1], t), bc2 = 1.0 - pow(ctx->hparams[ADAM_BETA2], t);
     scalars[SCALAR_STEP_SIZE] = book_form ? lr * sqrt(bc2) / bc1 : lr / bc1;
     scalars[SCALAR_INV_SQRT_BC2] = book_form ? 1.0 : 1.0 / sqrt(bc2);
+    scalars[SCALAR_DECAY] = decay;
+    return OK;
 }
 
 static int32_t adam_prepare(const descent_step_context *ctx, double *scalars) {
-    const double *h = ctx->hparams;
-    adam_corrections(ctx, h[ADAM_LR], h[ADAM_BETA1], h[ADAM_BETA2], h[ADAM_EPS_HAT] != 0.0, scalars);
-    scalars[SCALAR_DECAY] = 1.0;
-    return OK;
+    return prepare(ctx, ctx->hparams[ADAM_EPS_HAT] != 0.0, 1.0, scalars);
 }
 
 static int32_t adamw_prepare(const descent_step_context *ctx, double *scalars) {
-    const double *h = ctx->hparams;
-    adam_corrections(ctx, h[ADAMW_LR], h[ADAMW_BETA1], h[ADAMW_BETA2], 0, scalars);
-    scalars[SCALAR_DECAY] = 1.0 - h[ADAMW_LR] * h[ADAMW_WEIGHT_DECAY];
-    return OK;
+    return prepare(ctx, 0, 1.0 - ctx->hparams[ADAMW_LR] * ctx->hparams[ADAMW_WEIGHT_DECAY], scalars);
 }
 
 /* Shared by adam and adamw: both tables keep beta1, beta2, eps at the same positions.

@@ -21,8 +21,7 @@ func guarded(_ function: StaticString, _ body: () throws -> Void) -> Int32 {
 
 /// A non-NULL C string argument as a Swift string.
 func string(_ pointer: UnsafePointer<CChar>?, _ argument: String) throws -> String {
-    guard let pointer else { throw DescentError(.invalidArgument, "\(argument) is NULL") }
-    return String(cString: pointer)
+    String(cString: try required(pointer, argument))
 }
 
 /// A required pointer argument.

@@ -61,8 +61,6 @@ import Descent
 ) -> Int32 {
     out?.pointee = nil
     return guarded("descent_net_load") {
-        let out = try required(out, "out")
-        let network = try Network.load(from: try string(path, "path"))
-        out.pointee = box(network, as: descent_net.self)
+        try required(out, "out").pointee = box(try Network.load(from: try string(path, "path")), as: descent_net.self)
     }
 }

@@ -46,9 +46,7 @@ func inUseMessage(_ handle: UnsafePointer<descent_net>) -> String {
 ) -> Int32 {
     out?.pointee = nil
     return guarded("descent_net_create") {
-        let out = try required(out, "out")
-        let network = try Network(json: try string(spec_json, "spec_json"))
-        out.pointee = box(network, as: descent_net.self)
+        try required(out, "out").pointee = box(try Network(json: try string(spec_json, "spec_json")), as: descent_net.self)
     }
 }
 
@@ -113,8 +111,7 @@ func inUseMessage(_ handle: UnsafePointer<descent_net>) -> String {
     out?.pointee = nil
     return guarded("descent_net_optimizer") {
         let network = unbox(try required(net, "net"), as: Network.self)
-        let out = try required(out, "out")
-        out.pointee = borrow(network.optimizer, as: descent_optimizer.self)
+        try required(out, "out").pointee = borrow(network.optimizer, as: descent_optimizer.self)
     }
 }
 
@@ -307,17 +304,15 @@ func inUseMessage(_ handle: UnsafePointer<descent_net>) -> String {
     guarded("descent_net_param_shape") {
         let network = unbox(try required(net, "net"), as: Network.self)
         let rank = try required(rank, "rank")
-        let p = try parameter(network, index)
+        let shape = try parameter(network, index).shape
         guard cap >= 0 else { throw DescentError(.invalidArgument, "cap is \(cap): must be >= 0") }
         guard dims != nil || cap == 0 else { throw DescentError(.invalidArgument, "dims is NULL but cap is \(cap)") }
-        let shape = p.shape
         rank.pointee = Int32(shape.count)
-        guard Int(cap) >= shape.count || dims == nil else {
+        guard let dims else { return }
+        guard Int(cap) >= shape.count else {
             throw DescentError(.bufferTooSmall, "cap is \(cap) but parameter \(index) has rank \(shape.count)")
         }
-        if let dims {
-            for (i, d) in shape.enumerated() { dims[i] = Int64(d) }
-        }
+        for (i, d) in shape.enumerated() { dims[i] = Int64(d) }
     }
 }
 
@@ -363,8 +358,7 @@ func inUseMessage(_ handle: UnsafePointer<descent_net>) -> String {
 ) -> Int32 {
     guarded("descent_net_param_offset") {
         let network = unbox(try required(net, "net"), as: Network.self)
-        let offset = try required(offset, "offset")
-        offset.pointee = Int64(try parameter(network, index).offset)
+        try required(offset, "offset").pointee = Int64(try parameter(network, index).offset)
     }
 }
 

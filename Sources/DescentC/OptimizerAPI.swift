@@ -27,10 +27,8 @@ import Descent
 ) -> Int32 {
     out?.pointee = nil
     return guarded("descent_optimizer_create") {
-        let out = try required(out, "out")
-        let optimizer = try Optimizer(try string(name, "name"),
-                                      hyperparameters: hparams.map { String(cString: $0) })
-        out.pointee = box(optimizer, as: descent_optimizer.self)
+        try required(out, "out").pointee =
+            box(try Optimizer(try string(name, "name"), hyperparameters: hparams.map { String(cString: $0) }), as: descent_optimizer.self)
     }
 }
 
@@ -83,8 +81,7 @@ import Descent
     _ opt: UnsafeMutablePointer<descent_optimizer>?, _ key: UnsafePointer<CChar>?, _ value: Double
 ) -> Int32 {
     guarded("descent_optimizer_set") {
-        let optimizer = unbox(try required(opt, "opt"), as: Optimizer.self)
-        try optimizer.set(try string(key, "key"), value)
+        try unbox(try required(opt, "opt"), as: Optimizer.self).set(try string(key, "key"), value)
     }
 }
 
@@ -99,8 +96,7 @@ import Descent
 ) -> Int32 {
     guarded("descent_optimizer_get") {
         let optimizer = unbox(try required(opt, "opt"), as: Optimizer.self)
-        let out = try required(value, "value")
-        out.pointee = try optimizer.value(try string(key, "key"))
+        try required(value, "value").pointee = try optimizer.value(try string(key, "key"))
     }
 }
 
@@ -152,8 +148,7 @@ import Descent
     name?.pointee = nil
     return guarded("descent_optimizer_name") {
         let optimizer = unbox(try required(opt, "opt"), as: Optimizer.self)
-        let out = try required(name, "name")
-        out.pointee = optimizer.kind.cName
+        try required(name, "name").pointee = optimizer.kind.cName
     }
 }
 

@@ -154,19 +154,9 @@ enum AtomicFile {
     static func removeAbandonedTemporaries(in dirfd: Int32) {
         let listing = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard listing >= 0 else { return }
-        guard let stream = fdopendir(listing) else {
-            close(listing)
-            return
-        }
-        var found: [String] = []
-        while let entry = readdir(stream) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) {
-                String(cString: $0.bindMemory(to: CChar.self).baseAddress!)
-            }
-            if isTemporaryName(name) { found.append(name) }
-        }
-        closedir(stream)
-        for name in found { removeIfAbandoned(name, in: dirfd) }
+        guard let stream = fdopendir(listing) else { close(listing); return }
+        // All names first: the removals then do not change the directory being read.
+        for name in entryNames(closing: stream) where isTemporaryName(name) { removeIfAbandoned(name, in: dirfd) }
     }
 
     private static func removeIfAbandoned(_ name: String, in dirfd: Int32) {
@@ -193,5 +183,20 @@ enum AtomicFile {
     static func failure(_ path: String, _ code: Int32, _ what: String? = nil) -> DescentError {
         let reason = String(cString: strerror(code))
         return DescentError(.io, "cannot write '\(path)': " + (what.map { "\($0): \(reason)" } ?? reason))
+    }
+}
+
+/// The names in a directory stream, "." and ".." included, in readdir's order; closes the stream.
+func entryNames(closing stream: OpaquePointer) -> [String] {
+    defer { closedir(stream) }
+    var names: [String] = []
+    while let entry = readdir(stream) { names.append(String(cCharArray: entry.pointee.d_name)) }
+    return names
+}
+
+extension String {
+    /// The NUL-terminated text of a fixed-size C char array (which Swift imports as a tuple).
+    init<CharArray>(cCharArray array: CharArray) {
+        self = withUnsafeBytes(of: array) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
     }
 }

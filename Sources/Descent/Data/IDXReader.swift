@@ -99,17 +99,9 @@ enum IDXReader {
         case images, labels
     }
 
-    /// The data bytes of one file, with its dimensions.
-    struct Contents {
-        let dimensions: [Int]
-        let storage: ByteStorage
-        var count: Int { storage.count }
-        var bytes: UnsafePointer<UInt8>? { UnsafePointer(storage.pointer?.assumingMemoryBound(to: UInt8.self)) }
-    }
-
     struct Pair {
-        let images: Contents
-        let labels: Contents
+        let images: ByteStorage
+        let labels: ByteStorage
         let count: Int
         let features: Int
         let sampleShape: [Int]
@@ -126,11 +118,9 @@ enum IDXReader {
                 "images file '\(imagesPath)' holds \(count) images but labels file '\(labelsPath)' holds "
                 + "\(labelFile.dimensions[0]) labels; the counts must be equal")
         }
-        let images = Contents(dimensions: imageFile.dimensions, storage: try imageFile.readData())
-        let labels = Contents(dimensions: labelFile.dimensions, storage: try labelFile.readData())
         let shape = Array(imageFile.dimensions.dropFirst())
-        return Pair(images: images, labels: labels, count: count, features: shape.reduce(1, *),
-                    sampleShape: shape)
+        return Pair(images: try imageFile.readData(), labels: try labelFile.readData(), count: count,
+                    features: shape.reduce(1, *), sampleShape: shape)
     }
 
     /// A single IDX file: opened, its header read and validated on init. zlib reads both
@@ -164,12 +154,8 @@ enum IDXReader {
         }
 
         private func systemError(_ action: String, _ code: Int32) -> DescentError {
-            let reason = String(cString: strerror(code))
-            switch code {
-            case ENOENT, ENOTDIR: return error(.notFound, "\(action): \(reason)")
-            case ENOMEM: return error(.outOfMemory, "\(action): \(reason)")
-            default: return error(.io, "\(action): \(reason)")
-            }
+            let status: Status = code == ENOENT || code == ENOTDIR ? .notFound : code == ENOMEM ? .outOfMemory : .io
+            return error(status, "\(action): \(String(cString: strerror(code)))")
         }
 
         private func open() throws {
@@ -341,6 +327,7 @@ enum IDXReader {
         private(set) var pointer: UnsafeMutableRawPointer?
         private(set) var capacity = 0
         var count = 0
+        var bytes: UnsafePointer<UInt8>? { UnsafePointer(pointer?.assumingMemoryBound(to: UInt8.self)) }
 
         deinit { free(pointer) }
 

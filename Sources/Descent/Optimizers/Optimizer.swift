@@ -314,9 +314,7 @@ public final class Optimizer {
     }
 
     private func pluginFailure(during phase: String) -> DescentError {
-        let text = withUnsafeBytes(of: report.pointee.message) { raw in
-            String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
-        }
+        let text = String(cCharArray: report.pointee.message)
         let reason = text.isEmpty ? "it gave no reason" : text
         return DescentError(.plugin,
             "optimizer '\(kind.name)' (\(kind.origin)) failed in \(phase): \(reason); parameters and state are unchanged")

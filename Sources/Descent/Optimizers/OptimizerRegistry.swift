@@ -20,14 +20,12 @@ public enum OptimizerRegistry {
     }
 
     static let table: Mutex<Table> = {
-        var t = Table()
         do {
-            t.kinds = try kinds(of: dk_builtin_plugin(), origin: "built-in", library: nil)
+            return Mutex(Table(kinds: try kinds(of: dk_builtin_plugin(), origin: "built-in", library: nil)))
         } catch {
             // The built-ins are checked by the tests; a failure here is a build defect.
             fatalError("built-in optimizer table is invalid: \(error)")
         }
-        return Mutex(t)
     }()
 
     /// Runs `body` on the table, after the first-use scan of `DESCENT_PLUGIN_PATH`.
@@ -165,27 +163,16 @@ public enum OptimizerRegistry {
         guard let dir = opendir(directory) else {
             throw DescentError(.notFound, "cannot open directory '\(directory)': \(String(cString: strerror(errno)))")
         }
-        defer { closedir(dir) }
-        var paths: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
-            }
-            if name.hasSuffix(".so") { paths.append(directory.hasSuffix("/") ? directory + name : directory + "/" + name) }
-        }
-        return paths.sorted()
+        let folder = directory.hasSuffix("/") ? directory : directory + "/"
+        return entryNames(closing: dir).filter { $0.hasSuffix(".so") }.map { folder + $0 }.sorted()
     }
 
     /// Plugins from the folders of DESCENT_PLUGIN_PATH, then from the installed folder. A
     /// failure is reported on stderr and the scan goes on: there is no caller to return it to
     /// on first use. The installed folder is optional: its absence is not reported.
     static func scanPluginPath(into t: inout Table) {
-        var folders: [(path: String, source: String)] = []
-        if let raw = getenv("DESCENT_PLUGIN_PATH") {
-            for directory in String(cString: raw).split(separator: ":").map(String.init) where !directory.isEmpty {
-                folders.append((directory, "DESCENT_PLUGIN_PATH"))
-            }
-        }
+        let listed = getenv("DESCENT_PLUGIN_PATH").map { String(cString: $0).split(separator: ":") } ?? []   // no empty folders
+        var folders = listed.map { (path: String($0), source: "DESCENT_PLUGIN_PATH") }
         if let installed = installedPluginFolder { folders.append((installed, "installed plugin folder")) }
         for (directory, source) in folders where !t.pluginFolders.contains(directory) {
             t.pluginFolders.append(directory)

@@ -95,7 +95,7 @@ enum Checkpoint {
             ("optimizer", kind.name),
             ("optimizer_hparams", hparams.joined(separator: ",")),
             ("optimizer_step", String(step)),
-            ("rng_state", [s.0, s.1, s.2, s.3].map(hex16).joined(separator: ",")),
+            ("rng_state", [s.0, s.1, s.2, s.3].map { hex($0, digits: 16, uppercase: false) }.joined(separator: ",")),
         ]
         try SafeTensors.write(path: path, tensors: sources, metadata: metadata)
     }
@@ -237,11 +237,6 @@ enum Checkpoint {
     }
 
     static func bad(_ message: String) -> DescentError { DescentError(.format, message) }
-}
-
-private func hex16(_ x: UInt64) -> String {
-    let digits = String(x, radix: 16)
-    return String(repeating: "0", count: 16 - digits.count) + digits
 }
 
 extension Network {

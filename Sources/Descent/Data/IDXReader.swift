@@ -213,13 +213,13 @@ enum IDXReader {
                 throw truncated("\(size(got)), too short for the 4-byte IDX magic (expected \(expectedMagic))")
             }
             let value = magic.reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
-            let shown = "magic is \(hex(value, digits: 8))"
+            let shown = "magic is 0x\(hex(value, digits: 8))"
             guard magic[0] == 0, magic[1] == 0 else {
                 throw error(.format, "\(shown), expected \(expectedMagic): not an IDX file (its first two bytes must be zero)")
             }
             guard magic[2] == 0x08 else {
                 throw error(.format,
-                    "\(shown): data type \(hex(UInt32(magic[2]), digits: 2)) (\(typeName(magic[2]))) is not supported, "
+                    "\(shown): data type 0x\(hex(magic[2], digits: 2)) (\(typeName(magic[2]))) is not supported, "
                     + "only 0x08 (unsigned byte); expected \(expectedMagic)")
             }
             let rank = Int(magic[3])
@@ -340,11 +340,6 @@ enum IDXReader {
             capacity = bytes
         }
     }
-}
-
-private func hex(_ value: UInt32, digits: Int) -> String {
-    let text = String(value, radix: 16, uppercase: true)
-    return "0x" + String(repeating: "0", count: max(0, digits - text.count)) + text
 }
 
 /// IDX's data type codes.

@@ -353,11 +353,11 @@ struct JSONParser {
             offset += 2
             var scalar = try hexQuad()
             if (0xDC00...0xDFFF).contains(scalar) {
-                throw failure("\\u\(hex4(scalar)) is a low surrogate without a high surrogate before it",
+                throw failure("\\u\(hex(scalar, digits: 4)) is a low surrogate without a high surrogate before it",
                               at: backslash, found: false)
             }
             if (0xD800...0xDBFF).contains(scalar) {
-                let unpaired = "\\u\(hex4(scalar)) is a high surrogate without a \\uDC00-\\uDFFF low surrogate after it"
+                let unpaired = "\\u\(hex(scalar, digits: 4)) is a high surrogate without a \\uDC00-\\uDFFF low surrogate after it"
                 guard try has(2), input[offset] == UInt8(ascii: "\\"), input[offset + 1] == UInt8(ascii: "u") else {
                     throw failure(unpaired, at: backslash, found: false)
                 }
@@ -521,7 +521,7 @@ struct JSONParser {
         case UInt8(ascii: "'"): return #""'""#
         case 0x21...0x7E: return "'\(Character(Unicode.Scalar(byte)))'"
         case 0x00...0x20, 0x7F: return scalarName(UInt32(byte))
-        default: return "byte 0x\(hex2(byte))"
+        default: return "byte 0x\(hex(byte, digits: 2))"
         }
     }
 }
@@ -529,15 +529,5 @@ struct JSONParser {
 /// A thread-safe handle on the C locale's number format, for strtod (nil if unavailable).
 private nonisolated(unsafe) let cNumericLocale: locale_t? = newlocale(1 << LC_NUMERIC, "C", nil)
 
-private func hex2(_ byte: UInt8) -> String {
-    let digits = String(byte, radix: 16, uppercase: true)
-    return byte < 0x10 ? "0" + digits : digits
-}
-
-private func hex4(_ value: UInt32) -> String {
-    let digits = String(value, radix: 16, uppercase: true)
-    return String(repeating: "0", count: max(0, 4 - digits.count)) + digits
-}
-
 /// "U+000A".
-private func scalarName(_ value: UInt32) -> String { "U+" + hex4(value) }
+private func scalarName(_ value: UInt32) -> String { "U+" + hex(value, digits: 4) }

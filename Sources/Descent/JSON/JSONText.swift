@@ -11,8 +11,7 @@ func jsonString(_ s: String) -> String {
         case "\r": out += "\\r"
         case "\t": out += "\\t"
         case _ where scalar.value < 0x20:
-            let hex = String(scalar.value, radix: 16)
-            out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            out += "\\u" + hex(scalar.value, digits: 4, uppercase: false)
         default: out.unicodeScalars.append(scalar)
         }
     }
@@ -22,4 +21,10 @@ func jsonString(_ s: String) -> String {
 /// A JSON number; infinities (open range ends) and NaN become `null`.
 func jsonNumber(_ x: Double) -> String {
     x.isFinite ? Hyperparameter.format(x) : "null"
+}
+
+/// `value` in hex digits (uppercase unless told), zero-padded to at least `digits`.
+func hex(_ value: some BinaryInteger, digits: Int, uppercase: Bool = true) -> String {
+    let text = String(value, radix: 16, uppercase: uppercase)
+    return String(repeating: "0", count: max(0, digits - text.count)) + text
 }

@@ -204,7 +204,9 @@ enum Checkpoint {
             func load(_ name: String, into buffer: UnsafeMutableBufferPointer<Float>) throws {
                 let tensor = header.tensor(named: name)!   // checked in init
                 try reader.read(tensor, into: UnsafeMutableRawBufferPointer(buffer))
-                try checkFinite(name, buffer)
+                if let error = nonFiniteError(buffer.baseAddress, count: buffer.count, { "tensor '\(name)' contains \($1) at index \($0)" }) {
+                    throw error
+                }
             }
             for p in network.parameters { try load(p.name, into: p.value.buffer) }
             for (i, stats) in network.runningStatistics.enumerated() {
@@ -222,17 +224,6 @@ enum Checkpoint {
             }
             try network.install(optimizer)
             network.rng.pointee = rng
-        }
-
-        private func checkFinite(_ name: String, _ buffer: UnsafeMutableBufferPointer<Float>) throws {
-            var pointer: UnsafePointer<Float>? = UnsafePointer(buffer.baseAddress)
-            var length = Int64(buffer.count)
-            var tensor: Int64 = 0, index: Int64 = 0
-            guard buffer.count > 0,
-                  dk_find_nonfinite(1, &pointer, &length, dk_get_threads(), &tensor, &index) != 0 else { return }
-            let value = buffer[Int(index)]
-            throw DescentError(.numeric,
-                "tensor '\(name)' contains \(value.isNaN ? "NaN" : (value < 0 ? "-Inf" : "Inf")) at index \(index)")
         }
     }
 

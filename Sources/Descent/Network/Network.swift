@@ -412,16 +412,11 @@ public final class Network {
     /// The first NaN/Inf in the gradient arena, as an error naming the parameter and index.
     private func nonFiniteGradient() -> DescentError? {
         arena.clearGradientPadding()   // a caller may have written the whole arena
-        var gradients: UnsafePointer<Float>? = UnsafePointer(arena.gradients.pointer)
-        var length = Int64(arena.length)
-        var tensor: Int64 = 0, index: Int64 = 0
-        guard dk_find_nonfinite(1, &gradients, &length, dk_get_threads(), &tensor, &index) != 0 else { return nil }
-        let value = arena.gradients.pointer[Int(index)]
-        let what = value.isNaN ? "NaN" : (value < 0 ? "-Inf" : "Inf")
-        // The padding is zero (`clearGradientPadding`), so the index is inside the last view
-        // that starts at or before it.
-        let p = parameters.last { $0.offset <= Int(index) }!
-        return DescentError(.numeric, "the gradient of \(p.name) contains \(what) at index \(Int(index) - p.offset)")
+        return nonFiniteError(arena.gradients.pointer, count: arena.length) { index, what in
+            // The padding is zero, so the index is inside the last view that starts at or before it.
+            let p = parameters.last { $0.offset <= index }!
+            return "the gradient of \(p.name) contains \(what) at index \(index - p.offset)"
+        }
     }
 
     // MARK: - inference
@@ -762,13 +757,8 @@ public final class Network {
 
     /// The first NaN/Inf in x [rows][inputSize], as an error naming its index, row and column.
     private func inputError(_ x: UnsafePointer<Float>, rows: Int) -> DescentError? {
-        var one: UnsafePointer<Float>? = x
-        var length = Int64(rows * inputSize)
-        var tensor: Int64 = 0, index: Int64 = 0
-        guard dk_find_nonfinite(1, &one, &length, dk_get_threads(), &tensor, &index) != 0 else { return nil }
-        let value = x[Int(index)]
-        let what = value.isNaN ? "NaN" : (value < 0 ? "-Inf" : "Inf")
-        return DescentError(.numeric,
-            "x contains \(what) at index \(index) (row \(Int(index) / inputSize), column \(Int(index) % inputSize))")
+        nonFiniteError(x, count: rows * inputSize) { i, what in
+            "x contains \(what) at index \(i) (row \(i / inputSize), column \(i % inputSize))"
+        }
     }
 }

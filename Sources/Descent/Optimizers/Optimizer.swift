@@ -161,10 +161,8 @@ public final class Optimizer {
         let (params, grads, lengths) = try validate(count: count, params: params, grads: grads, lengths: lengths)
         let n = Int(count)
         let threads = dk_get_threads()
-        var badTensor: Int64 = 0, badIndex: Int64 = 0
-        if checksFiniteness, !scanned, dk_find_nonfinite(count, grads, lengths, threads, &badTensor, &badIndex) != 0 {
-            throw Self.nonFinite(grads: grads, tensor: badTensor, index: badIndex)
-        }
+        if checksFiniteness, !scanned,
+           let error = nonFiniteError(count, grads, lengths, { "grads[\($0)] contains \($2) at index \($1)" }) { throw error }
         try takeStep(lengths: lengths, count: n) { desc, ctx, slots, l2 in
             if kind.isFallible { try takeSnapshot(params: params, n: n) }
             guard dk_run_step(desc, ctx, count, params, grads, lengths, slots, offsets, l2, threads) == DESCENT_PLUGIN_OK else {
@@ -202,13 +200,6 @@ public final class Optimizer {
         try takeStep(lengths: &length, count: 1) { desc, ctx, slots, l2 in
             try body(FusedStep(descriptor: desc, context: ctx, slots: slots, l2: l2, checkFinite: checkFinite))
         }
-    }
-
-    /// The error for a NaN/Inf found in grads[tensor][index].
-    static func nonFinite(grads: UnsafePointer<UnsafePointer<Float>?>, tensor: Int64, index: Int64) -> DescentError {
-        let value = grads[Int(tensor)]![Int(index)]
-        return DescentError(.numeric,
-            "grads[\(tensor)] contains \(value.isNaN ? "NaN" : (value < 0 ? "-Inf" : "Inf")) at index \(index)")
     }
 
     /// Whether steps refuse NaN/Inf gradients (the `check_finite` hyperparameter).
@@ -375,4 +366,21 @@ public final class Optimizer {
         for i in 0..<n where shape[i] > 0 { move(params[i]!, Int(shape[i])) }
         for slot in slots { move(slot.pointer, slot.count) }
     }
+}
+
+/// A `.numeric` error for the first NaN/Inf in `count` tensors (data[i][0..<lengths[i]]; tensor
+/// by tensor, one parallel scan), nil when there is none. `message` gets its tensor, its index
+/// and what it is: "NaN", "-Inf" or "Inf".
+func nonFiniteError(_ count: Int64, _ data: UnsafePointer<UnsafePointer<Float>?>, _ lengths: UnsafePointer<Int64>,
+                    _ message: (_ tensor: Int, _ index: Int, _ what: String) -> String) -> DescentError? {
+    var tensor: Int64 = 0, index: Int64 = 0
+    guard dk_find_nonfinite(count, data, lengths, dk_get_threads(), &tensor, &index) != 0 else { return nil }
+    let value = data[Int(tensor)]![Int(index)]
+    return DescentError(.numeric, message(Int(tensor), Int(index), value.isNaN ? "NaN" : value < 0 ? "-Inf" : "Inf"))
+}
+
+/// The same for one tensor, data[0..<count].
+func nonFiniteError(_ data: UnsafePointer<Float>?, count: Int, _ message: (_ index: Int, _ what: String) -> String) -> DescentError? {
+    var data = data, length = Int64(count)
+    return count == 0 ? nil : nonFiniteError(1, &data, &length) { message($1, $2) }
 }

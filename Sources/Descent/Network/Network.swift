@@ -185,33 +185,25 @@ public final class Network {
         if batch == 1, processGroup == nil, let path = batch1Schedule, optimizer.canFuse {
             return try batch1Step(path, x: x, labels: labels, updating: true)
         }
-        let saved = rng.pointee
-        var loss: Float = 0
-        do {
-            if dk_shard_count(Int64(batch)) > 1, optimizer.canFuse, processGroup == nil {
-                // The update runs inside the pass: each part of the arena is stepped by the
-                // thread that has just summed its gradients, while they are in its cache.
-                try optimizer.fusedStep(length: Int64(arena.length)) { step in
-                    loss = try computeGradients(x: x, labels: labels, batch: batch, scanGradients: step.checkFinite,
-                                                update: step)
-                    // An optimizer flagged infallible whose step() failed anyway: reported as such.
-                    return (0..<Int(dk_shard_count(Int64(batch)))).allSatisfy { partStepFailed.pointer[$0] == 0 }
-                }
-            } else {
+        defer { hasPendingGradients = false }
+        return try keepingOrUndoingPass {
+            guard dk_shard_count(Int64(batch)) > 1, optimizer.canFuse, processGroup == nil else {
                 // applyUpdate scans the gradients (once) before anything is written, unless
                 // the sum of several shards' gradients already did.
-                loss = try computeGradients(x: x, labels: labels, batch: batch, scanGradients: false, update: nil)
+                let loss = try computeGradients(x: x, labels: labels, batch: batch, scanGradients: false, update: nil)
                 try applyUpdate(scanned: gradientsAreKnownFinite)
+                return loss
             }
-        } catch {
-            rng.pointee = saved
-            for layer in layers { layer.discard() }
-            hasPendingGradients = false
-            throw error
+            // The update runs inside the pass: each part of the arena is stepped by the
+            // thread that has just summed its gradients, while they are in its cache.
+            var loss: Float = 0
+            try optimizer.fusedStep(length: Int64(arena.length)) { step in
+                loss = try computeGradients(x: x, labels: labels, batch: batch, scanGradients: step.checkFinite, update: step)
+                // An optimizer flagged infallible whose step() failed anyway: reported as such.
+                return (0..<Int(dk_shard_count(Int64(batch)))).allSatisfy { partStepFailed.pointer[$0] == 0 }
+            }
+            return loss
         }
-        hasPendingGradients = false
-        for layer in layers { layer.commit() }
-        return loss
     }
 
     /// Forward and backward only: fills the gradients (readable and writable through
@@ -222,9 +214,24 @@ public final class Network {
         if batch == 1, processGroup == nil, let path = batch1Schedule {
             return try batch1Step(path, x: x, labels: labels, updating: false)
         }
-        let loss = try computeGradients(x: x, labels: labels, batch: batch, scanGradients: true, update: nil)
-        for layer in layers { layer.commit() }
-        return loss
+        return try keepingOrUndoingPass {
+            try computeGradients(x: x, labels: labels, batch: batch, scanGradients: true, update: nil)
+        }
+    }
+
+    /// Runs `body`, which runs a training pass, and then keeps what that pass's forward changed
+    /// (batch-norm running averages); when `body` throws, undoes it (and the dropout draws).
+    private func keepingOrUndoingPass(_ body: () throws -> Float) throws -> Float {
+        let saved = rng.pointee
+        do {
+            let loss = try body()
+            for layer in layers { layer.commit() }
+            return loss
+        } catch {
+            rng.pointee = saved
+            for layer in layers { layer.discard() }
+            throw error
+        }
     }
 
     /// The optimizer step on the current gradients. Needs a forwardBackward since the last update.
@@ -253,8 +260,8 @@ public final class Network {
     /// pass (`runPass`). Errors, checked in this order: the arguments, a NaN/Inf in x (found by
     /// the pass as it reads x), a non-finite loss, batch-norm statistics that overflowed, and
     /// (with `scanGradients`) a NaN/Inf gradient;
-    /// after any of them the random generator and batch-norm layers are as they were, nothing
-    /// was updated and no gradients are pending.
+    /// after any of them nothing was updated and no gradients are pending (callers run it in
+    /// `keepingOrUndoingPass`, which puts back the random generator and batch-norm layers).
     private func computeGradients(x: UnsafePointer<Float>?, labels: UnsafePointer<Int32>?, batch: Int,
                                   scanGradients: Bool, update: Optimizer.FusedStep?) throws -> Float {
         // In a data-parallel job every process learns every other's batch size, or that it
@@ -279,24 +286,12 @@ public final class Network {
         let (x, labels) = checked!
         let mode = dk_denormals_flush_begin()   // see denormals.c
         defer { dk_denormals_flush_end(mode) }
-        let saved = rng.pointee
         hasPendingGradients = false
-        /// Undoes the forward pass's effects (dropout draws, batch-norm averages) and returns `error`.
-        func refuse(_ error: DescentError) -> DescentError {
-            rng.pointee = saved
-            for layer in layers { layer.discard() }
-            return error
-        }
         let penalty = decayPenalty()
-        var loss = 0.0
-        do {
-            loss = try runPass(x, labels: labels!, rows: batch, training: true, update: update.map { ($0, penalty) },
+        var loss = try runPass(x, labels: labels!, rows: batch, training: true, update: update.map { ($0, penalty) },
                                job: job) + penalty
-            if let job { loss = try agreeOnPass(job, checkingGradients: scanGradients) + penalty }
-        } catch let error as DescentError {
-            throw refuse(error)   // an all-reduce that failed, or a failure agreed on
-        }
-        if let error = passError(loss: loss, checkingGradients: scanGradients) { throw refuse(error) }
+        if let job { loss = try agreeOnPass(job, checkingGradients: scanGradients) + penalty }
+        if let error = passError(loss: loss, checkingGradients: scanGradients) { throw error }
         hasPendingGradients = true
         return Float(loss)
     }

@@ -364,38 +364,29 @@ public final class Network {
         let mode = dk_denormals_flush_begin()   // see denormals.c
         defer { dk_denormals_flush_end(mode) }
         let penalty = decayPenalty()
-        let label = labels![0]
-        var result: (code: Int32, loss: Double) = (dk_dense_ok, 0)
-        /// Throws the error a failed pass stands for (a failed step() is the optimizer's to report).
-        func check() throws {
-            if result.code == dk_dense_loss_not_finite { throw Self.lossError(result.loss) }
+        /// The pass, with `update` the step too; throws the error a failed pass stands for (a
+        /// failed step() is the optimizer's to report). Gradients it wrote are pending only
+        /// when it succeeded without updating.
+        func run(_ update: UnsafePointer<dk_dense_update>?) throws -> (code: Int32, loss: Double) {
+            let result = path.run(x: x, label: labels![0], lossOffset: penalty, update: update,
+                                  probabilities: probabilities.pointer)
+            guard result.code != dk_dense_loss_not_finite else { throw Self.lossError(result.loss) }   // nothing written
+            hasPendingGradients = !updating && result.code == dk_dense_ok
             if result.code == dk_dense_gradient_not_finite {
-                hasPendingGradients = false
                 throw nonFiniteGradient() ?? DescentError(.numeric, "a gradient is NaN or Inf")
             }
+            return result
         }
-        if updating {
-            do {
-                try optimizer.fusedStep(length: Int64(arena.length)) { step in
-                    var update = dk_dense_update(desc: step.descriptor, ctx: step.context, slots: step.slots,
-                                                 params: arena.values.pointer, l2: step.l2,
-                                                 check_finite: step.checkFinite ? 1 : 0)
-                    result = path.run(x: x, label: label, lossOffset: penalty, update: &update,
-                                      probabilities: probabilities.pointer)
-                    try check()
-                    return result.code != dk_dense_step_failed
-                }
-            } catch {
-                if result.code == dk_dense_step_failed { hasPendingGradients = false }
-                throw error
-            }
-            hasPendingGradients = false
-        } else {
-            result = path.run(x: x, label: label, lossOffset: penalty, update: nil, probabilities: probabilities.pointer)
-            try check()
-            hasPendingGradients = true
+        guard updating else { return Float(try run(nil).loss) }
+        var loss = 0.0
+        try optimizer.fusedStep(length: Int64(arena.length)) { step in
+            var update = dk_dense_update(desc: step.descriptor, ctx: step.context, slots: step.slots,
+                                         params: arena.values.pointer, l2: step.l2, check_finite: step.checkFinite ? 1 : 0)
+            let result = try run(&update)
+            loss = result.loss
+            return result.code != dk_dense_step_failed
         }
-        return Float(result.loss)
+        return Float(loss)
     }
 
     /// The error for a loss that is not a finite float32.

@@ -299,13 +299,13 @@ private func nested(_ depth: Int, _ open: String, _ close: String, inner: String
         try text.withUnsafeBufferPointer { buffer in
             var json = JSONParser(buffer, what: "the text")
             #expect(try json.kind() == .object)
-            try json.beginObject()
+            try json.begin(.object)
             var seen: [String] = []
             while let member = try json.nextMember() {
                 seen.append(member.key)
                 switch member.key {
                 case "n":
-                    try json.beginArray()
+                    try json.begin(.array)
                     var numbers: [Double] = []
                     while try json.nextElement() { numbers.append(try json.number()) }
                     #expect(numbers == [1, 2.5])
@@ -313,7 +313,7 @@ private func nested(_ depth: Int, _ open: String, _ close: String, inner: String
                     #expect(try json.kind() == .string)
                     #expect(try json.string() == "x")
                 case "e":
-                    try json.beginObject()
+                    try json.begin(.object)
                     #expect(try json.nextMember() == nil)
                 default:
                     #expect(try json.value() == .object(["k": .array([.array([])])]))
@@ -325,11 +325,11 @@ private func nested(_ depth: Int, _ open: String, _ close: String, inner: String
         // a reader that expects one kind and meets another
         try Array("[1]".utf8).withUnsafeBufferPointer { buffer in
             var json = JSONParser(buffer, what: "the text")
-            #expect(message { try json.beginObject() } == "the text is not valid JSON: expected an object, found '[' at line 1, column 1 (byte 0)")
+            #expect(message { try json.begin(.object) } == "the text is not valid JSON: expected an object, found '[' at line 1, column 1 (byte 0)")
             #expect(message { try json.string() } == "the text is not valid JSON: expected a string, found '[' at line 1, column 1 (byte 0)")
-            try json.beginArray()
+            try json.begin(.array)
             #expect(try json.nextElement())
-            #expect(message { try json.beginArray() } == "the text is not valid JSON: expected an array, found '1' at line 1, column 2 (byte 1)")
+            #expect(message { try json.begin(.array) } == "the text is not valid JSON: expected an array, found '1' at line 1, column 2 (byte 1)")
         }
     }
 

@@ -99,7 +99,7 @@ enum SafeTensors {
         var names = Set<String>()
         var metadata: [String: String]? = nil
         var tensors: [Tensor] = []
-        try json.beginObject()
+        try json.begin(.object)
         while let entry = try json.nextMember() {
             guard names.insert(entry.key).inserted else { throw json.duplicateKey(entry) }
             if entry.key == "__metadata__" {
@@ -143,7 +143,7 @@ enum SafeTensors {
     private static func parseMetadata(_ json: inout JSONParser) throws -> [String: String] {
         let kind = try json.kind()
         guard kind == .object else { throw bad("__metadata__ must be an object of strings, got \(kind.name)") }
-        try json.beginObject()
+        try json.begin(.object)
         var strings: [String: String] = [:]
         while let entry = try json.nextMember() {
             guard strings[entry.key] == nil else { throw json.duplicateKey(entry) }
@@ -168,7 +168,7 @@ enum SafeTensors {
         var dtype: String? = nil
         var shape: [Int]? = nil
         var offsets: [Int]? = nil
-        try json.beginObject()
+        try json.begin(.object)
         while let field = try json.nextMember() {
             switch field.key {
             case "dtype":
@@ -216,7 +216,7 @@ enum SafeTensors {
     private static func integers(_ json: inout JSONParser, _ what: String, atMost: Int, tooMany: String) throws -> [Int] {
         let kind = try json.kind()
         guard kind == .array else { throw bad("\(what) must be an array of whole numbers, got \(kind.name)") }
-        try json.beginArray()
+        try json.begin(.array)
         var values: [Int] = []
         while try json.nextElement() {
             guard values.count < atMost else { throw bad(tooMany) }

@@ -10,7 +10,7 @@ import Glibc
 ///   frames and a thread with a small stack (256 KB) is safe.
 /// - Time is linear: every byte is looked at a bounded number of times.
 /// - Memory is what the caller keeps: `value()` builds a `JSONValue` tree, while
-///   `beginObject`/`nextMember` and `beginArray`/`nextElement` walk a document member by
+///   `begin` with `nextMember` or `nextElement` walks a document member by
 ///   member, so a reader can check each entry of a large header and keep only what it needs;
 ///   and the text itself can be read through a window (`JSONInput`) instead of all at once.
 /// - Errors say what was expected, what was found and where: "expected ',' or '}' after an
@@ -43,7 +43,7 @@ struct JSONParser {
     private var continuations = 0
     /// Arrays and objects entered and not yet left.
     private var depth = 0
-    /// Set by `beginObject`/`beginArray` until the first `nextMember`/`nextElement`, which
+    /// Set by `begin` until the first `nextMember`/`nextElement`, which
     /// then expects no ',' before the first entry. Any nested container clears it again on
     /// its own first call, so one flag serves every level.
     private var atContainerStart = false
@@ -135,7 +135,7 @@ struct JSONParser {
     mutating func value() throws -> JSONValue {
         switch try kind() {
         case .object:
-            try beginObject()
+            try begin(.object)
             var fields: [String: JSONValue] = [:]
             while let member = try nextMember() {
                 guard fields[member.key] == nil else { throw duplicateKey(member) }
@@ -143,7 +143,7 @@ struct JSONParser {
             }
             return .object(fields)
         case .array:
-            try beginArray()
+            try begin(.array)
             var items: [JSONValue] = []
             while try nextElement() { items.append(try value()) }
             return .array(items)
@@ -197,10 +197,17 @@ struct JSONParser {
         var position: Position
     }
 
-    /// Enters the object that starts at the next value; read it with `nextMember`.
-    mutating func beginObject() throws {
-        guard try kind() == .object else { throw failure("expected an object") }
-        try enter()
+    /// Enters the object or array (`container`) that starts at the next value, one level
+    /// deeper; read it with `nextMember` or `nextElement`.
+    @inline(never)  // not into value(): its frame is on the stack once per nesting level
+    mutating func begin(_ container: Kind) throws {
+        guard try kind() == container else { throw failure("expected \(container.name)") }
+        guard depth < Self.maxDepth else {
+            throw located("\(what) nests arrays and objects more than \(Self.maxDepth) levels deep", at: position)
+        }
+        depth += 1
+        offset += 1
+        atContainerStart = true
     }
 
     /// Reads the next key of the object entered last, and the ':' after it; its value is next
@@ -228,12 +235,6 @@ struct JSONParser {
         return Member(key: key, position: start)
     }
 
-    /// Enters the array that starts at the next value; read it with `nextElement`.
-    mutating func beginArray() throws {
-        guard try kind() == .array else { throw failure("expected an array") }
-        try enter()
-    }
-
     /// True when the array entered last has another element, which is next in the text for
     /// the caller to read; false when it ends (it is left).
     @inline(never)  // not into value(): its frame is on the stack once per nesting level
@@ -247,17 +248,6 @@ struct JSONParser {
         guard try next(is: UInt8(ascii: ",")) else { throw failure("expected ',' or ']' after an array element") }
         offset += 1
         return true
-    }
-
-    /// Steps over the '{' or '[' at `offset`, one level deeper.
-    @inline(never)  // not into value(): its frame is on the stack once per nesting level
-    private mutating func enter() throws {
-        guard depth < Self.maxDepth else {
-            throw located("\(what) nests arrays and objects more than \(Self.maxDepth) levels deep", at: position)
-        }
-        depth += 1
-        offset += 1
-        atContainerStart = true
     }
 
     /// Steps over `closing` and one level up when it is next.

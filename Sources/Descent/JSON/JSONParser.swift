@@ -215,17 +215,11 @@ struct JSONParser {
     /// keys are the caller's to find, as only the caller knows what it kept.
     @inline(never)  // not into value(): its frame is on the stack once per nesting level
     mutating func nextMember() throws -> Member? {
+        let first = atContainerStart
+        guard try nextEntry(closing: UInt8(ascii: "}"), else: "expected ',' or '}' after an object member") else { return nil }
         try skipWhitespace()
-        if atContainerStart {
-            atContainerStart = false
-            if try leave(UInt8(ascii: "}")) { return nil }
-            guard try next(is: UInt8(ascii: "\"")) else { throw failure("expected a string key or '}' after '{'") }
-        } else {
-            if try leave(UInt8(ascii: "}")) { return nil }
-            guard try next(is: UInt8(ascii: ",")) else { throw failure("expected ',' or '}' after an object member") }
-            offset += 1
-            try skipWhitespace()
-            guard try next(is: UInt8(ascii: "\"")) else { throw failure("expected a string key after ',' in an object") }
+        guard try next(is: UInt8(ascii: "\"")) else {
+            throw failure(first ? "expected a string key or '}' after '{'" : "expected a string key after ',' in an object")
         }
         let start = position
         let key = try readString()
@@ -239,22 +233,22 @@ struct JSONParser {
     /// the caller to read; false when it ends (it is left).
     @inline(never)  // not into value(): its frame is on the stack once per nesting level
     mutating func nextElement() throws -> Bool {
-        try skipWhitespace()
-        if atContainerStart {
-            atContainerStart = false
-            return try !leave(UInt8(ascii: "]"))
-        }
-        if try leave(UInt8(ascii: "]")) { return false }
-        guard try next(is: UInt8(ascii: ",")) else { throw failure("expected ',' or ']' after an array element") }
-        offset += 1
-        return true
+        try nextEntry(closing: UInt8(ascii: "]"), else: "expected ',' or ']' after an array element")
     }
 
-    /// Steps over `closing` and one level up when it is next.
-    private mutating func leave(_ closing: UInt8) throws -> Bool {
-        guard try next(is: closing) else { return false }
+    /// Steps over whitespace, then `closing` and one level up (false), or, before any entry but
+    /// the first, the ',' that must be there instead (else the error `problem`).
+    private mutating func nextEntry(closing: UInt8, else problem: String) throws -> Bool {
+        try skipWhitespace()
+        defer { atContainerStart = false }
+        if try next(is: closing) {
+            offset += 1
+            depth -= 1
+            return false
+        }
+        if atContainerStart { return true }
+        guard try next(is: UInt8(ascii: ",")) else { throw failure(problem) }
         offset += 1
-        depth -= 1
         return true
     }
 

@@ -141,8 +141,7 @@ enum SafeTensors {
 
     /// Reads the `__metadata__` object that is the next value: string keys to string values.
     private static func parseMetadata(_ json: inout JSONParser) throws -> [String: String] {
-        let kind = try json.kind()
-        guard kind == .object else { throw bad("__metadata__ must be an object of strings, got \(kind.name)") }
+        try expect(.object, &json, else: "__metadata__ must be an object of strings")
         try json.begin(.object)
         var strings: [String: String] = [:]
         while let entry = try json.nextMember() {
@@ -150,10 +149,7 @@ enum SafeTensors {
             guard strings.count < maxEntries else {
                 throw bad("__metadata__ has more than \(maxEntries) entries, more than Descent reads")
             }
-            let kind = try json.kind()
-            guard kind == .string else {
-                throw bad("__metadata__ '\(entry.key)' must be a string (safetensors metadata is string to string), got \(kind.name)")
-            }
+            try expect(.string, &json, else: "__metadata__ '\(entry.key)' must be a string (safetensors metadata is string to string)")
             strings[entry.key] = try json.string()
         }
         return strings
@@ -161,10 +157,7 @@ enum SafeTensors {
 
     /// Reads the tensor entry that is the next value and checks it on its own.
     private static func parseTensor(_ name: String, _ json: inout JSONParser) throws -> Tensor {
-        let kind = try json.kind()
-        guard kind == .object else {
-            throw bad("tensor '\(name)' must be an object with dtype, shape and data_offsets, got \(kind.name)")
-        }
+        try expect(.object, &json, else: "tensor '\(name)' must be an object with dtype, shape and data_offsets")
         var dtype: String? = nil
         var shape: [Int]? = nil
         var offsets: [Int]? = nil
@@ -173,8 +166,7 @@ enum SafeTensors {
             switch field.key {
             case "dtype":
                 guard dtype == nil else { throw json.duplicateKey(field) }
-                let kind = try json.kind()
-                guard kind == .string else { throw bad("tensor '\(name)': dtype must be a string, got \(kind.name)") }
+                try expect(.string, &json, else: "tensor '\(name)': dtype must be a string")
                 dtype = try json.string()
             case "shape":
                 guard shape == nil else { throw json.duplicateKey(field) }
@@ -214,16 +206,12 @@ enum SafeTensors {
     /// Reads the array of whole numbers in 0...2^53 that is the next value; more than
     /// `atMost` of them is the error `tooMany`, found before any more are kept.
     private static func integers(_ json: inout JSONParser, _ what: String, atMost: Int, tooMany: String) throws -> [Int] {
-        let kind = try json.kind()
-        guard kind == .array else { throw bad("\(what) must be an array of whole numbers, got \(kind.name)") }
+        try expect(.array, &json, else: "\(what) must be an array of whole numbers")
         try json.begin(.array)
         var values: [Int] = []
         while try json.nextElement() {
             guard values.count < atMost else { throw bad(tooMany) }
-            let kind = try json.kind()
-            guard kind == .number else {
-                throw bad("\(what)[\(values.count)] must be a whole number in 0...2^53, got \(kind.name)")
-            }
+            try expect(.number, &json, else: "\(what)[\(values.count)] must be a whole number in 0...2^53")
             let n = try json.number()
             guard n == n.rounded(), n >= 0, n <= maxInteger else {
                 throw bad("\(what)[\(values.count)] must be a whole number in 0...2^53, got \(Hyperparameter.format(n))")
@@ -231,6 +219,12 @@ enum SafeTensors {
             values.append(Int(n))
         }
         return values
+    }
+
+    /// Checks that the next value is a `kind`; else the error "`problem`, got <what it is>".
+    private static func expect(_ kind: JSONParser.Kind, _ json: inout JSONParser, else problem: @autoclosure () -> String) throws {
+        let found = try json.kind()
+        guard found == kind else { throw bad("\(problem()), got \(found.name)") }
     }
 
     /// What to write: a tensor's name, dtype, shape and bytes (exactly dtype size * elements).

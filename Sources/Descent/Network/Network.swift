@@ -243,11 +243,8 @@ public final class Network {
             throw DescentError.invalid("no gradients to apply: run forward_backward first (each result is applied once)")
         }
         // The scan zeroes the gradients' padding first; without a scan, zero it here.
-        if !scanned, optimizer.checksFiniteness {
-            if let error = nonFiniteGradient() { throw error }
-        } else if !scanned {
-            arena.clearGradientPadding()
-        }
+        if !scanned, optimizer.checksFiniteness, let error = nonFiniteGradient() { throw error }
+        if !scanned, !optimizer.checksFiniteness { arena.clearGradientPadding() }
         // The whole arena is one tensor: one elementwise pass per state slot.
         var values: UnsafeMutablePointer<Float>? = arena.values.pointer
         var gradients: UnsafePointer<Float>? = UnsafePointer(arena.gradients.pointer)
@@ -428,13 +425,11 @@ public final class Network {
         let mode = dk_denormals_flush_begin()
         defer { dk_denormals_flush_end(mode) }
         var totalLoss = 0.0, correct: Int64 = 0
-        var start = 0
-        while start < n {
+        for start in stride(from: 0, to: n, by: chunk) {
             let rows = min(chunk, n - start)
             let loss = try runPass(x + start * inputSize, labels: labels! + start, rows: rows, training: false)
             totalLoss += loss * Double(rows)
             for s in 0..<pass.shards { correct += shardCorrect.pointer[s] }
-            start += rows
         }
         return (totalLoss / Double(n) + decayPenalty(), Double(correct) / Double(n))
     }
@@ -609,11 +604,7 @@ public final class Network {
     private func meanLoss() -> Double { lossSum() / Double(pass.batch) }
 
     /// The sum of this process's rows' cross-entropies, the shards' sums added in shard order.
-    private func lossSum() -> Double {
-        var total = 0.0
-        for s in 0..<pass.shards { total += shardLosses.pointer[s] }
-        return total
-    }
+    private func lossSum() -> Double { (0..<pass.shards).reduce(0) { $0 + shardLosses.pointer[$1] } }
 
     /// Whether the training pass may be used (passError would return nil), asked by every
     /// shard after the gradients' sum: all come to the same answer from the same numbers.
@@ -632,12 +623,9 @@ public final class Network {
     private func shard(_ index: Int) -> Shard {
         let p = pass
         let rows = Int64(p.rows), count = Int32(p.shards)
-        var shard = Shard(index: index, count: p.shards,
-                          rows: Int(dk_shard_begin(rows, count, Int32(index)))..<Int(dk_shard_begin(rows, count, Int32(index + 1))),
-                          batch: p.batch, arenas: p.arenas, stride: arena.length)
-        shard.rowOffset = p.rowOffset
-        shard.synchronized = p.synchronized
-        return shard
+        return Shard(index: index, count: p.shards,
+                     rows: Int(dk_shard_begin(rows, count, Int32(index)))..<Int(dk_shard_begin(rows, count, Int32(index + 1))),
+                     batch: p.batch, rowOffset: p.rowOffset, synchronized: p.synchronized, arenas: p.arenas, stride: arena.length)
     }
 
     /// Phase `phase` of the pass in progress, on shard `index`'s rows.

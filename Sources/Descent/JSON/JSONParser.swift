@@ -267,20 +267,18 @@ struct JSONParser {
     private mutating func readString() throws -> String {
         let start = position
         offset += 1
-        var run = offset  // the first plain byte not yet kept
-        var kept = false
+        var run = offset  // the first plain byte not yet kept: the string so far is long + scratch + [run, offset)
         var long = ""
         scratch.removeAll(keepingCapacity: true)
         while true {
             if offset == input.end {  // the window moves on: keep the run first
                 keep(from: run, into: &long)
-                kept = true
                 guard try has(1) else { throw failure("unterminated string (no closing '\"')", at: start, found: false) }
                 run = offset
             }
             switch input[offset] {
             case UInt8(ascii: "\""):
-                if !kept {
+                if long.isEmpty && scratch.isEmpty {
                     let text = String(decoding: input.bytes(run, offset), as: UTF8.self)
                     offset += 1
                     return text
@@ -291,7 +289,6 @@ struct JSONParser {
                 return long
             case UInt8(ascii: "\\"):
                 keep(from: run, into: &long)
-                kept = true
                 try readEscape(stringStart: start)
                 run = offset
             case 0x00..<0x20:
@@ -299,7 +296,6 @@ struct JSONParser {
             case 0x80...:
                 if offset + 4 > input.end {  // the sequence may reach past the window
                     keep(from: run, into: &long)
-                    kept = true
                     run = offset
                 }
                 try skipUTF8Sequence()

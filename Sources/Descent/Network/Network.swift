@@ -182,10 +182,10 @@ public final class Network {
     /// optimizer state, batch-norm averages and the random generator are as they were.
     @discardableResult
     public func trainStep(x: UnsafePointer<Float>?, labels: UnsafePointer<Int32>?, batch: Int) throws -> Float {
+        defer { hasPendingGradients = false }   // a step leaves no gradients to apply, failed or not
         if batch == 1, processGroup == nil, let path = batch1Schedule, optimizer.canFuse {
             return try batch1Step(path, x: x, labels: labels, updating: true)
         }
-        defer { hasPendingGradients = false }
         return try keepingOrUndoingPass {
             guard dk_shard_count(Int64(batch)) > 1, optimizer.canFuse, processGroup == nil else {
                 // applyUpdate scans the gradients (once) before anything is written, unless

@@ -25,9 +25,9 @@ RULES = [
     ("activations", lambda s, d: re.match(r"dk_activation_", s) is not None),
     ("softmax + cross-entropy", lambda s, d: s == "dk_softmax_cross_entropy"),
     ("batch norm", lambda s, d: s.startswith("dk_batchnorm") or "BatchNormLayer" in s),
-    ("finiteness scans", lambda s, d: s in ("dk_find_nonfinite", "scan_chunks", "first_nonfinite")),
+    ("finiteness scans", lambda s, d: s in ("dk_find_nonfinite", "scan_slice", "first_nonfinite")),
     ("optimizer update", lambda s, d: re.match(r"(sgd|momentum|nesterov|adagrad|rmsprop|adam|adamw)_(step|prepare)$", s) is not None
-        or s in ("dk_run_step", "dk_run_segment", "run_chunks", "adam_corrections")),
+        or s in ("dk_run_step", "dk_run_segment", "run_slice", "prepare")),
     ("copies and memsets", lambda s, d: "clearGradientPadding" in s),
     ("OpenMP / threads", lambda s, d: "libomp" in d or "sched_yield" in s),
     ("kernel (page faults, interrupts)", lambda s, d: "kernel.kallsyms" in d),

@@ -180,6 +180,7 @@ public final class Network {
     /// One step: forward, backward, optimizer update. Returns the loss before the update
     /// (cross-entropy plus 0.5*lambda*sum W^2). On error nothing changed: parameters,
     /// optimizer state, batch-norm averages and the random generator are as they were.
+    /// Afterwards, failed or not, no gradients are left for `applyUpdate`.
     @discardableResult
     public func trainStep(x: UnsafePointer<Float>?, labels: UnsafePointer<Int32>?, batch: Int) throws -> Float {
         defer { hasPendingGradients = false }   // a step leaves no gradients to apply, failed or not

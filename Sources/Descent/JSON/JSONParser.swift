@@ -360,14 +360,9 @@ struct JSONParser {
     private mutating func hexQuad() throws -> UInt32 {
         var value: UInt32 = 0
         for _ in 0..<4 {
-            guard try has(1) else { throw failure("expected 4 hex digits after '\\u'") }
-            let byte = input[offset]
-            let digit: UInt8
-            switch byte {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = byte - UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = byte - UInt8(ascii: "a") + 10
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = byte - UInt8(ascii: "A") + 10
-            default: throw failure("expected 4 hex digits after '\\u'")
+            // 0-9, a-f, A-F: a byte above 0x7F is a Latin-1 letter here, never a hex digit
+            guard try has(1), let digit = Character(Unicode.Scalar(input[offset])).hexDigitValue else {
+                throw failure("expected 4 hex digits after '\\u'")
             }
             value = value << 4 | UInt32(digit)
             offset += 1

@@ -1,8 +1,8 @@
 /*
  * idx_io.c -- the C side of the IDX (MNIST-format) reader: zlib's stream, which decompresses
- * gzip files and reads any other file as it is, and the byte -> float/int32 conversions (vectorised here at -O3 whatever the Swift
- * build configuration). Header validation and all error messages live in Swift
- * (Sources/Descent/Data/IDXReader.swift).
+ * gzip files and reads any other file as it is, and the byte -> float/int32 conversions
+ * (vectorised here at -O3 whatever the Swift build configuration). Header validation and all
+ * error messages live in Swift (Sources/Descent/Data/IDXReader.swift).
  */
 #include <string.h>
 #include <zlib.h>

@@ -185,18 +185,3 @@ enum AtomicFile {
         return DescentError(.io, "cannot write '\(path)': " + (what.map { "\($0): \(reason)" } ?? reason))
     }
 }
-
-/// The names in a directory stream, "." and ".." included, in readdir's order; closes the stream.
-func entryNames(closing stream: OpaquePointer) -> [String] {
-    defer { closedir(stream) }
-    var names: [String] = []
-    while let entry = readdir(stream) { names.append(String(cCharArray: entry.pointee.d_name)) }
-    return names
-}
-
-extension String {
-    /// The NUL-terminated text of a fixed-size C char array (which Swift imports as a tuple).
-    init<CharArray>(cCharArray array: CharArray) {
-        self = withUnsafeBytes(of: array) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
-    }
-}

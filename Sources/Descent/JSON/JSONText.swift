@@ -1,4 +1,5 @@
-/// The little JSON *writing* Descent needs (describe output, checkpoint headers).
+/// The little JSON *writing* Descent needs (describe output, checkpoint headers), and the hex
+/// digits that JSON escapes and error messages show.
 
 /// A JSON string literal, with quotes, backslashes and control characters escaped.
 func jsonString(_ s: String) -> String {
